@@ -1,0 +1,64 @@
+"""The root ``stratus`` command: registers the command groups and turns StratusError into a clean exit."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from dataclasses import dataclass
+
+import typer
+from rich.markup import escape
+
+from stratus.cli import catalog_cmd, plan_cmd
+from stratus.cli.output import stderr
+from stratus.errors import StratusError
+
+__all__ = ["app", "main"]
+
+
+@dataclass
+class _Session:
+    debug: bool = False
+
+
+_session = _Session()
+
+app = typer.Typer(
+    name="stratus",
+    help=(
+        "Run ML pipelines across several clouds as one system.\n\n"
+        "Describe your sites in stratus.yaml and your steps in a pipeline file, then:\n\n"
+        "  stratus plan pipeline.yaml            cheapest compliant placement\n\n"
+        "  stratus plan pipeline.yaml --explain  with runners-up and rejected sites\n\n"
+        "  stratus catalog --accelerator A100    offerings, cheapest first"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback when a command fails."),
+) -> None:
+    _session.debug = debug
+
+
+app.command("plan")(plan_cmd.plan_command)
+app.add_typer(catalog_cmd.app, name="catalog")
+
+
+def main() -> None:
+    """Console entry point: a user's mistake prints one clear message and an exit code, not a traceback."""
+    try:
+        app()
+    except StratusError as exc:
+        if _session.debug:
+            traceback.print_exc()
+        stderr().print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        stderr().print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,68 @@
+"""``stratus plan``: place a pipeline on the platform's sites and show why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import typer
+
+from stratus.catalog import Catalog
+from stratus.cli.output import console, print_json
+from stratus.cli.render_plan import render_plan
+from stratus.config import load_pipeline, load_platform, resolve_platform_path
+from stratus.planner import plan
+
+__all__ = ["plan_command", "state_dir"]
+
+STATE_DIRNAME = ".stratus"
+
+
+def state_dir(platform_file: Path) -> Path:
+    """Where a platform keeps its state (database, logs, imported catalog): beside its file."""
+    return platform_file.resolve().parent / STATE_DIRNAME
+
+
+def plan_command(
+    pipeline: Path = typer.Argument(..., help="The pipeline file (YAML).", show_default=False),
+    platform: Path | None = typer.Option(
+        None,
+        "--platform",
+        "-p",
+        help="The platform file. Default: stratus.yaml beside the pipeline, then in the working directory.",
+    ),
+    objective: str = typer.Option(
+        "cost",
+        "--objective",
+        "-o",
+        help="cost: least compute + egress dollars. time: shortest makespan, ties broken by cost.",
+    ),
+    explain: bool = typer.Option(False, "--explain", help="Also show runners-up and every rejected site."),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object for scripts."),
+) -> None:
+    """Place every step on the cheapest (or fastest) compliant site and offering.
+
+    Example: stratus plan examples/fraud-detection/pipeline.yaml --explain
+
+    Exit codes: 0 planned, 2 usage or config error, 3 infeasible (the message says what to relax).
+    """
+    goal = _objective(objective)
+    platform_file = resolve_platform_path(platform, pipeline)
+    platform_model = load_platform(platform_file)
+    pipeline_model = load_pipeline(pipeline, platform_model)
+    catalog = Catalog.load(state_dir(platform_file) / "catalog")
+    result = plan(pipeline_model, platform_model, catalog, objective=goal, explain=explain)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        render_plan(console(), result, explain=explain)
+
+
+def _objective(value: str) -> Literal["cost", "time"]:
+    if value == "cost":
+        return "cost"
+    if value == "time":
+        return "time"
+    raise typer.BadParameter(
+        f"{value!r} is not an objective; expected 'cost' or 'time'", param_hint="--objective"
+    )

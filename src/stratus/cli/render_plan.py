@@ -1,0 +1,86 @@
+"""A Plan as people read it: steps, transfers and totals, like SkyPilot's optimizer table."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rich.console import Console
+from rich.table import Table
+
+from stratus.planner import Plan
+
+__all__ = ["render_plan"]
+
+
+def _usd(value: Decimal) -> str:
+    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def render_plan(out: Console, plan: Plan, explain: bool = False) -> None:
+    """Print the plan; with ``explain``, the runners-up per step and the reasons sites were rejected."""
+    steps = Table(title=f"Plan for {plan.pipeline} (objective: {plan.objective})", title_justify="left")
+    for column in ("step", "site", "provider/region", "offering", "pricing", "$/h", "hours", "cost"):
+        steps.add_column(column, justify="right" if column in ("$/h", "hours", "cost") else "left")
+    for p in plan.placements:
+        steps.add_row(
+            p.step,
+            p.site,
+            f"{p.provider}/{p.region}",
+            p.offering,
+            p.pricing,
+            _usd(p.price_per_hour_usd),
+            f"{p.hours:g}",
+            _usd(p.cost_usd),
+        )
+    out.print(steps)
+
+    if plan.transfers:
+        transfers = Table(title="Transfers", title_justify="left")
+        for column in ("artifact", "from", "to", "GB", "$/GB", "cost", "why"):
+            transfers.add_column(column, justify="right" if column in ("GB", "$/GB", "cost") else "left")
+        for t in plan.transfers:
+            transfers.add_row(
+                t.artifact,
+                t.from_site,
+                t.to_site,
+                f"{t.size_gb:g}",
+                f"{t.usd_per_gb}",
+                _usd(t.cost_usd),
+                t.reason,
+            )
+        out.print(transfers)
+    else:
+        out.print("Transfers: none (every artifact is read where it was written)")
+
+    out.print(
+        f"[bold]Total {_usd(plan.total_cost_usd)}[/] = compute {_usd(plan.compute_cost_usd)} + egress "
+        f"{_usd(plan.egress_cost_usd)}; makespan {plan.makespan_hours:.2f} h; "
+        f"optimal by {plan.solver} over {plan.candidates} candidates"
+    )
+    if explain:
+        _render_explanation(out, plan)
+
+
+def _render_explanation(out: Console, plan: Plan) -> None:
+    if plan.alternatives:
+        runners = Table(title="Runners-up (moving only that step)", title_justify="left")
+        for column in ("step", "site", "offering", "pricing", "plan total", "vs chosen"):
+            runners.add_column(column, justify="right" if column in ("plan total", "vs chosen") else "left")
+        for a in plan.alternatives:
+            runners.add_row(
+                a.step,
+                a.site,
+                a.offering,
+                a.pricing,
+                _usd(a.total_cost_usd),
+                ("+" if a.delta_usd >= 0 else "-") + _usd(abs(a.delta_usd)),
+            )
+        out.print(runners)
+    if plan.rejections:
+        rejected = Table(title="Rejected sites", title_justify="left")
+        rejected.add_column("step")
+        rejected.add_column("site")
+        rejected.add_column("why")
+        for r in plan.rejections:
+            rejected.add_row(r.step, r.site, "; ".join(r.reasons))
+        out.print(rejected)

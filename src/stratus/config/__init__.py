@@ -1,0 +1,37 @@
+"""User-facing configuration: the platform file and the pipeline file, parsed strictly."""
+
+from stratus.config.graph import find_cycle, parse_input, step_dependencies, topological_order
+from stratus.config.loader import load_pipeline, load_platform, resolve_platform_path
+from stratus.config.pipeline import Constraints, DatasetSpec, OutputSpec, Pipeline, Resources, Step
+from stratus.config.platform import (
+    Capacity,
+    Compute,
+    EgressOverride,
+    InlineOffering,
+    Platform,
+    ReservedSpec,
+    Site,
+)
+
+__all__ = [
+    "Capacity",
+    "Compute",
+    "Constraints",
+    "DatasetSpec",
+    "EgressOverride",
+    "InlineOffering",
+    "OutputSpec",
+    "Pipeline",
+    "Platform",
+    "ReservedSpec",
+    "Resources",
+    "Site",
+    "Step",
+    "find_cycle",
+    "load_pipeline",
+    "load_platform",
+    "parse_input",
+    "resolve_platform_path",
+    "step_dependencies",
+    "topological_order",
+]

@@ -1,0 +1,140 @@
+"""Load the two user files into validated models, checking what one file says about the other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from stratus.catalog import continent_of_jurisdiction, region_info
+from stratus.config.errors import translate
+from stratus.config.graph import find_cycle, parse_input, step_dependencies
+from stratus.config.models import PROVIDERS
+from stratus.config.pipeline import Pipeline
+from stratus.config.platform import Platform, Site
+from stratus.config.source import Located, read_yaml
+from stratus.errors import ConfigError
+
+__all__ = ["load_pipeline", "load_platform", "resolve_platform_path"]
+
+PLATFORM_FILENAME = "stratus.yaml"
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def resolve_platform_path(platform: Path | None, pipeline: Path | None = None) -> Path:
+    """The explicit ``--platform``, else ``stratus.yaml`` beside the pipeline, else in the working dir."""
+    if platform is not None:
+        return platform
+    candidates = []
+    if pipeline is not None:
+        candidates.append(pipeline.parent / PLATFORM_FILENAME)
+    candidates.append(Path.cwd() / PLATFORM_FILENAME)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = " and ".join(str(c) for c in candidates)
+    raise ConfigError(f"no platform file found (looked for {looked}); pass --platform FILE")
+
+
+def load_platform(path: Path | str) -> Platform:
+    """Parse and check a platform file; jurisdiction and continent are filled in from the region table."""
+    located = read_yaml(Path(path))
+    platform = _validate(located, Platform)
+    sites = {name: _resolve_site(name, site, located) for name, site in platform.sites.items()}
+    for i, override in enumerate(platform.egress):
+        for key, value in (("from", override.from_), ("to", override.to)):
+            allowed = value in sites or value in PROVIDERS or (key == "to" and value == "internet")
+            if not allowed:
+                extra = ", 'internet'" if key == "to" else ""
+                raise located.error(
+                    ("egress", i, key),
+                    f"{value!r} is neither a site nor a provider; expected one of the sites "
+                    f"({', '.join(sites)}), a provider ({', '.join(PROVIDERS)}){extra}",
+                )
+    return platform.model_copy(update={"sites": sites})
+
+
+def _resolve_site(name: str, site: Site, located: Located) -> Site:
+    info = region_info(site.provider, site.region)
+    jurisdiction = site.jurisdiction or (info.jurisdiction if info else None)
+    if jurisdiction is None:
+        reason = (
+            "an on-prem or local site"
+            if site.provider in ("onprem", "local")
+            else f"region {site.region!r} is not in the bundled region table"
+        )
+        raise located.error(
+            ("sites", name, "region"),
+            f"jurisdiction cannot be derived ({reason}); add `jurisdiction:` (e.g. US, EU, UK) to the site",
+        )
+    continent = (
+        site.continent or (info.continent if info else None) or continent_of_jurisdiction(jurisdiction)
+    )
+    if continent is None:
+        raise located.error(
+            ("sites", name),
+            f"continent cannot be derived from jurisdiction {jurisdiction!r}; add `continent:` "
+            "(north_america, south_america, europe, asia, oceania, africa or middle_east)",
+        )
+    return site.model_copy(update={"jurisdiction": jurisdiction, "continent": continent})
+
+
+def load_pipeline(path: Path | str, platform: Platform | None = None) -> Pipeline:
+    """Parse a pipeline file and check its references; with a platform, also check the sites it names."""
+    located = read_yaml(Path(path))
+    pipeline = _validate(located, Pipeline)
+    _check_inputs(pipeline, located)
+    deps = step_dependencies({name: step.inputs for name, step in pipeline.steps.items()})
+    cycle = find_cycle(deps)
+    if cycle is not None:
+        raise located.error(
+            ("steps", cycle[0], "inputs"),
+            f"the steps form a cycle: {' → '.join(cycle)}; a step cannot depend on its own outputs",
+        )
+    if platform is not None:
+        _check_sites(pipeline, platform, located)
+    return pipeline
+
+
+def _validate(located: Located, model: type[_Model]) -> _Model:
+    try:
+        return model.model_validate(located.data)
+    except ValidationError as exc:
+        raise translate(exc, located, model) from None
+
+
+def _check_inputs(pipeline: Pipeline, located: Located) -> None:
+    for name, step in pipeline.steps.items():
+        for i, ref in enumerate(step.inputs):
+            producer, item = parse_input(ref)
+            where = ("steps", name, "inputs", i)
+            if producer is None:
+                if item not in pipeline.datasets:
+                    known = ", ".join(pipeline.datasets) or "none declared"
+                    raise located.error(where, f"no dataset named {item!r}; datasets: {known}")
+            elif producer not in pipeline.steps:
+                raise located.error(where, f"no step named {producer!r}; steps: {', '.join(pipeline.steps)}")
+            elif item not in pipeline.steps[producer].outputs:
+                outputs = ", ".join(pipeline.steps[producer].outputs) or "none"
+                raise located.error(
+                    where, f"step {producer!r} has no output {item!r}; its outputs: {outputs}"
+                )
+
+
+def _check_sites(pipeline: Pipeline, platform: Platform, located: Located) -> None:
+    known = ", ".join(platform.sites)
+
+    def check(site: str, where: tuple[str | int, ...]) -> None:
+        if site not in platform.sites:
+            raise located.error(where, f"unknown site {site!r}; the platform's sites are: {known}")
+
+    for name, dataset in pipeline.datasets.items():
+        check(dataset.site, ("datasets", name, "site"))
+        for i, site in enumerate(dataset.replicas):
+            check(site, ("datasets", name, "replicas", i))
+    for name, step in pipeline.steps.items():
+        for i, site in enumerate(step.replicate):
+            check(site, ("steps", name, "replicate", i))
+        for i, site in enumerate(step.constraints.sites):
+            check(site, ("steps", name, "constraints", "sites", i))

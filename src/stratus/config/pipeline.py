@@ -1,0 +1,95 @@
+"""The pipeline file: a DAG of steps, the datasets it starts from, and where each may run."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, NonNegativeFloat, PositiveFloat, field_validator
+
+from stratus.config.models import AcceleratorField, Provider, StrictModel
+
+__all__ = ["Constraints", "DatasetSpec", "OutputSpec", "Pipeline", "Resources", "Step"]
+
+_NAME = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+_ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_INPUT = re.compile(r"^(dataset:[A-Za-z_][\w\-]*|[A-Za-z_][\w\-]*\.[A-Za-z_][\w\-]*)$")
+
+
+class DatasetSpec(StrictModel):
+    """Data that already lives somewhere before the pipeline runs."""
+
+    site: str
+    size_gb: NonNegativeFloat
+    residency: str | None = Field(default=None, description="jurisdiction the data must stay in, e.g. EU")
+    replicas: list[str] = Field(default_factory=list, description="other sites that already hold a copy")
+
+    @field_validator("residency")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.upper() if value else value
+
+
+class OutputSpec(StrictModel):
+    """An artifact a step writes; its size drives transfer cost."""
+
+    size_gb: NonNegativeFloat = 0.0
+
+
+class Resources(StrictModel):
+    """What one run of a step needs; an offering fits when it has at least this much."""
+
+    cpus: PositiveFloat = 1.0
+    memory_gb: PositiveFloat = 1.0
+    accelerators: AcceleratorField | None = None
+
+
+class Constraints(StrictModel):
+    """Where a step may run; an empty list means no restriction."""
+
+    jurisdiction: list[str] = Field(default_factory=list)
+    providers: list[Provider] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list)
+    sites: list[str] = Field(default_factory=list)
+
+    @field_validator("jurisdiction")
+    @classmethod
+    def _upper(cls, value: list[str]) -> list[str]:
+        return [v.upper() for v in value]
+
+
+class Step(StrictModel):
+    """One unit of work: a Python entry point with inputs, outputs and resource needs."""
+
+    run: str = Field(description="module:function")
+    inputs: list[str] = Field(default_factory=list)
+    outputs: dict[str, OutputSpec] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+    estimated_hours: PositiveFloat = 1.0
+    spot: bool = False
+    replicate: list[str] = Field(default_factory=list, description="sites that must hold every output")
+    constraints: Constraints = Field(default_factory=Constraints)
+    declassify: bool = Field(default=False, description="outputs carry no residency (e.g. only aggregates)")
+
+    @field_validator("run")
+    @classmethod
+    def _entrypoint(cls, value: str) -> str:
+        if not _ENTRYPOINT.match(value):
+            raise ValueError(f"{value!r} is not an entry point; expected 'package.module:function'")
+        return value
+
+    @field_validator("inputs")
+    @classmethod
+    def _input_refs(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            if not _INPUT.match(ref):
+                raise ValueError(f"input {ref!r} is malformed; expected 'dataset:NAME' or 'STEP.OUTPUT'")
+        return value
+
+
+class Pipeline(StrictModel):
+    """The whole pipeline file."""
+
+    name: str = Field(pattern=_NAME)
+    tags: dict[str, str] = Field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+    steps: dict[str, Step] = Field(min_length=1)

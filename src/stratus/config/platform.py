@@ -1,0 +1,105 @@
+"""The platform file (``stratus.yaml``): the sites a team owns and what each costs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
+
+from stratus.config.models import AcceleratorField, Money, Provider, StrictModel
+
+__all__ = [
+    "Capacity",
+    "Compute",
+    "EgressOverride",
+    "InlineOffering",
+    "Platform",
+    "ReservedSpec",
+    "Site",
+]
+
+STORAGE_SCHEMES = ("file", "memory", "s3", "gs", "gcs", "az", "abfs")
+
+
+class Capacity(StrictModel):
+    """The most one step may use at a site; ``None`` means no limit beyond the offerings themselves."""
+
+    vcpus: PositiveFloat | None = None
+    memory_gb: PositiveFloat | None = None
+    accelerators: dict[str, NonNegativeInt] = Field(
+        default_factory=dict, description="accelerator name → the most devices one step may use"
+    )
+    max_parallel_steps: PositiveInt | None = None
+
+
+class Compute(StrictModel):
+    """Where steps execute at a site."""
+
+    backend: Literal["local", "kubernetes", "serverless"] = "local"
+    context: str | None = Field(default=None, description="kube context, for backend: kubernetes")
+    capacity: Capacity = Field(default_factory=Capacity)
+
+
+class ReservedSpec(StrictModel):
+    """Committed capacity: ``count`` machines already paid for at a lower hourly rate."""
+
+    count: PositiveInt
+    price_per_hour_usd: Money
+
+
+class InlineOffering(StrictModel):
+    """A machine shape priced by the user (on-prem amortised cost, negotiated rates, ...)."""
+
+    name: str = Field(min_length=1)
+    vcpus: PositiveFloat
+    memory_gb: PositiveFloat
+    accelerators: AcceleratorField | None = None
+    price_per_hour_usd: Money
+    spot_price_per_hour_usd: Money | None = None
+    reserved: ReservedSpec | None = None
+
+
+class Site(StrictModel):
+    """One place that stores data and runs steps: a cloud region, a cluster, a machine."""
+
+    provider: Provider
+    region: str = Field(min_length=1)
+    jurisdiction: str | None = Field(
+        default=None, description="legal area, e.g. US, EU, UK; derived from the region for cloud providers"
+    )
+    continent: str | None = Field(default=None, description="derived from the region or jurisdiction")
+    storage: str = Field(description="fsspec URL of the site's storage root, e.g. s3://bucket/prefix")
+    compute: Compute = Field(default_factory=Compute)
+    offerings: Literal["catalog"] | list[InlineOffering] = "catalog"
+
+    @field_validator("storage")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in STORAGE_SCHEMES:
+            expected = ", ".join(f"{s}://" for s in STORAGE_SCHEMES)
+            raise ValueError(f"storage URL {value!r} has no known scheme; expected one of {expected}")
+        return value
+
+    @field_validator("jurisdiction")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.upper() if value else value
+
+
+class EgressOverride(StrictModel):
+    """A negotiated or private-link egress price that replaces the catalog's for matching transfers."""
+
+    from_: str = Field(alias="from", description="site name or provider")
+    to: str = Field(description="site name, provider, or 'internet'")
+    usd_per_gb: Money
+
+
+class Platform(StrictModel):
+    """The whole platform file."""
+
+    sites: dict[str, Site] = Field(min_length=1)
+    egress: list[EgressOverride] = Field(default_factory=list)
+    transfer_gbps: PositiveFloat = Field(
+        default=1.0, description="assumed bandwidth between sites, for the time objective"
+    )

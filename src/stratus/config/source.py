@@ -1,0 +1,121 @@
+"""Read a YAML file into plain Python values while remembering where every value came from.
+
+Pydantic reports errors by field path; users fix files by line. Keeping a path → (line, column) map
+lets every ConfigError point at the exact spot in the user's file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stratus.errors import ConfigError
+
+__all__ = ["Located", "Position", "read_yaml"]
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Position:
+    """A 1-based line and column in a file."""
+
+    line: int
+    column: int
+
+
+@dataclass
+class Located:
+    """A parsed YAML document and the position of every mapping key and value in it."""
+
+    file: str
+    data: Any
+    positions: dict[PathKey, Position] = field(default_factory=dict)
+
+    def where(self, path: PathKey) -> Position | None:
+        """The position of ``path`` or, failing that, of its nearest parent that has one."""
+        probe = tuple(path)
+        while probe:
+            if probe in self.positions:
+                return self.positions[probe]
+            probe = probe[:-1]
+        return self.positions.get(())
+
+    def error(self, path: PathKey, message: str) -> ConfigError:
+        """A ConfigError that names this file, the position of ``path`` and the dotted field path."""
+        pos = self.where(path)
+        return ConfigError(
+            message,
+            file=self.file,
+            line=pos.line if pos else None,
+            column=pos.column if pos else None,
+            field=format_path(path) or None,
+        )
+
+
+def format_path(path: PathKey) -> str:
+    """``('steps', 'train', 'inputs', 0)`` → ``steps.train.inputs[0]``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def read_yaml(path: Path) -> Located:
+    """Parse ``path`` as one YAML mapping; a missing file or a syntax error is a ConfigError with its line."""
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found; check the path", file=shown) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the file: {exc}", file=shown) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        problem = exc.problem or "invalid YAML"
+        raise ConfigError(
+            f"invalid YAML: {problem}",
+            file=shown,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    located = Located(file=shown, data=None)
+    if node is None:
+        raise ConfigError("the file is empty; expected a YAML mapping", file=shown)
+    located.data = _build(node, (), located.positions, shown)
+    if not isinstance(located.data, dict):
+        raise located.error((), "expected a YAML mapping at the top level")
+    return located
+
+
+def _build(node: yaml.Node, path: PathKey, positions: dict[PathKey, Position], file: str) -> Any:
+    positions.setdefault(path, Position(node.start_mark.line + 1, node.start_mark.column + 1))
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = yaml.SafeLoader(f"{key_node.value}").construct_object(key_node)
+            key = key if isinstance(key, (str, int)) else str(key)
+            if key in result:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(
+                    f"duplicate key {key!r}; each key may appear once in a mapping",
+                    file=file,
+                    line=line,
+                    column=key_node.start_mark.column + 1,
+                    field=format_path((*path, key)),
+                )
+            child = (*path, key)
+            positions[child] = Position(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            result[key] = _build(value_node, child, positions, file)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), positions, file) for i, item in enumerate(node.value)]
+    return yaml.SafeLoader("").construct_object(node)

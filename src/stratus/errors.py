@@ -1,0 +1,74 @@
+"""One exception tree for the whole platform.
+
+The CLI catches :class:`StratusError` in one place and prints it without a traceback, so every message
+must say what happened, where, and how to fix it. Vendor exceptions are translated where they enter our
+code (``raise StorageError(...) from exc``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CatalogError",
+    "ConfigError",
+    "InfeasibleError",
+    "PlanError",
+    "StratusError",
+]
+
+
+class StratusError(Exception):
+    """Root of every error Stratus raises on purpose; ``exit_code`` is what the CLI returns for it."""
+
+    exit_code: int = 1
+
+
+class ConfigError(StratusError):
+    """A user file (platform, pipeline, catalog) is malformed: names the file, position, field and fix."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.column = column
+        self.field = field
+        self.detail = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.column is not None:
+                    where += f":{self.column}"
+            where += ": "
+        field = f"{self.field}: " if self.field else ""
+        return f"{where}{field}{self.detail}"
+
+
+class CatalogError(ConfigError):
+    """A price catalog file cannot be read: names the file, row and column."""
+
+
+class PlanError(StratusError):
+    """The planner could not produce a plan."""
+
+    exit_code = 3
+
+
+class InfeasibleError(PlanError):
+    """No placement satisfies the constraints; the message lists, per step, why each site was rejected."""
+
+    def __init__(self, message: str, reasons: dict[str, dict[str, list[str]]]) -> None:
+        self.reasons = reasons
+        super().__init__(message)

@@ -1,0 +1,24 @@
+"""Place every step of a pipeline on the cheapest (or fastest) compliant site, exactly.
+
+Pure: no I/O, no printing. ``plan`` returns a frozen :class:`Plan`; infeasibility raises
+:class:`~stratus.errors.InfeasibleError` with the reason every site was turned down.
+"""
+
+from stratus.planner.evaluate import Evaluation, evaluate
+from stratus.planner.plan import Alternative, Placement, Plan, Rejection, Transfer
+from stratus.planner.problem import Problem, build_problem
+from stratus.planner.solve import plan, solve
+
+__all__ = [
+    "Alternative",
+    "Evaluation",
+    "Placement",
+    "Plan",
+    "Problem",
+    "Rejection",
+    "Transfer",
+    "build_problem",
+    "evaluate",
+    "plan",
+    "solve",
+]

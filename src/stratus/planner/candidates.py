@@ -1,0 +1,159 @@
+"""Which (site, offering, pricing) choices a step may take, and why every other site was turned down."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from stratus.catalog import Catalog, Offering, ReservedPrice
+from stratus.config import Platform, Site, Step
+from stratus.planner.plan import Pricing
+
+__all__ = ["Candidate", "site_offerings", "step_candidates"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to run a step at a site; ``cost_usd`` is compute only (hours × price)."""
+
+    site: str
+    offering: Offering
+    pricing: Pricing
+    price_per_hour_usd: Decimal
+    cost_usd: Decimal
+
+
+def site_offerings(platform: Platform, catalog: Catalog) -> dict[str, tuple[Offering, ...]]:
+    """Every site's offerings: catalog rows for its provider and region, or its inline list."""
+    result: dict[str, tuple[Offering, ...]] = {}
+    for name, site in platform.sites.items():
+        if site.offerings == "catalog":
+            result[name] = catalog.offerings(site.provider, site.region)
+        else:
+            result[name] = tuple(
+                Offering(
+                    name=o.name,
+                    provider=site.provider,
+                    region=site.region,
+                    vcpus=o.vcpus,
+                    memory_gb=o.memory_gb,
+                    accelerator=o.accelerators,
+                    price_per_hour_usd=o.price_per_hour_usd,
+                    spot_price_per_hour_usd=o.spot_price_per_hour_usd,
+                    reserved=(
+                        ReservedPrice(
+                            count=o.reserved.count, price_per_hour_usd=o.reserved.price_per_hour_usd
+                        )
+                        if o.reserved
+                        else None
+                    ),
+                    source="inline",
+                )
+                for o in site.offerings
+            )
+    return result
+
+
+def step_candidates(
+    step: Step,
+    residency: frozenset[str],
+    platform: Platform,
+    offerings: Mapping[str, Sequence[Offering]],
+) -> tuple[dict[str, list[Candidate]], dict[str, list[str]]]:
+    """Feasible candidates per site (cheapest first) and, for every other site, the reasons it was rejected."""
+    hours = Decimal(str(step.estimated_hours))
+    feasible: dict[str, list[Candidate]] = {}
+    rejected: dict[str, list[str]] = {}
+    for name, site in platform.sites.items():
+        reasons = _placement_reasons(step, residency, name, site)
+        candidates: list[Candidate] = []
+        if not reasons:
+            fitting, why = _fitting_offerings(step, site, offerings[name])
+            reasons.extend(why)
+            for offering in fitting:
+                for pricing, price in _prices(offering, step.spot):
+                    candidates.append(Candidate(name, offering, pricing, price, price * hours))
+        if candidates:
+            candidates.sort(key=lambda c: (c.cost_usd, c.offering.name, c.pricing))
+            feasible[name] = candidates
+        else:
+            rejected[name] = reasons
+    return feasible, rejected
+
+
+def _placement_reasons(step: Step, residency: frozenset[str], name: str, site: Site) -> list[str]:
+    c = step.constraints
+    reasons = []
+    if c.sites and name not in c.sites:
+        reasons.append(f"sites: not in constraints.sites {c.sites}")
+    if c.providers and site.provider not in c.providers:
+        reasons.append(f"provider: {site.provider} not in constraints.providers {c.providers}")
+    if c.regions and site.region not in c.regions:
+        reasons.append(f"region: {site.region} not in constraints.regions {c.regions}")
+    if c.jurisdiction and site.jurisdiction not in c.jurisdiction:
+        reasons.append(f"jurisdiction: {site.jurisdiction} not in constraints.jurisdiction {c.jurisdiction}")
+    outside = sorted(r for r in residency if r != site.jurisdiction)
+    if outside:
+        reasons.append(
+            f"residency: reads data that must stay in {', '.join(sorted(residency))}; "
+            f"site is in {site.jurisdiction}"
+        )
+    return reasons
+
+
+def _fitting_offerings(
+    step: Step, site: Site, offerings: Sequence[Offering]
+) -> tuple[list[Offering], list[str]]:
+    need = step.resources
+    if not offerings:
+        return [], [f"catalog: no catalog row for {site.provider} in region {site.region}"]
+    fits = [
+        o
+        for o in offerings
+        if o.vcpus >= need.cpus
+        and o.memory_gb >= need.memory_gb
+        and (
+            (need.accelerators is None and o.accelerator is None)
+            or (
+                need.accelerators is not None
+                and o.accelerator is not None
+                and need.accelerators.matches(o.accelerator)
+            )
+        )
+    ]
+    if not fits:
+        wanted = f"≥{need.cpus:g} vCPUs, ≥{need.memory_gb:g} GB"
+        wanted += f", {need.accelerators}" if need.accelerators else ", no accelerator"
+        return [], [f"resources: no offering with {wanted} among {len(offerings)} at this site"]
+    cap = site.compute.capacity
+    within = [
+        o
+        for o in fits
+        if (cap.vcpus is None or need.cpus <= cap.vcpus)
+        and (cap.memory_gb is None or need.memory_gb <= cap.memory_gb)
+        and (
+            need.accelerators is None
+            or not cap.accelerators
+            or need.accelerators.count <= _cap_for(cap.accelerators, need.accelerators.name)
+        )
+    ]
+    if not within:
+        return [], [f"capacity: the site allows at most {cap.model_dump(exclude_none=True)} per step"]
+    return within, []
+
+
+def _cap_for(limits: Mapping[str, int], accelerator: str) -> int:
+    for name, count in limits.items():
+        if name.lower() == accelerator.lower():
+            return count
+    return 0
+
+
+def _prices(offering: Offering, spot_ok: bool) -> list[tuple[Pricing, Decimal]]:
+    prices: list[tuple[Pricing, Decimal]] = [("on-demand", offering.price_per_hour_usd)]
+    if spot_ok and offering.spot_price_per_hour_usd is not None:
+        prices.append(("spot", offering.spot_price_per_hour_usd))
+    if offering.reserved is not None:
+        prices.append(("reserved", offering.reserved.price_per_hour_usd))
+    return prices

@@ -1,0 +1,185 @@
+"""Exact placement for any DAG as a mixed-integer program solved by HiGHS.
+
+Kept small on purpose: one binary per (step, site) — offerings at a site only differ in price, so the
+cheapest one stands for them all — and egress is linearised over *classes* of sites (see ``factor``),
+not over every pair of sites, with a correction for a reader placed at the producer's own site.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import LinearConstraint, milp
+from scipy.sparse import coo_array
+
+from stratus.errors import PlanError
+from stratus.planner.evaluate import duration
+from stratus.planner.factor import Factored, factor_rates
+from stratus.planner.problem import Flow, Problem
+from stratus.planner.terms import Terms, dataset_rates
+
+__all__ = ["solve_milp"]
+
+INF = float("inf")
+
+
+@dataclass
+class _Model:
+    """A growing sparse MILP: variables with cost and bounds, and rows of linear constraints."""
+
+    cost: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+    integer: list[int] = field(default_factory=list)
+    row: list[int] = field(default_factory=list)
+    col: list[int] = field(default_factory=list)
+    val: list[float] = field(default_factory=list)
+    row_lb: list[float] = field(default_factory=list)
+    row_ub: list[float] = field(default_factory=list)
+
+    def var(self, cost: float = 0.0, upper: float = INF, integer: bool = False) -> int:
+        self.cost.append(cost)
+        self.upper.append(upper)
+        self.integer.append(1 if integer else 0)
+        return len(self.cost) - 1
+
+    def add(self, terms: list[tuple[int, float]], lb: float, ub: float) -> None:
+        r = len(self.row_lb)
+        for j, v in terms:
+            self.row.append(r)
+            self.col.append(j)
+            self.val.append(v)
+        self.row_lb.append(lb)
+        self.row_ub.append(ub)
+
+    def solve(self, objective: list[float], time_limit: float) -> npt.NDArray[np.float64]:
+        n = len(self.cost)
+        matrix = coo_array((self.val, (self.row, self.col)), shape=(len(self.row_lb), n)).tocsr()
+        result = milp(
+            c=np.array(objective),
+            integrality=np.array(self.integer),
+            bounds=(np.zeros(n), np.array(self.upper)),
+            constraints=[LinearConstraint(matrix, np.array(self.row_lb), np.array(self.row_ub))],
+            options={"disp": False, "mip_rel_gap": 0.0, "time_limit": time_limit},
+        )
+        if result.status != 0 or result.x is None:
+            raise PlanError(f"the MILP solver stopped without a proven optimum: {result.message}")
+        x: npt.NDArray[np.float64] = result.x
+        return x
+
+
+def solve_milp(problem: Problem, terms: Terms, time_limit: float = 300.0) -> list[int]:
+    """The optimal site per step: least cost, or least makespan then least cost for ``objective: time``."""
+    model = _Model()
+    n = len(problem.steps)
+    x: list[dict[int, int]] = []
+    for i in range(n):
+        x.append({s: model.var(float(terms.unary[i, s]), 1.0, True) for s in problem.feasible_sites(i)})
+        model.add([(v, 1.0) for v in x[i].values()], 1.0, 1.0)
+    factor_cache: dict[tuple[int, ...], Factored] = {}
+    for flow in terms.step_flows:
+        key = flow.replicas
+        if key not in factor_cache:
+            factor_cache[key] = factor_rates(problem.pair_rates(flow), problem.site_labels)
+        _add_step_flow(model, problem, flow, x, factor_cache[key])
+    for flow in terms.shared_datasets:
+        _add_shared_dataset(model, problem, flow, x)
+
+    if problem.objective == "cost":
+        values = model.solve(model.cost, time_limit)
+    else:
+        makespan = _add_timing(model, problem, x)
+        only_time = [0.0] * len(model.cost)
+        only_time[makespan] = 1.0
+        best = model.solve(only_time, time_limit)[makespan]
+        model.add([(makespan, 1.0)], 0.0, best * (1 + 1e-9) + 1e-9)
+        values = model.solve(model.cost, time_limit)
+    return [max(x[i], key=lambda s: values[x[i][s]]) for i in range(n)]
+
+
+def _needs(model: _Model, flow: Flow, x: list[dict[int, int]]) -> dict[int, int]:
+    """A 0/1 variable per site saying 'some reader of this artifact runs here'."""
+    if len(flow.consumers) == 1:
+        return dict(x[flow.consumers[0]])
+    needs: dict[int, int] = {}
+    for c in flow.consumers:
+        for site, var in x[c].items():
+            if site not in needs:
+                needs[site] = model.var(0.0, 1.0)
+            model.add([(var, 1.0), (needs[site], -1.0)], -INF, 0.0)
+    return needs
+
+
+def _add_step_flow(
+    model: _Model, problem: Problem, flow: Flow, x: list[dict[int, int]], fac: Factored
+) -> None:
+    assert flow.producer is not None
+    origin = x[flow.producer]
+    needs = _needs(model, flow, x)
+    size = flow.size_gb
+    row_groups = sorted({int(fac.rows[o]) for o in origin})
+    col_groups = sorted({int(fac.cols[d]) for d in needs})
+    single = len(flow.consumers) == 1
+    flows = {(k, j): model.var(float(fac.table[k, j]) * size) for k in row_groups for j in col_groups}
+    for j in col_groups:
+        members = [(needs[d], -1.0) for d in needs if fac.cols[d] == j]
+        model.add([(flows[k, j], 1.0) for k in row_groups] + members, 0.0, 0.0)
+    for k in row_groups:
+        at_origin = [(origin[o], -1.0) for o in origin if fac.rows[o] == k]
+        if single:
+            model.add([(flows[k, j], 1.0) for j in col_groups] + at_origin, 0.0, 0.0)
+        else:
+            for j in col_groups:
+                width = float(sum(1 for d in needs if fac.cols[d] == j))
+                model.add([(flows[k, j], 1.0)] + [(v, width * c) for v, c in at_origin], -INF, 0.0)
+    for d in set(origin) & set(needs):
+        refund = float(fac.table[fac.rows[d], fac.cols[d]]) * size
+        if refund > 0:
+            same = model.var(-refund, 1.0)
+            model.add([(same, 1.0), (origin[d], -1.0)], -INF, 0.0)
+            model.add([(same, 1.0), (needs[d], -1.0)], -INF, 0.0)
+
+
+def _add_shared_dataset(model: _Model, problem: Problem, flow: Flow, x: list[dict[int, int]]) -> None:
+    rates = dataset_rates(problem, flow) * flow.size_gb
+    needs: dict[int, int] = {}
+    for c in flow.consumers:
+        for site, var in x[c].items():
+            if rates[site] <= 0:
+                continue
+            if site not in needs:
+                needs[site] = model.var(float(rates[site]), 1.0)
+            model.add([(var, 1.0), (needs[site], -1.0)], -INF, 0.0)
+
+
+def _add_timing(model: _Model, problem: Problem, x: list[dict[int, int]]) -> int:
+    """Start-time variables and precedence rows; returns the makespan variable."""
+    n = len(problem.steps)
+    start = [model.var() for _ in range(n)]
+    finish_terms = [
+        [(start[i], 1.0)] + [(v, duration(problem, i, s)) for s, v in x[i].items()] for i in range(n)
+    ]
+    makespan = model.var()
+    for i in range(n):
+        model.add([(makespan, 1.0)] + [(v, -c) for v, c in finish_terms[i]], 0.0, INF)
+    for flow in problem.flows:
+        wait = problem.transfer_hours(flow.size_gb)
+        for c in flow.consumers:
+            held = [(v, wait) for s, v in x[c].items() if s in flow.replicas or s == flow.origin]
+            if flow.producer is None:
+                if wait > 0:
+                    model.add([(start[c], 1.0), *held], wait, INF)
+                continue
+            same = list(held)
+            if wait > 0:
+                for s in set(x[flow.producer]) & set(x[c]):
+                    if s in flow.replicas:
+                        continue
+                    q = model.var(0.0, 1.0)
+                    model.add([(q, 1.0), (x[flow.producer][s], -1.0)], -INF, 0.0)
+                    model.add([(q, 1.0), (x[c][s], -1.0)], -INF, 0.0)
+                    same.append((q, wait))
+            producer_finish = [(v, -coef) for v, coef in finish_terms[flow.producer]]
+            model.add([(start[c], 1.0), *producer_finish, *same], wait, INF)
+    return makespan

@@ -1,0 +1,128 @@
+"""The planner's output: a frozen value you can diff, serialise and explain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+__all__ = ["Alternative", "Placement", "Plan", "Pricing", "Rejection", "Transfer"]
+
+Pricing = Literal["on-demand", "spot", "reserved"]
+Objective = Literal["cost", "time"]
+
+
+def _usd(value: Decimal) -> float:
+    return float(round(value, 6))
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one step runs, on what, how it is paid for, and what it costs."""
+
+    step: str
+    site: str
+    provider: str
+    region: str
+    offering: str
+    pricing: Pricing
+    price_per_hour_usd: Decimal
+    hours: float
+    cost_usd: Decimal
+    start_hours: float = 0.0
+    finish_hours: float = 0.0
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One copy of an artifact between sites, and why it is needed."""
+
+    artifact: str
+    from_site: str
+    to_site: str
+    size_gb: float
+    usd_per_gb: Decimal
+    cost_usd: Decimal
+    reason: str
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A runner-up for one step: the best placement at another site, and what moving there would cost."""
+
+    step: str
+    site: str
+    offering: str
+    pricing: Pricing
+    total_cost_usd: Decimal
+    delta_usd: Decimal
+    makespan_hours: float
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A site a step may not use, and every reason why."""
+
+    step: str
+    site: str
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A complete placement of a pipeline on a platform, with its cost and the reasons behind it."""
+
+    pipeline: str
+    objective: Objective
+    placements: tuple[Placement, ...]
+    transfers: tuple[Transfer, ...]
+    compute_cost_usd: Decimal
+    egress_cost_usd: Decimal
+    makespan_hours: float
+    solver: str
+    candidates: int
+    rejections: tuple[Rejection, ...] = ()
+    alternatives: tuple[Alternative, ...] = field(default=(), compare=False)
+
+    @property
+    def total_cost_usd(self) -> Decimal:
+        """Compute plus egress."""
+        return self.compute_cost_usd + self.egress_cost_usd
+
+    def placement(self, step: str) -> Placement:
+        """The placement of ``step``; KeyError when the plan has no such step."""
+        for placement in self.placements:
+            if placement.step == step:
+                return placement
+        raise KeyError(step)
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented ``stratus plan --json`` object (money as float USD rounded to micro-dollars)."""
+        return {
+            "objective": self.objective,
+            "total_cost_usd": _usd(self.total_cost_usd),
+            "compute_cost_usd": _usd(self.compute_cost_usd),
+            "egress_cost_usd": _usd(self.egress_cost_usd),
+            "makespan_hours": round(self.makespan_hours, 6),
+            "steps": [
+                {
+                    "step": p.step,
+                    "site": p.site,
+                    "offering": p.offering,
+                    "pricing": p.pricing,
+                    "hours": p.hours,
+                    "cost_usd": _usd(p.cost_usd),
+                }
+                for p in self.placements
+            ],
+            "transfers": [
+                {
+                    "artifact": t.artifact,
+                    "from_site": t.from_site,
+                    "to_site": t.to_site,
+                    "size_gb": t.size_gb,
+                    "cost_usd": _usd(t.cost_usd),
+                }
+                for t in self.transfers
+            ],
+        }

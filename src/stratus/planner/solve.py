@@ -1,0 +1,90 @@
+"""The planner's entry point: build the problem, pick the exact method that fits, return a Plan."""
+
+from __future__ import annotations
+
+from stratus.catalog import Catalog
+from stratus.config import Pipeline, Platform
+from stratus.planner.evaluate import Evaluation, evaluate
+from stratus.planner.milp import solve_milp
+from stratus.planner.plan import Alternative, Objective, Plan, Rejection
+from stratus.planner.problem import Problem, build_problem
+from stratus.planner.terms import split_terms
+from stratus.planner.tree import solve_tree, tree_shaped
+
+__all__ = ["plan", "solve"]
+
+RUNNERS_UP_PER_STEP = 3
+
+
+def plan(
+    pipeline: Pipeline,
+    platform: Platform,
+    catalog: Catalog | None = None,
+    objective: Objective = "cost",
+    explain: bool = False,
+) -> Plan:
+    """Place every step on a site and offering, optimally for ``objective``; pure, no I/O beyond the catalog.
+
+    Raises InfeasibleError (with per-step, per-site reasons) when no placement satisfies the constraints.
+    """
+    problem = build_problem(pipeline, platform, catalog or Catalog.bundled(), objective)
+    assignment, solver = solve(problem)
+    result = evaluate(problem, assignment)
+    alternatives = _alternatives(problem, assignment, result) if explain else ()
+    rejections = tuple(
+        Rejection(step=step, site=site, reasons=tuple(reasons))
+        for step, per_site in problem.rejections.items()
+        for site, reasons in per_site.items()
+    )
+    return Plan(
+        pipeline=problem.pipeline,
+        objective=objective,
+        placements=result.placements,
+        transfers=result.transfers,
+        compute_cost_usd=result.compute_cost_usd,
+        egress_cost_usd=result.egress_cost_usd,
+        makespan_hours=result.makespan_hours,
+        solver=solver,
+        candidates=problem.n_candidates,
+        rejections=rejections,
+        alternatives=alternatives,
+    )
+
+
+def solve(problem: Problem) -> tuple[list[int], str]:
+    """An optimal site index per step and the name of the method that proved it."""
+    terms = split_terms(problem)
+    if problem.objective == "cost" and tree_shaped(problem, terms):
+        return solve_tree(problem, terms), "tree-dp"
+    return solve_milp(problem, terms), "milp-highs"
+
+
+def _alternatives(problem: Problem, assignment: list[int], chosen: Evaluation) -> tuple[Alternative, ...]:
+    """For each step, the best other sites and what the whole plan would cost if only that step moved."""
+    found: list[Alternative] = []
+    for i, step in enumerate(problem.steps):
+        others = sorted(
+            (s for s in problem.candidates[i] if s != assignment[i]),
+            key=lambda s: problem.candidates[i][s][0].cost_usd,
+        )
+        scored = []
+        for site in others:
+            moved = list(assignment)
+            moved[i] = site
+            result = evaluate(problem, moved)
+            scored.append((result.total_cost_usd, result.makespan_hours, site))
+        scored.sort()
+        for total, makespan, site in scored[:RUNNERS_UP_PER_STEP]:
+            best = problem.candidates[i][site][0]
+            found.append(
+                Alternative(
+                    step=step,
+                    site=problem.sites[site],
+                    offering=best.offering.name,
+                    pricing=best.pricing,
+                    total_cost_usd=total,
+                    delta_usd=total - chosen.total_cost_usd,
+                    makespan_hours=makespan,
+                )
+            )
+    return tuple(found)
