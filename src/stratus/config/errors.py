@@ -19,7 +19,7 @@ _MAX_LISTED = 5
 
 def translate(exc: ValidationError, located: Located, model: type[BaseModel]) -> ConfigError:
     """One ConfigError for the first problem, with the others listed below it (up to a few)."""
-    errors = exc.errors(include_url=False)
+    errors = _without_losing_branches(exc.errors(include_url=False))
     first = _one(errors[0], located, model)
     if len(errors) > 1:
         others = [str(_one(err, located, model)) for err in errors[1:_MAX_LISTED]]
@@ -35,10 +35,33 @@ def translate(exc: ValidationError, located: Located, model: type[BaseModel]) ->
     return first
 
 
+def _is_branch_tag(part: str | int) -> bool:
+    # Pydantic appends union-branch tags like 'list[InlineOffering]' to loc; they are not user fields.
+    return isinstance(part, str) and ("[" in part or part in {"str", "int"})
+
+
+def _shown_path(err: ErrorDetails) -> PathKey:
+    return tuple(p for p in err["loc"] if isinstance(p, (str, int)) and not _is_branch_tag(p))
+
+
+def _without_losing_branches(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """Drop a union branch that failed at its root when another branch got further into the value.
+
+    ``offerings: [{..., gpu: 1}]`` should report the unknown key ``gpu`` at its line, not lead with
+    "Input should be 'catalog'" at the ``offerings:`` line.
+    """
+    paths = [_shown_path(err) for err in errors]
+
+    def superseded(err: ErrorDetails, path: PathKey) -> bool:
+        at_branch_root = bool(err["loc"]) and _is_branch_tag(err["loc"][-1])
+        return at_branch_root and any(len(o) > len(path) and o[: len(path)] == path for o in paths)
+
+    kept = [err for err, path in zip(errors, paths, strict=True) if not superseded(err, path)]
+    return kept or errors
+
+
 def _one(err: ErrorDetails, located: Located, model: type[BaseModel]) -> ConfigError:
-    path: PathKey = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
-    # Pydantic appends union-branch tags like 'list[InlineOffering]' to loc; drop them from the path shown.
-    path = tuple(p for p in path if not (isinstance(p, str) and ("[" in p or p in {"str", "int"})))
+    path = _shown_path(err)
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(model, path[:-1])

@@ -38,8 +38,10 @@ def find_cycle(deps: Mapping[str, Sequence[str]]) -> list[str] | None:
         stack.append(node)
         for producer in deps.get(node, ()):
             if state.get(producer) == 1:
-                start = stack.index(producer)
-                return [*reversed(stack[start:]), producer]
+                # The stack runs consumer → producer; reversed, it follows the data, and the cycle closes
+                # on its own first element (not on ``producer``, which is its last).
+                loop = list(reversed(stack[stack.index(producer) :]))
+                return [*loop, loop[0]]
             if producer not in state:
                 found = visit(producer)
                 if found:

@@ -45,6 +45,9 @@ Money = Annotated[
 def _to_accelerator(value: Any) -> Any:
     if isinstance(value, str):
         return parse_accelerator(value)
+    if isinstance(value, (bool, int, float)):
+        # `accelerators: 1` is a common slip; pydantic's own message would name our internal class.
+        raise ValueError(f"accelerator {value!r} has no device name; expected NAME or NAME:COUNT, e.g. 'A100:8'")
     return value
 
 

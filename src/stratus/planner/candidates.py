@@ -61,7 +61,7 @@ def step_candidates(
     platform: Platform,
     offerings: Mapping[str, Sequence[Offering]],
 ) -> tuple[dict[str, list[Candidate]], dict[str, list[str]]]:
-    """Feasible candidates per site (cheapest first) and, for every other site, the reasons it was rejected."""
+    """Feasible candidates per site (cheapest first) and, for every other site, why it was rejected."""
     hours = Decimal(str(step.estimated_hours))
     feasible: dict[str, list[Candidate]] = {}
     rejected: dict[str, list[str]] = {}

@@ -70,7 +70,7 @@ class Problem:
         return size_gb * 8.0 / self.transfer_gbps / SECONDS_PER_HOUR
 
     def holder_rates(self, flow: Flow) -> npt.NDArray[np.float64]:
-        """usd/GB to bring ``flow`` to each site from its cheapest replica (0 at a replica), ignoring origin."""
+        """usd/GB to bring ``flow`` to each site from its cheapest replica (0 at one), ignoring its origin."""
         rates = np.full(len(self.sites), np.inf)
         for r in flow.replicas:
             rates = np.minimum(rates, self.egress.usd_per_gb[r])
