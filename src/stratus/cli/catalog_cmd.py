@@ -12,10 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from stratus.catalog import Catalog, Offering, import_catalog, region_info
+from stratus.cli.output import console
 from stratus.errors import ConfigError
 from stratus.resources import parse_accelerator
 
@@ -186,7 +186,7 @@ def select_offerings(
 
 
 def _print_table(listing: Listing) -> None:
-    console = Console()
+    out = console()
     table = Table(
         "provider", "region", "offering", "vCPUs", "memory", "accelerator", "on-demand $/h", "spot $/h"
     )
@@ -201,9 +201,9 @@ def _print_table(listing: Listing) -> None:
             _money(o.price_per_hour_usd),
             _money(o.spot_price_per_hour_usd) or "-",
         )
-    console.print(table)
+    out.print(table)
     for note in listing.notes:
-        console.print(f"note: {note}", style="dim", highlight=False)
+        out.print(f"note: {note}", style="dim", highlight=False)
 
 
 @app.callback(invoke_without_command=True)
