@@ -43,7 +43,7 @@ app = typer.Typer(
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback when a command fails."),
 ) -> None:
-    _session.debug = debug
+    _session.debug = _session.debug or debug
 
 
 app.command("plan")(plan_cmd.plan_command)
@@ -52,6 +52,10 @@ app.add_typer(catalog_cmd.app, name="catalog")
 
 def main() -> None:
     """Console entry point: a user's mistake prints one clear message and an exit code, not a traceback."""
+    # --debug is accepted anywhere on the line, since users add it after the command that failed.
+    if "--debug" in sys.argv[1:]:
+        _session.debug = True
+        sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a != "--debug")]
     try:
         app()
     except StratusError as exc:

@@ -11,6 +11,7 @@ from stratus.catalog import Catalog
 from stratus.cli.output import console, print_json
 from stratus.cli.render_plan import render_plan
 from stratus.config import load_pipeline, load_platform, resolve_platform_path
+from stratus.errors import ConfigError
 from stratus.planner import plan
 
 __all__ = ["plan_command", "state_dir"]
@@ -47,6 +48,8 @@ def plan_command(
     Exit codes: 0 planned, 2 usage or config error, 3 infeasible (the message says what to relax).
     """
     goal = _objective(objective)
+    if not pipeline.is_file():
+        raise ConfigError("pipeline file not found; check the path", file=str(pipeline))
     platform_file = resolve_platform_path(platform, pipeline)
     platform_model = load_platform(platform_file)
     pipeline_model = load_pipeline(pipeline, platform_model)

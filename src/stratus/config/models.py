@@ -47,7 +47,9 @@ def _to_accelerator(value: Any) -> Any:
         return parse_accelerator(value)
     if isinstance(value, (bool, int, float)):
         # `accelerators: 1` is a common slip; pydantic's own message would name our internal class.
-        raise ValueError(f"accelerator {value!r} has no device name; expected NAME or NAME:COUNT, e.g. 'A100:8'")
+        raise ValueError(
+            f"accelerator {value!r} has no device name; expected NAME or NAME:COUNT, e.g. 'A100:8'"
+        )
     return value
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import Annotated
+from typing import Annotated
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, field_validator
+from pydantic import AfterValidator, Field, NonNegativeFloat, PositiveFloat, field_validator
 
 from stratus.config.models import AcceleratorField, Provider, StrictModel
 
@@ -13,6 +15,28 @@ __all__ = ["Constraints", "DatasetSpec", "OutputSpec", "Pipeline", "Resources", 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _INPUT = re.compile(r"^(dataset:[A-Za-z_][\w\-]*|[A-Za-z_][\w\-]*\.[A-Za-z_][\w\-]*)$")
+
+
+def _input_ref(ref: str) -> str:
+    # Checked per item (not per list) so the error points at the bad entry's own line and index.
+    if not _INPUT.match(ref):
+        raise ValueError(f"input {ref!r} is malformed; expected 'dataset:NAME' or 'STEP.OUTPUT'")
+    return ref
+
+
+InputRef = Annotated[str, AfterValidator(_input_ref)]
+
+
+def _check_name(value: str) -> str:
+    if not isinstance(value, str) or not re.match(_NAME, value):
+        raise ValueError(
+            f"name {value!r} cannot be referenced; expected letters, digits, '_' or '-', starting with a letter"
+        )
+    return value
+
+
+# Step, dataset and output names appear in references like `dataset:NAME` and `STEP.OUTPUT`.
+Name = Annotated[str, AfterValidator(_check_name)]
 
 
 class DatasetSpec(StrictModel):
@@ -61,8 +85,8 @@ class Step(StrictModel):
     """One unit of work: a Python entry point with inputs, outputs and resource needs."""
 
     run: str = Field(description="module:function")
-    inputs: list[str] = Field(default_factory=list)
-    outputs: dict[str, OutputSpec] = Field(default_factory=dict)
+    inputs: list[InputRef] = Field(default_factory=list)
+    outputs: dict[Name, OutputSpec] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
     estimated_hours: PositiveFloat = 1.0
     spot: bool = False
@@ -77,19 +101,11 @@ class Step(StrictModel):
             raise ValueError(f"{value!r} is not an entry point; expected 'package.module:function'")
         return value
 
-    @field_validator("inputs")
-    @classmethod
-    def _input_refs(cls, value: list[str]) -> list[str]:
-        for ref in value:
-            if not _INPUT.match(ref):
-                raise ValueError(f"input {ref!r} is malformed; expected 'dataset:NAME' or 'STEP.OUTPUT'")
-        return value
-
 
 class Pipeline(StrictModel):
     """The whole pipeline file."""
 
     name: str = Field(pattern=_NAME)
     tags: dict[str, str] = Field(default_factory=dict)
-    datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
-    steps: dict[str, Step] = Field(min_length=1)
+    datasets: dict[Name, DatasetSpec] = Field(default_factory=dict)
+    steps: dict[Name, Step] = Field(min_length=1)

@@ -88,7 +88,8 @@ def read_yaml(path: Path) -> Located:
             column=mark.column + 1 if mark else None,
         ) from None
     located = Located(file=shown, data=None)
-    if node is None:
+    # A file of only `---` (or `~`) holds one null document: as empty as no document at all.
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"):
         raise ConfigError("the file is empty; expected a YAML mapping", file=shown)
     located.data = _build(node, (), located.positions, shown)
     if not isinstance(located.data, dict):
@@ -96,12 +97,33 @@ def read_yaml(path: Path) -> Located:
     return located
 
 
-def _build(node: yaml.Node, path: PathKey, positions: dict[PathKey, Position], file: str) -> Any:
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _build(
+    node: yaml.Node,
+    path: PathKey,
+    positions: dict[PathKey, Position],
+    file: str,
+    open_nodes: frozenset[int] = frozenset(),
+) -> Any:
     positions.setdefault(path, Position(node.start_mark.line + 1, node.start_mark.column + 1))
+    if id(node) in open_nodes:
+        # `a: &x [*x]` composes to a node that contains itself; expanding it would never end.
+        raise _node_error(node, path, file, "an alias refers to a value that contains it (recursive alias)")
     if isinstance(node, yaml.MappingNode):
+        inner = open_nodes | {id(node)}
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.SafeLoader(f"{key_node.value}").construct_object(key_node)
+            if key_node.tag == _MERGE_TAG:
+                raise _node_error(
+                    key_node,
+                    path,
+                    file,
+                    "YAML merge keys (`<<:`) are not supported; write the keys out, "
+                    "or anchor a whole value with &name and reuse it with *name",
+                )
+            key = _scalar(key_node, path, file)
             key = key if isinstance(key, (str, int)) else str(key)
             if key in result:
                 line = key_node.start_mark.line + 1
@@ -114,8 +136,32 @@ def _build(node: yaml.Node, path: PathKey, positions: dict[PathKey, Position], f
                 )
             child = (*path, key)
             positions[child] = Position(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            result[key] = _build(value_node, child, positions, file)
+            result[key] = _build(value_node, child, positions, file, inner)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), positions, file) for i, item in enumerate(node.value)]
-    return yaml.SafeLoader("").construct_object(node)
+        inner = open_nodes | {id(node)}
+        return [_build(item, (*path, i), positions, file, inner) for i, item in enumerate(node.value)]
+    return _scalar(node, path, file)
+
+
+def _scalar(node: yaml.Node, path: PathKey, file: str) -> Any:
+    """Construct one value; an unknown tag (``!custom``) or a tagged scalar that fails is a ConfigError."""
+    try:
+        return yaml.SafeLoader("").construct_object(node)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise _node_error(node, path, file, f"invalid YAML value: {problem}") from None
+    except (ValueError, TypeError) as exc:  # e.g. `!!int abc`, `!!timestamp 2020-13-01`
+        raise _node_error(
+            node, path, file, f"invalid YAML value {node.value!r} for {node.tag}: {exc}"
+        ) from None
+
+
+def _node_error(node: yaml.Node, path: PathKey, file: str, message: str) -> ConfigError:
+    return ConfigError(
+        message,
+        file=file,
+        line=node.start_mark.line + 1,
+        column=node.start_mark.column + 1,
+        field=format_path(path) or None,
+    )
