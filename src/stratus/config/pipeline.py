@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from typing import Annotated
-from typing import Annotated
 
 from pydantic import AfterValidator, Field, NonNegativeFloat, PositiveFloat, field_validator
 
@@ -30,7 +29,8 @@ InputRef = Annotated[str, AfterValidator(_input_ref)]
 def _check_name(value: str) -> str:
     if not isinstance(value, str) or not re.match(_NAME, value):
         raise ValueError(
-            f"name {value!r} cannot be referenced; expected letters, digits, '_' or '-', starting with a letter"
+            f"name {value!r} cannot be referenced; "
+            "expected letters, digits, '_' or '-', starting with a letter"
         )
     return value
 
