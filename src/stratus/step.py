@@ -1,0 +1,48 @@
+"""What a step function receives: its inputs and outputs as local files, and a place to work.
+
+Step code never sees clouds, buckets or credentials: the executor fetches inputs to local paths before
+the call and publishes the outputs after it, so the same function runs on any site.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["StepContext"]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Inputs by reference (``"dataset:raw"``, ``"prep.features"``), outputs by name, params and a log."""
+
+    step: str
+    run_id: str
+    inputs: Mapping[str, Path]
+    outputs: Mapping[str, Path]
+    workdir: Path
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def input(self, name: str) -> Path:
+        """The local path of an input, by full reference or by its last part (``features``, ``raw``)."""
+        if name in self.inputs:
+            return self.inputs[name]
+        matches = [p for ref, p in self.inputs.items() if ref.split(":")[-1].split(".")[-1] == name]
+        if len(matches) != 1:
+            raise KeyError(
+                f"step {self.step!r} has no single input named {name!r}; inputs: {', '.join(self.inputs)}"
+            )
+        return matches[0]
+
+    def output(self, name: str) -> Path:
+        """Where the step must write output ``name``; its folder exists."""
+        path = self.outputs[name]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def log(self, message: str) -> None:
+        """A line in the step's log, streamed by the runner."""
+        print(f"[{self.step}] {message}", file=sys.stderr, flush=True)
