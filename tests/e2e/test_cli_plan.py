@@ -21,7 +21,7 @@ EXAMPLE = REPO / "examples" / "fraud-detection"
 EXAMPLE_PIPELINE = EXAMPLE / "pipeline.yaml"
 EXAMPLE_PLATFORM = EXAMPLE / "stratus.yaml"
 
-EU_SITES = {"gcp-eu-west", "onprem-eu-gpu"}
+EU_SITES = {"gcp-eu-west", "gcp-eu-functions", "onprem-eu-gpu"}
 US_SITES = {"aws-us-east", "azure-us-east"}
 
 
@@ -260,7 +260,7 @@ def test_explicit_platform_that_does_not_exist(tmp_path: Path) -> None:
 # --- config errors: exit 2, file:line, no traceback ---------------------------------------------------------
 
 BAD_TYPE = edit(
-    EXAMPLE_PIPELINE.read_text(encoding="utf-8"), "estimated_hours: 0.5", 'estimated_hours: "half"'
+    EXAMPLE_PIPELINE.read_text(encoding="utf-8"), "estimated_hours: 3", 'estimated_hours: "half"'
 )
 
 
@@ -277,7 +277,7 @@ def test_config_error_exits_2_with_file_line_and_field(tmp_path: Path) -> None:
     err = flat(result.stderr)
     line = _line(BAD_TYPE, '"half"')
     assert err.startswith(f"error: pipeline.yaml:{line}:")
-    assert "steps.preprocess.estimated_hours: Input should be a valid number" in err
+    assert "steps.train.estimated_hours: Input should be a valid number" in err
     assert "(got 'half')" in err
 
 

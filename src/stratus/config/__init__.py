@@ -10,6 +10,7 @@ from stratus.config.platform import (
     InlineOffering,
     Platform,
     ReservedSpec,
+    ServerlessSpec,
     Site,
 )
 
@@ -25,6 +26,7 @@ __all__ = [
     "Platform",
     "ReservedSpec",
     "Resources",
+    "ServerlessSpec",
     "Site",
     "Step",
     "find_cycle",

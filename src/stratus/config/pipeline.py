@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, NonNegativeFloat, PositiveFloat, field_validator
+from pydantic import AfterValidator, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
 
 from stratus.config.models import AcceleratorField, Provider, StrictModel
 
@@ -46,6 +46,18 @@ class DatasetSpec(StrictModel):
     size_gb: NonNegativeFloat
     residency: str | None = Field(default=None, description="jurisdiction the data must stay in, e.g. EU")
     replicas: list[str] = Field(default_factory=list, description="other sites that already hold a copy")
+    make: str | None = Field(
+        default=None,
+        description="module:function that creates the data when it is not there yet (demos, tests)",
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="passed to `make`")
+
+    @field_validator("make")
+    @classmethod
+    def _entrypoint(cls, value: str | None) -> str | None:
+        if value is not None and not _ENTRYPOINT.match(value):
+            raise ValueError(f"{value!r} is not an entry point; expected 'package.module:function'")
+        return value
 
     @field_validator("residency")
     @classmethod
@@ -74,6 +86,7 @@ class Constraints(StrictModel):
     providers: list[Provider] = Field(default_factory=list)
     regions: list[str] = Field(default_factory=list)
     sites: list[str] = Field(default_factory=list)
+    backends: list[Literal["local", "kubernetes", "serverless"]] = Field(default_factory=list)
 
     @field_validator("jurisdiction")
     @classmethod
@@ -93,6 +106,8 @@ class Step(StrictModel):
     replicate: list[str] = Field(default_factory=list, description="sites that must hold every output")
     constraints: Constraints = Field(default_factory=Constraints)
     declassify: bool = Field(default=False, description="outputs carry no residency (e.g. only aggregates)")
+    params: dict[str, Any] = Field(default_factory=dict, description="passed to the step as ctx.params")
+    max_attempts: PositiveInt = Field(default=3, description="tries before the run fails (retries back off)")
 
     @field_validator("run")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
@@ -15,6 +16,7 @@ __all__ = [
     "InlineOffering",
     "Platform",
     "ReservedSpec",
+    "ServerlessSpec",
     "Site",
 ]
 
@@ -32,12 +34,25 @@ class Capacity(StrictModel):
     max_parallel_steps: PositiveInt | None = None
 
 
+class ServerlessSpec(StrictModel):
+    """A function service's price and limits; defaults are AWS Lambda's published x86 list prices."""
+
+    usd_per_gb_second: Money = Decimal("0.0000166667")
+    usd_per_request: Money = Decimal("0.0000002")
+    max_memory_gb: PositiveFloat = 10.0
+    max_duration_s: PositiveFloat = 900.0
+    gb_per_vcpu: PositiveFloat = Field(default=1.769, description="memory that buys one vCPU, as on Lambda")
+
+
 class Compute(StrictModel):
     """Where steps execute at a site."""
 
     backend: Literal["local", "kubernetes", "serverless"] = "local"
     context: str | None = Field(default=None, description="kube context, for backend: kubernetes")
     capacity: Capacity = Field(default_factory=Capacity)
+    serverless: ServerlessSpec = Field(
+        default_factory=ServerlessSpec, description="pricing and limits, for backend: serverless"
+    )
 
 
 class ReservedSpec(StrictModel):

@@ -68,7 +68,12 @@ def step_candidates(
     for name, site in platform.sites.items():
         reasons = _placement_reasons(step, residency, name, site)
         candidates: list[Candidate] = []
-        if not reasons:
+        if not reasons and site.compute.backend == "serverless":
+            function, why = _function_offering(step, site)
+            reasons.extend(why)
+            if function is not None:
+                candidates.append(_function_candidate(name, function, step, site))
+        elif not reasons:
             fitting, why = _fitting_offerings(step, site, offerings[name])
             reasons.extend(why)
             for offering in fitting:
@@ -91,6 +96,8 @@ def _placement_reasons(step: Step, residency: frozenset[str], name: str, site: S
         reasons.append(f"provider: {site.provider} not in constraints.providers {c.providers}")
     if c.regions and site.region not in c.regions:
         reasons.append(f"region: {site.region} not in constraints.regions {c.regions}")
+    if c.backends and site.compute.backend not in c.backends:
+        reasons.append(f"backend: {site.compute.backend} not in constraints.backends {c.backends}")
     if c.jurisdiction and site.jurisdiction not in c.jurisdiction:
         reasons.append(f"jurisdiction: {site.jurisdiction} not in constraints.jurisdiction {c.jurisdiction}")
     outside = sorted(r for r in residency if r != site.jurisdiction)
@@ -100,6 +107,46 @@ def _placement_reasons(step: Step, residency: frozenset[str], name: str, site: S
             f"site is in {site.jurisdiction}"
         )
     return reasons
+
+
+def _function_offering(step: Step, site: Site) -> tuple[Offering | None, list[str]]:
+    """A serverless site sells memory by the GB-second; vCPUs come with memory, as on Lambda."""
+    limits = site.compute.serverless
+    need = step.resources
+    memory = max(need.memory_gb, need.cpus * limits.gb_per_vcpu)
+    why = []
+    if need.accelerators is not None:
+        why.append(f"serverless: functions have no accelerators (step needs {need.accelerators})")
+    if memory > limits.max_memory_gb:
+        why.append(
+            f"serverless: needs {memory:g} GB (for {need.cpus:g} vCPUs and {need.memory_gb:g} GB); "
+            f"the limit is {limits.max_memory_gb:g} GB"
+        )
+    if step.estimated_hours * 3600 > limits.max_duration_s:
+        why.append(
+            f"serverless: estimated {step.estimated_hours:g} h exceeds the {limits.max_duration_s:g} s limit"
+        )
+    if why:
+        return None, why
+    per_hour = limits.usd_per_gb_second * Decimal(str(memory)) * 3600
+    offering = Offering(
+        name=f"function-{memory:g}GB",
+        provider=site.provider,
+        region=site.region,
+        vcpus=memory / limits.gb_per_vcpu,
+        memory_gb=memory,
+        accelerator=None,
+        price_per_hour_usd=per_hour,
+        spot_price_per_hour_usd=None,
+        source="serverless",
+    )
+    return offering, []
+
+
+def _function_candidate(name: str, offering: Offering, step: Step, site: Site) -> Candidate:
+    hours = Decimal(str(step.estimated_hours))
+    cost = offering.price_per_hour_usd * hours + site.compute.serverless.usd_per_request
+    return Candidate(name, offering, "on-demand", offering.price_per_hour_usd, cost)
 
 
 def _fitting_offerings(

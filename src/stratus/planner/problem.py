@@ -196,6 +196,8 @@ def _infeasible_message(infeasible: list[str], rejections: dict[str, dict[str, l
     relax = {
         "sites": "widen constraints.sites",
         "provider": "allow more constraints.providers",
+        "backend": "allow more constraints.backends, or add a site with that backend",
+        "serverless": "ask for less memory or time, or allow a site that is not serverless",
         "region": "allow more constraints.regions",
         "jurisdiction": "allow more constraints.jurisdiction",
         "residency": "add a site in the data's jurisdiction, or declassify an upstream step",
