@@ -316,7 +316,7 @@ def test_debug_shows_the_traceback_of_a_config_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback (most recent call last)" in result.stderr
     assert "stratus.errors.ConfigError" in result.stderr
-    assert "steps.preprocess.estimated_hours" in result.stderr
+    assert "steps.train.estimated_hours" in result.stderr
 
 
 # --- infeasible: exit 3, per-step reasons, what to relax ----------------------------------------------------
