@@ -177,3 +177,13 @@ def test_explain_ranks_runners_up_by_whole_plan_cost() -> None:
         ("b", Decimal("0.5")),
         ("c", Decimal("2.0")),
     ]
+
+
+def test_a_region_the_bundled_catalog_lacks_says_why_and_how_to_fix() -> None:
+    eu_azure = {"provider": "azure", "region": "westeurope", "storage": "memory://a", "jurisdiction": "EU"}
+    platform = Platform.model_validate({"sites": {"az-eu": {**eu_azure, "continent": "europe"}}})
+    with pytest.raises(InfeasibleError) as err:
+        _plan(platform, {"t": {}})
+    assert "az-eu: catalog: no catalog row for azure in region westeurope" in str(err.value)
+    assert "covers US regions only" in str(err.value)
+    assert "stratus catalog import DIR" in str(err.value)

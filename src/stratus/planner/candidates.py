@@ -10,7 +10,7 @@ from stratus.catalog import Catalog, Offering, ReservedPrice
 from stratus.config import Platform, Site, Step
 from stratus.planner.plan import Pricing
 
-__all__ = ["Candidate", "site_offerings", "step_candidates"]
+__all__ = ["Candidate", "SiteOfferings", "site_offerings", "step_candidates"]
 
 
 @dataclass(frozen=True)
@@ -24,12 +24,24 @@ class Candidate:
     cost_usd: Decimal
 
 
-def site_offerings(platform: Platform, catalog: Catalog) -> dict[str, tuple[Offering, ...]]:
+@dataclass(frozen=True)
+class SiteOfferings:
+    """What each site sells, and a note for sites whose catalog coverage is known to be thin."""
+
+    offerings: dict[str, tuple[Offering, ...]]
+    notes: dict[str, str]
+
+
+def site_offerings(platform: Platform, catalog: Catalog) -> SiteOfferings:
     """Every site's offerings: catalog rows for its provider and region, or its inline list."""
     result: dict[str, tuple[Offering, ...]] = {}
+    notes: dict[str, str] = {}
     for name, site in platform.sites.items():
         if site.offerings == "catalog":
             result[name] = catalog.offerings(site.provider, site.region)
+            note = catalog.coverage_note(site.provider, site.region)
+            if note and not result[name]:
+                notes[name] = note
         else:
             result[name] = tuple(
                 Offering(
@@ -52,14 +64,14 @@ def site_offerings(platform: Platform, catalog: Catalog) -> dict[str, tuple[Offe
                 )
                 for o in site.offerings
             )
-    return result
+    return SiteOfferings(result, notes)
 
 
 def step_candidates(
     step: Step,
     residency: frozenset[str],
     platform: Platform,
-    offerings: Mapping[str, Sequence[Offering]],
+    offerings: SiteOfferings,
 ) -> tuple[dict[str, list[Candidate]], dict[str, list[str]]]:
     """Feasible candidates per site (cheapest first) and, for every other site, why it was rejected."""
     hours = Decimal(str(step.estimated_hours))
@@ -74,7 +86,9 @@ def step_candidates(
             if function is not None:
                 candidates.append(_function_candidate(name, function, step, site))
         elif not reasons:
-            fitting, why = _fitting_offerings(step, site, offerings[name])
+            fitting, why = _fitting_offerings(
+                step, site, offerings.offerings[name], offerings.notes.get(name)
+            )
             reasons.extend(why)
             for offering in fitting:
                 for pricing, price in _prices(offering, step.spot):
@@ -150,11 +164,12 @@ def _function_candidate(name: str, offering: Offering, step: Step, site: Site) -
 
 
 def _fitting_offerings(
-    step: Step, site: Site, offerings: Sequence[Offering]
+    step: Step, site: Site, offerings: Sequence[Offering], note: str | None
 ) -> tuple[list[Offering], list[str]]:
     need = step.resources
     if not offerings:
-        return [], [f"catalog: no catalog row for {site.provider} in region {site.region}"]
+        missing = f"catalog: no catalog row for {site.provider} in region {site.region}"
+        return [], [f"{missing} ({note})" if note else missing]
     fits = [
         o
         for o in offerings
