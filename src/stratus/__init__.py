@@ -2,17 +2,29 @@
 
 The public SDK. Everything a script needs is importable from here; submodules are implementation.
 
-    from stratus import load_platform, load_pipeline, plan
+    from stratus import load_platform, load_pipeline, plan, run
     platform = load_platform("stratus.yaml")
     result = plan(load_pipeline("pipeline.yaml", platform), platform)
     print(result.total_cost_usd)
+    report = run("pipeline.yaml")        # executes it; state in .stratus/ beside stratus.yaml
+
+Names load on first use (PEP 562): every step runs in a fresh ``python -m stratus.executors.worker``
+process that needs only ``stratus.step``, and importing the whole SDK eagerly (planner, storage,
+database) cost each step about 1.5 s of start-up on a 2-core machine.
 """
 
-from stratus.catalog import Catalog
-from stratus.config import Pipeline, Platform, load_pipeline, load_platform
-from stratus.errors import CatalogError, ConfigError, InfeasibleError, PlanError, StratusError
-from stratus.planner import Plan, plan
-from stratus.resources import Accelerator
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stratus.catalog import Catalog
+    from stratus.config import Pipeline, Platform, load_pipeline, load_platform
+    from stratus.errors import CatalogError, ConfigError, InfeasibleError, PlanError, StratusError
+    from stratus.planner import Plan, plan
+    from stratus.resources import Accelerator
+    from stratus.runner import run_file as run
 
 __all__ = [
     "Accelerator",
@@ -28,4 +40,36 @@ __all__ = [
     "load_pipeline",
     "load_platform",
     "plan",
+    "run",
 ]
+
+# Public name → (module, attribute) it comes from.
+_SOURCES: dict[str, tuple[str, str]] = {
+    "Accelerator": ("stratus.resources", "Accelerator"),
+    "Catalog": ("stratus.catalog", "Catalog"),
+    "CatalogError": ("stratus.errors", "CatalogError"),
+    "ConfigError": ("stratus.errors", "ConfigError"),
+    "InfeasibleError": ("stratus.errors", "InfeasibleError"),
+    "Pipeline": ("stratus.config", "Pipeline"),
+    "Plan": ("stratus.planner", "Plan"),
+    "PlanError": ("stratus.errors", "PlanError"),
+    "Platform": ("stratus.config", "Platform"),
+    "StratusError": ("stratus.errors", "StratusError"),
+    "load_pipeline": ("stratus.config", "load_pipeline"),
+    "load_platform": ("stratus.config", "load_platform"),
+    "plan": ("stratus.planner", "plan"),
+    "run": ("stratus.runner", "run_file"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module 'stratus' has no attribute {name!r}")
+    value = getattr(importlib.import_module(source[0]), source[1])
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -10,8 +10,11 @@ from __future__ import annotations
 __all__ = [
     "CatalogError",
     "ConfigError",
+    "ExecutorError",
     "InfeasibleError",
     "PlanError",
+    "RunError",
+    "StorageError",
     "StratusError",
 ]
 
@@ -72,3 +75,33 @@ class InfeasibleError(PlanError):
     def __init__(self, message: str, reasons: dict[str, dict[str, list[str]]]) -> None:
         self.reasons = reasons
         super().__init__(message)
+
+
+class StorageError(StratusError):
+    """A site's object store failed or refused an operation: always names the site and the store URL."""
+
+    def __init__(self, message: str, *, site: str | None = None, url: str | None = None) -> None:
+        self.site = site
+        self.url = url
+        self.detail = message
+        where = ""
+        if site and url:
+            where = f"site {site} ({url}): "
+        elif site or url:
+            where = f"{site or url}: "
+        super().__init__(f"{where}{message}")
+
+
+class ExecutorError(StratusError):
+    """A step could not be started, or ended badly (exit code, timeout, memory limit): names step and site."""
+
+    def __init__(self, message: str, *, step: str | None = None, site: str | None = None) -> None:
+        self.step = step
+        self.site = site
+        self.detail = message
+        where = f"step {step!r} at site {site}: " if step and site else (f"step {step!r}: " if step else "")
+        super().__init__(f"{where}{message}")
+
+
+class RunError(StratusError):
+    """A run cannot start or continue (unknown run id, missing dataset, a step out of attempts)."""

@@ -259,9 +259,7 @@ def test_explicit_platform_that_does_not_exist(tmp_path: Path) -> None:
 
 # --- config errors: exit 2, file:line, no traceback ---------------------------------------------------------
 
-BAD_TYPE = edit(
-    EXAMPLE_PIPELINE.read_text(encoding="utf-8"), "estimated_hours: 3", 'estimated_hours: "half"'
-)
+BAD_TYPE = edit(EXAMPLE_PIPELINE.read_text(encoding="utf-8"), "estimated_hours: 3", 'estimated_hours: "half"')
 
 
 def _line(text: str, needle: str) -> int:

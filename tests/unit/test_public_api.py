@@ -18,6 +18,7 @@ def test_public_names_are_exactly_these() -> None:
         "load_pipeline",
         "load_platform",
         "plan",
+        "run",
     ]
     for name in stratus.__all__:
         assert getattr(stratus, name) is not None

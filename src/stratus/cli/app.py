@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import typer
 from rich.markup import escape
 
-from stratus.cli import catalog_cmd, plan_cmd
+from stratus.cli import catalog_cmd, cost_cmd, plan_cmd, run_cmd, sandbox_cmd, storage_cmd
 from stratus.cli.output import stderr
 from stratus.errors import StratusError
 
@@ -30,6 +30,7 @@ app = typer.Typer(
         "Describe your sites in stratus.yaml and your steps in a pipeline file, then:\n\n"
         "  stratus plan pipeline.yaml            cheapest compliant placement\n\n"
         "  stratus plan pipeline.yaml --explain  with runners-up and rejected sites\n\n"
+        "  stratus run pipeline.yaml             execute it, resumably (--resume RUN_ID)\n\n"
         "  stratus catalog --accelerator A100    offerings, cheapest first"
     ),
     no_args_is_help=True,
@@ -47,7 +48,11 @@ def _root(
 
 
 app.command("plan")(plan_cmd.plan_command)
+app.command("run")(run_cmd.run_command)
+app.add_typer(storage_cmd.app, name="storage")
 app.add_typer(catalog_cmd.app, name="catalog")
+app.add_typer(cost_cmd.app, name="cost")
+app.add_typer(sandbox_cmd.app, name="sandbox")
 
 
 def main() -> None:

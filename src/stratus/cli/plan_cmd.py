@@ -13,15 +13,9 @@ from stratus.cli.render_plan import render_plan
 from stratus.config import load_pipeline, load_platform, resolve_platform_path
 from stratus.errors import ConfigError
 from stratus.planner import plan
+from stratus.state import state_dir
 
-__all__ = ["plan_command", "state_dir"]
-
-STATE_DIRNAME = ".stratus"
-
-
-def state_dir(platform_file: Path) -> Path:
-    """Where a platform keeps its state (database, logs, imported catalog): beside its file."""
-    return platform_file.resolve().parent / STATE_DIRNAME
+__all__ = ["plan_command"]
 
 
 def plan_command(

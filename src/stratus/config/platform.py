@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 
@@ -84,6 +84,10 @@ class Site(StrictModel):
     )
     continent: str | None = Field(default=None, description="derived from the region or jurisdiction")
     storage: str = Field(description="fsspec URL of the site's storage root, e.g. s3://bucket/prefix")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="passed to the fsspec filesystem (endpoint_url, ...); keep secrets in env",
+    )
     compute: Compute = Field(default_factory=Compute)
     offerings: Literal["catalog"] | list[InlineOffering] = "catalog"
 

@@ -7,6 +7,7 @@ Pure: no I/O, no printing. ``plan`` returns a frozen :class:`Plan`; infeasibilit
 from stratus.planner.evaluate import Evaluation, evaluate
 from stratus.planner.plan import Alternative, Placement, Plan, Rejection, Transfer
 from stratus.planner.problem import Problem, build_problem
+from stratus.planner.residency import artifact_residency
 from stratus.planner.solve import plan, solve
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Problem",
     "Rejection",
     "Transfer",
+    "artifact_residency",
     "build_problem",
     "evaluate",
     "plan",

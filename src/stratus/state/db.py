@@ -6,18 +6,43 @@ what is missing, so a fresh platform folder needs no migration step.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-__all__ = ["Base", "Database", "default_url", "open_database"]
+from stratus.errors import ConfigError, StratusError
+
+__all__ = ["Base", "Database", "UtcDateTime", "default_url", "open_database"]
 
 STATE_FILENAME = "state.db"
 
 
 class Base(DeclarativeBase):
     """Declarative base for every Stratus table."""
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (which drops zones) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"{value!r} has no time zone; pass an aware datetime such as datetime.now(UTC)")
+        utc = value.astimezone(UTC)
+        # SQLite stores text and drops the zone; PostgreSQL's timestamptz keeps it, so give it one.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Database:
@@ -39,8 +64,27 @@ def default_url(state_dir: Path) -> str:
 
 
 def open_database(url: str) -> Database:
-    """Connect and create missing tables; SQLite gets WAL and a busy timeout so kill -9 loses nothing."""
-    engine = create_engine(url, future=True)
+    """Connect and create missing tables; SQLite gets WAL and a busy timeout so kill -9 loses nothing.
+
+    A malformed URL or a missing driver is a ConfigError, an unreachable server a StratusError, both
+    naming the URL with its password hidden.
+    """
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"{url!r} is not a database URL; expected e.g. sqlite:///path/state.db or "
+            "postgresql+psycopg://user@host/db",
+            field="--state-url",
+        ) from exc
+    try:
+        engine = create_engine(url, future=True)
+    except (ImportError, NoSuchModuleError) as exc:
+        raise ConfigError(
+            f"no driver for the state database {shown} ({exc}); for PostgreSQL install "
+            "'stratus[postgres]' and use a postgresql+psycopg:// URL",
+            field="--state-url",
+        ) from exc
     if url.startswith("sqlite"):
 
         @event.listens_for(engine, "connect")
@@ -52,5 +96,8 @@ def open_database(url: str) -> Database:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
-    Base.metadata.create_all(engine)
+    try:
+        Base.metadata.create_all(engine)
+    except SQLAlchemyError as exc:
+        raise StratusError(f"cannot open the state database {shown}: {exc}") from exc
     return Database(engine)

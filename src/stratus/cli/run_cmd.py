@@ -1,0 +1,75 @@
+"""``stratus run``: plan, then execute the pipeline across its sites, resumably, and say what happened."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from stratus.cli.output import console, print_json, stderr
+from stratus.cli.render_run import Progress, render_report
+from stratus.config import load_pipeline, load_platform, resolve_platform_path
+from stratus.errors import ConfigError
+from stratus.runner import run_file
+
+__all__ = ["run_command"]
+
+
+def run_command(
+    pipeline: Path = typer.Argument(..., help="The pipeline file (YAML).", show_default=False),
+    platform: Path | None = typer.Option(
+        None,
+        "--platform",
+        "-p",
+        help="The platform file. Default: stratus.yaml beside the pipeline, then in the working directory.",
+    ),
+    resume: str | None = typer.Option(
+        None, "--resume", help="Continue this run: finished steps are kept, interrupted ones redone."
+    ),
+    objective: str = typer.Option("cost", "--objective", "-o", help="cost or time, as for stratus plan."),
+    state_url: str | None = typer.Option(
+        None,
+        "--state-url",
+        envvar="STRATUS_STATE_URL",
+        help="SQLAlchemy URL of the state database. Default: .stratus/state.db beside the platform file.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object for scripts."),
+) -> None:
+    """Plan, then run every step on its site, in parallel up to each site's capacity.
+
+    Steps whose code, params and inputs match an earlier success are reused, not rerun.
+
+    Failures retry with backoff; a preempted step or a failed site moves it to the next-best site.
+
+    Example: stratus run examples/fraud-detection/pipeline.yaml
+
+    Exit codes: 0 the run succeeded, 1 it failed (resume it with --resume RUN_ID), 2 usage or config error.
+    """
+    if objective not in ("cost", "time"):
+        raise typer.BadParameter(f"{objective!r} is not an objective; expected 'cost' or 'time'")
+    if not pipeline.is_file():
+        raise ConfigError("pipeline file not found; check the path", file=str(pipeline))
+    platform_file = resolve_platform_path(platform, pipeline)
+    model = load_pipeline(pipeline, load_platform(platform_file))
+    steps = [f"dataset:{name}" for name in model.datasets if model.datasets[name].make] + list(model.steps)
+    out = stderr() if as_json else console()
+    with Progress(out, steps) as progress:
+        report = run_file(
+            pipeline,
+            platform_file,
+            state_url_override=state_url,
+            resume=resume,
+            objective="time" if objective == "time" else "cost",
+            on_event=progress,
+        )
+    hint = f"stratus run {pipeline} --resume {report.run_id}"
+    if as_json:
+        print_json(report.to_json())
+    else:
+        render_report(out, report, hint)
+    if not report.succeeded:
+        if as_json:
+            stderr().print(f"[bold red]failed:[/] {escape(report.error or '')}", soft_wrap=True)
+        sys.exit(1)

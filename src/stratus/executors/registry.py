@@ -1,0 +1,34 @@
+"""Which executor runs a site's steps, chosen by the site's ``compute.backend``.
+
+Kubernetes arrives in a later issue: it will register here and nothing else in the runner changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from stratus.config import Site
+from stratus.errors import ConfigError
+from stratus.executors.base import Executor
+from stratus.executors.local import LocalExecutor
+from stratus.executors.serverless import ServerlessExecutor
+
+__all__ = ["BACKENDS", "executor_for"]
+
+BACKENDS: dict[str, Callable[[str, Site], Executor]] = {
+    "local": lambda name, site: LocalExecutor(name),
+    "serverless": lambda name, site: ServerlessExecutor(name, site.compute.serverless),
+}
+
+
+def executor_for(site_name: str, site: Site) -> Executor:
+    """The executor for ``site``; a backend not built yet is a config error that says what to use instead."""
+    backend = site.compute.backend
+    factory = BACKENDS.get(backend)
+    if factory is None:
+        raise ConfigError(
+            f"site {site_name!r} uses compute.backend {backend!r}, which this version cannot run yet; "
+            f"use one of: {', '.join(BACKENDS)}",
+            field=f"sites.{site_name}.compute.backend",
+        )
+    return factory(site_name, site)

@@ -1,0 +1,144 @@
+"""The runner's only doorway to the ledger: every compute-second, moved byte and stored byte of a run.
+
+Costs are read back from the ledger for the run report, so what ``stratus run`` prints and what
+``stratus cost report`` sums can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import ROUND_CEILING, Decimal
+
+from stratus.config import Platform, Resources
+from stratus.executors import Executor, PricedPerUse, ServerlessExecutor
+from stratus.ledger import record_compute, record_function, record_plan, record_storage, record_transfer
+from stratus.planner import Placement, Plan
+from stratus.state import Database
+
+__all__ = ["Biller"]
+
+_MS = Decimal("0.001")
+
+
+class Biller:
+    """Writes one run's FOCUS rows; each call is one committed transaction."""
+
+    def __init__(self, db: Database, run_id: str, platform: Platform, tags: Mapping[str, str]) -> None:
+        self.db = db
+        self.run_id = run_id
+        self.platform = platform
+        self.tags = dict(tags)
+
+    def plan(self, plan: Plan, accelerated: set[str]) -> None:
+        """The plan the run starts from, so the report shows planned next to actual."""
+        record_plan(
+            self.db,
+            run_id=self.run_id,
+            plan=plan,
+            tags=self.tags,
+            sites=self.platform.sites,
+            accelerated_steps=accelerated,
+        )
+
+    def compute(
+        self,
+        *,
+        step: str,
+        placement: Placement,
+        executor: Executor,
+        resources: Resources,
+        list_price_per_hour_usd: Decimal,
+        accelerator: str | None,
+        seconds: float,
+        started: datetime,
+        ended: datetime,
+    ) -> None:
+        """One attempt: per GB-second and request on a function site, else per hour of the offering."""
+        site = self.platform.sites[placement.site]
+        if isinstance(executor, ServerlessExecutor):
+            spec = executor.spec
+            billed_s = Decimal(str(seconds)).quantize(_MS, rounding=ROUND_CEILING)
+            record_function(
+                self.db,
+                run_id=self.run_id,
+                step=step,
+                site=placement.site,
+                provider=site.provider,
+                region=site.region,
+                gb_seconds=Decimal(str(executor.memory_gb(resources))) * billed_s,
+                requests=1,
+                usd_per_gb_second=spec.usd_per_gb_second,
+                usd_per_request=spec.usd_per_request,
+                started=started,
+                ended=ended,
+                tags=self.tags,
+                offering=placement.offering,
+            )
+            return
+        if isinstance(executor, PricedPerUse):
+            raise TypeError(f"no ledger mapping for the per-use executor {type(executor).__name__}")
+        record_compute(
+            self.db,
+            run_id=self.run_id,
+            step=step,
+            site=placement.site,
+            provider=site.provider,
+            region=site.region,
+            offering=placement.offering,
+            pricing=placement.pricing,
+            price_per_hour_usd=placement.price_per_hour_usd,
+            list_price_per_hour_usd=list_price_per_hour_usd,
+            seconds=seconds,
+            started=started,
+            ended=ended,
+            tags=self.tags,
+            accelerator=accelerator,
+        )
+
+    def transfer(
+        self,
+        *,
+        step: str | None,
+        artifact: str,
+        from_site: str,
+        to_site: str,
+        size_bytes: int,
+        usd_per_gb: Decimal,
+        at: datetime,
+    ) -> None:
+        """A copy between sites, charged to the sender at the platform's egress price."""
+        site = self.platform.sites[from_site]
+        record_transfer(
+            self.db,
+            run_id=self.run_id,
+            step=step,
+            artifact=artifact,
+            from_site=from_site,
+            to_site=to_site,
+            provider=site.provider,
+            region=site.region,
+            size_bytes=size_bytes,
+            usd_per_gb=usd_per_gb,
+            at=at,
+            tags=self.tags,
+        )
+
+    def storage(
+        self, *, site: str, artifact: str, size_bytes: int, start: datetime, end: datetime, step: str | None
+    ) -> None:
+        """Bytes a run wrote to a site, held from when they were written until the run ended."""
+        where = self.platform.sites[site]
+        record_storage(
+            self.db,
+            run_id=self.run_id,
+            site=site,
+            provider=where.provider,
+            region=where.region,
+            artifact=artifact,
+            size_bytes=size_bytes,
+            start=start,
+            end=end,
+            tags=self.tags,
+            step=step,
+        )

@@ -1,0 +1,104 @@
+"""Everything one run carries around: its id, config, open stores, executors, state and event sink.
+
+Built once by :func:`stratus.runner.run` and passed down, so nothing below reads globals or the
+environment on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stratus.config import Pipeline, Platform
+from stratus.executors import Executor, executor_for
+from stratus.runner.billing import Biller
+from stratus.runner.dataplane import DataPlane
+from stratus.runner.events import EventSink, RunEvent
+from stratus.runner.placement import Placer
+from stratus.state import Repository
+from stratus.storage import SiteStore, open_store
+
+__all__ = ["Faults", "RetryPolicy", "RunContext", "Sites", "open_sites"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff between attempts of a failing step: ``first_s``, ×``factor``, at most ``max_s``."""
+
+    first_s: float = 1.0
+    factor: float = 2.0
+    max_s: float = 30.0
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait before the attempt that follows the ``failures``-th failure."""
+        return float(min(self.max_s, self.first_s * self.factor ** max(0, failures - 1)))
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Injected failures, for tests and drills: ``preempt[step] = n`` reclaims its first n attempts."""
+
+    preempt: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Sites:
+    """Every site's object store and executor, plus how many steps each may run at once."""
+
+    stores: dict[str, SiteStore]
+    executors: dict[str, Executor]
+    slots: dict[str, int]
+
+
+def open_sites(platform: Platform, base_dir: Path) -> Sites:
+    """Open every site's store (relative ``file://`` roots resolve against ``base_dir``) and executor."""
+    stores = {
+        name: open_store(
+            name, site.storage, site.storage_options, base_dir=base_dir, jurisdiction=site.jurisdiction
+        )
+        for name, site in platform.sites.items()
+    }
+    executors = {name: executor_for(name, site) for name, site in platform.sites.items()}
+    default = os.cpu_count() or 1
+    slots = {
+        name: site.compute.capacity.max_parallel_steps or default for name, site in platform.sites.items()
+    }
+    return Sites(stores, executors, slots)
+
+
+@dataclass
+class RunContext:
+    """One run's world. ``emit`` is safe to call from any thread (events are serialised)."""
+
+    run_id: str
+    pipeline: Pipeline
+    pipeline_dir: Path
+    platform: Platform
+    repo: Repository
+    sites: Sites
+    placer: Placer
+    biller: Biller
+    data: DataPlane
+    runs_dir: Path
+    residency: dict[str, frozenset[str]]
+    sink: EventSink | None = None
+    faults: Faults = field(default_factory=Faults)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    stop: threading.Event = field(default_factory=threading.Event)
+    notes: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def emit(self, event: RunEvent) -> None:
+        """Deliver an event to the sink, one at a time; notes are also kept for the report."""
+        with self._lock:
+            if event.kind == "note":
+                self.notes.append(event.message)
+            if self.sink is not None:
+                self.sink(event)
+
+    def workdir(self, step: str, attempt: int) -> Path:
+        """A fresh folder per attempt, so a retry never sees a failed attempt's partial outputs."""
+        return self.runs_dir / self.run_id / step.replace(":", "-") / f"attempt-{attempt}"

@@ -1,0 +1,100 @@
+"""Plans and re-plans: the planner, told which sites failed for which steps and where finished steps ran.
+
+Re-solving needs no special planner entry point: a failed site is removed from that step's
+``constraints.sites`` and a finished step is pinned to where it ran, so the planner, unchanged, places
+what is left around what is already done, with the same cost model and residency rules as the first plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from stratus.catalog import Catalog
+from stratus.config import Pipeline, Platform, Step
+from stratus.errors import InfeasibleError
+from stratus.planner import Placement, Plan, Problem, build_problem, plan
+from stratus.planner.plan import Objective
+
+__all__ = ["Placer", "Pricing"]
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What a placement pays per hour, its on-demand list price, and its accelerator (for the ledger)."""
+
+    price_per_hour_usd: Decimal
+    list_price_per_hour_usd: Decimal
+    accelerator: str | None
+
+
+class Placer:
+    """The current plan of a run, re-solved as sites fail under steps."""
+
+    def __init__(
+        self, pipeline: Pipeline, platform: Platform, catalog: Catalog, objective: Objective
+    ) -> None:
+        self.pipeline = pipeline
+        self.platform = platform
+        self.catalog = catalog
+        self.objective = objective
+        self.excluded: dict[str, dict[str, str]] = {}  # step → site → why
+        self.problem: Problem = build_problem(pipeline, platform, catalog, objective)
+
+    def exclude(self, step: str, site: str, why: str) -> None:
+        """Never place ``step`` at ``site`` again in this run."""
+        self.excluded.setdefault(step, {})[site] = why
+
+    def plan(self, pinned: Mapping[str, str] | None = None) -> Plan:
+        """An optimal plan that avoids excluded sites and keeps ``pinned`` steps where they ran.
+
+        Raises InfeasibleError naming the step and every site it lost when nothing is left for it.
+        """
+        pinned = dict(pinned or {})
+        try:
+            return self._solve(pinned)
+        except InfeasibleError:
+            if not pinned:
+                raise
+        # A step may have finished somewhere its constraints no longer allow (a cache hit from another
+        # run): placing the rest matters more than modelling that step's position exactly.
+        return self._solve({})
+
+    def _solve(self, pinned: dict[str, str]) -> Plan:
+        steps: dict[str, Step] = {}
+        for name, step in self.pipeline.steps.items():
+            allowed = list(step.constraints.sites or self.platform.sites)
+            if name in pinned:
+                allowed = [pinned[name]]
+            else:
+                allowed = [s for s in allowed if s not in self.excluded.get(name, {})]
+                if not allowed:
+                    lost = "; ".join(f"{s}: {why}" for s, why in self.excluded.get(name, {}).items())
+                    raise InfeasibleError(
+                        f"no site is left for step {name!r}: {lost}",
+                        {name: {s: [why] for s, why in self.excluded.get(name, {}).items()}},
+                    )
+            constraints = step.constraints.model_copy(update={"sites": allowed})
+            steps[name] = step.model_copy(update={"constraints": constraints})
+        pipeline = self.pipeline.model_copy(update={"steps": steps})
+        self.problem = build_problem(pipeline, self.platform, self.catalog, self.objective)
+        return plan(pipeline, self.platform, self.catalog, objective=self.objective)
+
+    def pricing(self, placement: Placement) -> Pricing:
+        """The paid and list hourly price of a placement, from the candidates the planner chose among."""
+        list_price = placement.price_per_hour_usd
+        accelerator: str | None = None
+        step = self.problem.steps.index(placement.step)
+        site = self.problem.sites.index(placement.site)
+        for candidate in self.problem.candidates[step].get(site, []):
+            if candidate.offering.name == placement.offering and candidate.pricing == placement.pricing:
+                list_price = candidate.offering.price_per_hour_usd
+                accelerator = str(candidate.offering.accelerator) if candidate.offering.accelerator else None
+                break
+        return Pricing(placement.price_per_hour_usd, list_price, accelerator)
+
+    def egress_usd_per_gb(self, from_site: str, to_site: str) -> Decimal:
+        """The price of moving a GB between two sites under the platform's egress rules."""
+        sites = self.problem.sites
+        return Decimal(self.problem.egress.exact[sites.index(from_site)][sites.index(to_site)])

@@ -1,0 +1,135 @@
+"""The outcome of a run, read back from the state database so a resumed run reports the whole story."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from stratus.ledger import report as ledger_report
+from stratus.state import DONE, Repository, StepRunRow
+
+__all__ = ["ArtifactReport", "RunReport", "StepReport", "build_report"]
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """Where a step ran, how it ended, after how many attempts, and what it measured."""
+
+    step: str
+    site: str | None
+    offering: str | None
+    status: str
+    attempts: int
+    duration_s: float
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    cached_from: str | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactReport:
+    """One artifact the run produced or read, and the sites holding a verified copy."""
+
+    name: str
+    sha256: str
+    size_bytes: int
+    replicas: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """The run's result; ``to_json`` is the documented ``stratus run --json`` object."""
+
+    run_id: str
+    status: str
+    steps: tuple[StepReport, ...]
+    artifacts: tuple[ArtifactReport, ...]
+    cost_usd: Decimal
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """Every step succeeded or was reused from the cache."""
+        return self.status == "succeeded"
+
+    @property
+    def cached_steps(self) -> tuple[str, ...]:
+        """Steps whose outputs were reused from an earlier run."""
+        return tuple(s.step for s in self.steps if s.status == "cached")
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"run_id", "status", "steps": [...], "artifacts": [...], "cost_usd"}``."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "steps": [
+                {
+                    "step": s.step,
+                    "site": s.site,
+                    "offering": s.offering,
+                    "status": s.status,
+                    "attempts": s.attempts,
+                    "duration_s": round(s.duration_s, 3),
+                }
+                for s in self.steps
+            ],
+            "artifacts": [
+                {"name": a.name, "sha256": a.sha256, "size_bytes": a.size_bytes, "replicas": list(a.replicas)}
+                for a in self.artifacts
+            ],
+            "cost_usd": float(self.cost_usd),
+        }
+
+
+def build_report(
+    repo: Repository, run_id: str, steps: Sequence[str], notes: Sequence[str] = (), error: str | None = None
+) -> RunReport:
+    """Assemble the report of ``run_id`` from the manifest and the ledger (the single source of cost)."""
+    row = repo.run(run_id)
+    attempts: dict[str, list[StepRunRow]] = {}
+    for attempt in repo.attempts(run_id):
+        attempts.setdefault(attempt.step, []).append(attempt)
+    step_reports = tuple(_step_report(name, attempts.get(name, [])) for name in steps)
+    artifacts = []
+    for ref, sha in sorted(repo.names(run_id).items(), key=lambda item: _ref_order(item[0], steps)):
+        artifact = repo.artifact(sha)
+        verified = tuple(site for site, status in sorted(repo.replicas(sha).items()) if status == "verified")
+        artifacts.append(ArtifactReport(ref, sha, artifact.size_bytes if artifact else 0, verified))
+    cost = ledger_report(repo.db, by=[], run_id=run_id).totals.actual_usd
+    return RunReport(
+        run_id=run_id,
+        status=row.status if row else "failed",
+        steps=step_reports,
+        artifacts=tuple(artifacts),
+        cost_usd=cost,
+        notes=tuple(notes),
+        error=error if error is not None else (row.error if row else None),
+    )
+
+
+def _step_report(name: str, attempts: list[StepRunRow]) -> StepReport:
+    if not attempts:
+        return StepReport(name, None, None, "pending", 0, 0.0)
+    done = [a for a in attempts if a.status in DONE]
+    last = done[-1] if done else attempts[-1]
+    tries = sum(1 for a in attempts if a.status != "cached")
+    return StepReport(
+        step=name,
+        site=last.site,
+        offering=last.offering,
+        status=last.status,
+        attempts=tries,
+        duration_s=last.duration_s or 0.0,
+        metrics=json.loads(last.metrics_json or "{}"),
+        cached_from=last.cached_from,
+    )
+
+
+def _ref_order(ref: str, steps: Sequence[str]) -> tuple[int, str]:
+    if ref.startswith("dataset:"):
+        return (-1, ref)
+    producer = ref.split(".", 1)[0]
+    return (steps.index(producer) if producer in steps else len(steps), ref)

@@ -1,0 +1,211 @@
+"""Run a pipeline: plan, make or find its datasets, walk the DAG, and report, resumably.
+
+A run is a row in the state database from its first moment; ``resume`` continues that row, skipping
+every step already done in it and redoing only the attempts that were cut short.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import psutil
+
+from stratus.catalog import Catalog
+from stratus.config import Pipeline, Platform, load_pipeline, load_platform, resolve_platform_path
+from stratus.errors import ConfigError, RunError, StratusError
+from stratus.planner import artifact_residency
+from stratus.planner.plan import Objective
+from stratus.runner.billing import Biller
+from stratus.runner.cache import code_version, module_file
+from stratus.runner.context import Faults, RetryPolicy, RunContext, open_sites
+from stratus.runner.dataplane import DataPlane
+from stratus.runner.datasets import bind_datasets, make_keys
+from stratus.runner.events import EventSink, RunEvent
+from stratus.runner.placement import Placer
+from stratus.runner.report import RunReport, build_report
+from stratus.runner.scheduler import Scheduler
+from stratus.state import DONE, Database, Repository, RunStatus, open_database, state_dir, state_url, utcnow
+
+__all__ = ["new_run_id", "run", "run_file"]
+
+
+def new_run_id() -> str:
+    """Sortable by start time, unique without coordination: ``20261126-114500-3fa9c1``."""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def run(
+    pipeline: Pipeline,
+    platform: Platform,
+    *,
+    db: Database,
+    pipeline_dir: Path,
+    platform_dir: Path,
+    runs_dir: Path,
+    catalog: Catalog | None = None,
+    resume: str | None = None,
+    objective: Objective = "cost",
+    on_event: EventSink | None = None,
+    faults: Faults | None = None,
+    retry: RetryPolicy | None = None,
+    files: Mapping[str, str] | None = None,
+) -> RunReport:
+    """Execute ``pipeline`` on ``platform`` and return its report (also when it failed).
+
+    Raises ConfigError (a step's module is missing), PlanError (nothing feasible) or RunError (unknown
+    ``resume`` id, another pipeline's run) before anything executes.
+    """
+    repo = Repository(db)
+    placer = Placer(pipeline, platform, catalog or Catalog.bundled(), objective)
+    versions = {
+        name: code_version(
+            step.run, module_file(step.run, [pipeline_dir], field=f"steps.{name}.run"), step.params
+        )
+        for name, step in pipeline.steps.items()
+    }
+    sites = open_sites(platform, platform_dir)
+    run_id, interrupted = _open_run(repo, pipeline, resume, objective, files or {})
+    biller = Biller(db, run_id, platform, pipeline.tags)
+    ctx = RunContext(
+        run_id=run_id,
+        pipeline=pipeline,
+        pipeline_dir=pipeline_dir,
+        platform=platform,
+        repo=repo,
+        sites=sites,
+        placer=placer,
+        biller=biller,
+        data=DataPlane(run_id, repo, sites.stores, placer, biller),
+        runs_dir=runs_dir,
+        residency=artifact_residency(pipeline),
+        sink=on_event,
+        faults=faults or Faults(),
+        retry=retry or RetryPolicy(),
+    )
+    done = {a.step: a.site for a in repo.attempts(run_id) if a.status in DONE and a.step in pipeline.steps}
+    plan = placer.plan(pinned=done)
+    if resume is None:
+        accelerated = {name for name, step in pipeline.steps.items() if step.resources.accelerators}
+        biller.plan(plan, accelerated)
+        ctx.emit(
+            RunEvent("run", f"run {run_id}: {len(pipeline.steps)} steps, planned ${plan.total_cost_usd:.4f}")
+        )
+    else:
+        ctx.emit(
+            RunEvent(
+                "note",
+                f"resuming run {run_id}: {len(done)} of {len(pipeline.steps)} steps already done; "
+                f"{interrupted} interrupted attempt(s) will be redone",
+            )
+        )
+    error: str | None = None
+    try:
+        bind_datasets(ctx, make_keys(ctx))
+        error = Scheduler(ctx, plan, versions).run()
+    except RunError as exc:
+        error = str(exc)
+    except StratusError as exc:  # a store or executor failing outside any step (datasets)
+        error = f"{type(exc).__name__}: {exc}"
+    except BaseException as exc:
+        repo.finish_run(run_id, "failed", f"stopped: {type(exc).__name__}; resume with --resume {run_id}")
+        raise
+    status: RunStatus = "succeeded" if error is None else "failed"
+    ended = utcnow()
+    for w in ctx.data.written:
+        biller.storage(
+            site=w.site, artifact=w.artifact, size_bytes=w.size_bytes, start=w.at, end=ended, step=w.step
+        )
+    repo.finish_run(run_id, status, error)
+    ctx.emit(RunEvent("run", f"run {run_id} {status}" + (f": {error}" if error else "")))
+    return build_report(repo, run_id, list(pipeline.steps), ctx.notes, error)
+
+
+def _open_run(
+    repo: Repository, pipeline: Pipeline, resume: str | None, objective: str, files: Mapping[str, str]
+) -> tuple[str, int]:
+    me = f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time():.2f}"
+    if resume is None:
+        run_id = new_run_id()
+        repo.create_run(
+            run_id,
+            pipeline=pipeline.name,
+            pipeline_file=files.get("pipeline", ""),
+            platform_file=files.get("platform", ""),
+            objective=objective,
+            runner=me,
+        )
+        return run_id, 0
+    row = repo.run(resume)
+    if row is None:
+        recent = ", ".join(r.id for r in repo.runs()[:5]) or "none yet"
+        raise RunError(f"no run {resume!r} in the state database; recent runs: {recent}")
+    if row.pipeline != pipeline.name:
+        raise RunError(
+            f"run {resume!r} ran pipeline {row.pipeline!r}, not {pipeline.name!r}; pass that pipeline's file"
+        )
+    if row.status == "running" and _alive(row.runner):
+        raise RunError(
+            f"run {resume!r} is still being run by process {row.runner}; "
+            "wait for it to finish, or stop it first, then resume"
+        )
+    return resume, repo.reopen_run(resume, me)
+
+
+def _alive(runner: str | None) -> bool:
+    """Whether ``host:pid:started`` is still a live process here (another host's cannot be checked).
+
+    The start time guards against a recycled pid that now belongs to something else.
+    """
+    host, pid, started = [*(runner or "").split(":"), "", "", ""][:3]
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        process = psutil.Process(int(pid))
+        return process.status() != psutil.STATUS_ZOMBIE and f"{process.create_time():.2f}" == started
+    except psutil.Error:
+        return False
+
+
+def run_file(
+    pipeline_file: Path | str,
+    platform_file: Path | str | None = None,
+    *,
+    state_url_override: str | None = None,
+    resume: str | None = None,
+    objective: Objective = "cost",
+    on_event: EventSink | None = None,
+    faults: Faults | None = None,
+    retry: RetryPolicy | None = None,
+) -> RunReport:
+    """Run a pipeline file: the platform defaults to ``stratus.yaml`` beside it, state to ``.stratus/``.
+
+    Step modules are imported from the pipeline's folder; relative ``file://`` storage roots and the
+    state folder are beside the platform file, exactly as ``stratus run`` resolves them.
+    """
+    pipeline_path = Path(pipeline_file)
+    if not pipeline_path.is_file():
+        raise ConfigError("pipeline file not found; check the path", file=str(pipeline_path))
+    platform_path = resolve_platform_path(Path(platform_file) if platform_file else None, pipeline_path)
+    platform = load_platform(platform_path)
+    pipeline = load_pipeline(pipeline_path, platform)
+    folder = state_dir(platform_path)
+    return run(
+        pipeline,
+        platform,
+        db=open_database(state_url(platform_path, state_url_override)),
+        pipeline_dir=pipeline_path.resolve().parent,
+        platform_dir=platform_path.resolve().parent,
+        runs_dir=folder / "runs",
+        catalog=Catalog.load(folder / "catalog"),
+        resume=resume,
+        objective=objective,
+        on_event=on_event,
+        faults=faults,
+        retry=retry,
+        files={"pipeline": str(pipeline_path.resolve()), "platform": str(platform_path.resolve())},
+    )

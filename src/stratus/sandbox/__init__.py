@@ -1,0 +1,46 @@
+"""Local stand-ins for three clouds' object stores, as real servers on loopback.
+
+``stratus sandbox up`` starts SeaweedFS (S3), fake-gcs-server (GCS) and Azurite (Azure Blob), creates a
+bucket in each and writes a platform file whose aws/gcp/azure sites store to them; the test fixtures start
+the same servers with the same code (:mod:`.servers`).
+"""
+
+from stratus.sandbox.environment import (
+    SITES,
+    SandboxStatus,
+    sandbox_down,
+    sandbox_status,
+    sandbox_up,
+    state_path,
+)
+from stratus.sandbox.servers import (
+    AZURITE_VERSION,
+    Server,
+    ServerKind,
+    create_bucket,
+    is_up,
+    load_servers,
+    restart_server,
+    save_servers,
+    start_server,
+    stop_server,
+)
+
+__all__ = [
+    "AZURITE_VERSION",
+    "SITES",
+    "SandboxStatus",
+    "Server",
+    "ServerKind",
+    "create_bucket",
+    "is_up",
+    "load_servers",
+    "restart_server",
+    "sandbox_down",
+    "sandbox_status",
+    "sandbox_up",
+    "save_servers",
+    "start_server",
+    "state_path",
+    "stop_server",
+]

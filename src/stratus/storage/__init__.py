@@ -1,0 +1,29 @@
+"""Sites' object stores: content-addressed artifacts, verified copies, replication, verify and repair.
+
+    store = open_store("aws-us-east", "s3://bucket/stratus", {"endpoint_url": ...}, jurisdiction="US")
+    info = store.publish(Path("model.onnx"))               # atomic; named by its SHA-256
+    copy_object(info.sha256, store, other)                  # 0 bytes when `other` already holds it
+    dual_write(Path("features.parquet"), [a, b], residency=frozenset({"EU"}))
+
+Backends: file (relative to the platform file's folder), memory, s3 (s3fs), gs/gcs (gcsfs), az/abfs (adlfs).
+"""
+
+from stratus.storage.artifacts import pack_dir, unpack
+from stratus.storage.copy import copy_many, copy_object
+from stratus.storage.replication import ReplicaStatus, dual_write, repair, verify
+from stratus.storage.store import ObjectInfo, SiteStore, hash_file, open_store
+
+__all__ = [
+    "ObjectInfo",
+    "ReplicaStatus",
+    "SiteStore",
+    "copy_many",
+    "copy_object",
+    "dual_write",
+    "hash_file",
+    "open_store",
+    "pack_dir",
+    "repair",
+    "unpack",
+    "verify",
+]

@@ -1,0 +1,113 @@
+"""From a site's storage URL to a backend: scheme registry, lazy SDK imports, the root inside the store.
+
+The cloud SDKs are optional extras. They are imported only when a URL needs them, and a missing one is
+reported as the extra to install rather than as an ImportError from deep inside fsspec.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from stratus.errors import StorageError
+from stratus.storage.backend import Backend, LocalBackend, MemoryBackend
+from stratus.storage.remote import FsspecBackend, S3Backend
+
+__all__ = ["Location", "locate"]
+
+
+@dataclass(frozen=True)
+class _Scheme:
+    protocol: str  # fsspec's name for it
+    module: str  # the SDK that implements it
+    extra: str  # pip install 'stratus[extra]'
+
+
+_SCHEMES: dict[str, _Scheme] = {
+    "s3": _Scheme("s3", "s3fs", "aws"),
+    "gs": _Scheme("gcs", "gcsfs", "gcp"),
+    "gcs": _Scheme("gcs", "gcsfs", "gcp"),
+    "az": _Scheme("abfs", "adlfs", "azure"),
+    "abfs": _Scheme("abfs", "adlfs", "azure"),
+}
+KNOWN_SCHEMES = ("file", "memory", *_SCHEMES)
+
+
+@dataclass(frozen=True)
+class Location:
+    """A parsed storage URL: the backend to talk to and the root key under which the store lives."""
+
+    backend: Backend
+    root: str
+    scheme: str
+
+
+def _local(url: str, base_dir: Path | None) -> Location:
+    raw = url[len("file://") :]
+    path = Path(raw)
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    root = path.resolve()
+    return Location(LocalBackend(tmp_dir=root / "tmp"), str(root), "file")
+
+
+def _memory(url: str) -> Location:
+    fsspec = importlib.import_module("fsspec")
+    name = url[len("memory://") :].strip("/")
+    if not name:
+        raise StorageError("memory:// needs a name, e.g. memory://site-a", url=url)
+    return Location(MemoryBackend(fsspec.filesystem("memory")), f"/{name}", "memory")
+
+
+def _import_sdk(scheme: _Scheme, url: str) -> None:
+    if scheme.module == "gcsfs":
+        # gcsfs probes for hierarchical-namespace buckets over gRPC unless told not to; against an
+        # emulator (or without that feature) every call then waits 30–60 s. It reads this at import.
+        os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    try:
+        importlib.import_module(scheme.module)
+    except ImportError as exc:
+        raise StorageError(
+            f"the {scheme.module} package is needed for {url.split('://', 1)[0]}:// URLs; "
+            f"install it with: pip install 'stratus[{scheme.extra}]'",
+            url=url,
+        ) from exc
+
+
+def _remote(url: str, scheme: _Scheme, options: Mapping[str, Any]) -> Location:
+    _import_sdk(scheme, url)
+    fsspec = importlib.import_module("fsspec")
+    parts = urlsplit(url)
+    container = parts.netloc.split("@", 1)[0]  # abfs://container@account.dfs.core.windows.net/prefix
+    if not container:
+        raise StorageError(
+            f"the URL names no bucket or container; expected {parts.scheme}://NAME/prefix", url=url
+        )
+    kwargs: dict[str, Any] = {"use_listings_cache": False, **options}
+    if "@" in parts.netloc and scheme.module == "adlfs" and "account_name" not in kwargs:
+        kwargs["account_name"] = parts.netloc.split("@", 1)[1].split(".", 1)[0]
+    try:
+        fs = fsspec.filesystem(scheme.protocol, **kwargs)
+    except Exception as exc:  # any SDK complaint about the options is the user's to fix
+        raise StorageError(f"cannot open the store with the given options: {exc}", url=url) from exc
+    root = f"{container}/{parts.path.strip('/')}".rstrip("/")
+    backend: Backend = S3Backend(fs) if scheme.module == "s3fs" else FsspecBackend(fs)
+    return Location(backend, root, parts.scheme)
+
+
+def locate(url: str, options: Mapping[str, Any] | None = None, base_dir: Path | None = None) -> Location:
+    """Parse ``url`` and build its backend; ``file://`` paths that are relative resolve against base_dir."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    if scheme == "file":
+        return _local(url, base_dir)
+    if scheme == "memory":
+        return _memory(url)
+    if scheme in _SCHEMES:
+        return _remote(url, _SCHEMES[scheme], options or {})
+    expected = ", ".join(f"{s}://" for s in KNOWN_SCHEMES)
+    raise StorageError(f"unknown storage scheme; expected one of {expected}", url=url)
