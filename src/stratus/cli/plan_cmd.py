@@ -34,6 +34,12 @@ def plan_command(
     ),
     explain: bool = typer.Option(False, "--explain", help="Also show runners-up and every rejected site."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object for scripts."),
+    time_limit: float = typer.Option(
+        60.0,
+        "--time-limit",
+        min=0.1,
+        help="Seconds the MILP may take on a DAG; past it the best plan found is shown with its proven gap.",
+    ),
 ) -> None:
     """Place every step on the cheapest (or fastest) compliant site and offering.
 
@@ -48,7 +54,9 @@ def plan_command(
     platform_model = load_platform(platform_file)
     pipeline_model = load_pipeline(pipeline, platform_model)
     catalog = Catalog.load(state_dir(platform_file) / "catalog")
-    result = plan(pipeline_model, platform_model, catalog, objective=goal, explain=explain)
+    result = plan(
+        pipeline_model, platform_model, catalog, objective=goal, explain=explain, time_limit_s=time_limit
+    )
     if as_json:
         print_json(result.to_json())
     else:

@@ -55,7 +55,13 @@ def render_plan(out: Console, plan: Plan, explain: bool = False) -> None:
     out.print(
         f"[bold]Total {_usd(plan.total_cost_usd)}[/] = compute {_usd(plan.compute_cost_usd)} + egress "
         f"{_usd(plan.egress_cost_usd)}; makespan {plan.makespan_hours:.2f} h; "
-        f"optimal by {plan.solver} over {plan.candidates} candidates"
+        + (
+            f"optimal by {plan.solver} over {plan.candidates} candidates"
+            if plan.optimality_gap == 0
+            else f"[yellow]best found by {plan.solver} within the time limit; proven gap "
+            f"{plan.optimality_gap:.1%} to the optimum's lower bound[/] "
+            f"({plan.candidates} candidates; a larger --time-limit may close it)"
+        )
     )
     if explain:
         _render_explanation(out, plan)

@@ -81,6 +81,7 @@ class Plan:
     makespan_hours: float
     solver: str
     candidates: int
+    optimality_gap: float = 0.0  # 0: proven optimal; else the proven bound on how far from optimal
     rejections: tuple[Rejection, ...] = ()
     alternatives: tuple[Alternative, ...] = field(default=(), compare=False)
 
@@ -104,6 +105,8 @@ class Plan:
             "compute_cost_usd": _usd(self.compute_cost_usd),
             "egress_cost_usd": _usd(self.egress_cost_usd),
             "makespan_hours": round(self.makespan_hours, 6),
+            "solver": self.solver,
+            "optimality_gap": self.optimality_gap,
             "steps": [
                 {
                     "step": p.step,

@@ -14,6 +14,8 @@ from stratus.planner.tree import solve_tree, tree_shaped
 __all__ = ["plan", "solve"]
 
 RUNNERS_UP_PER_STEP = 3
+# Past this, a DAG's MILP returns its best placement with the proven gap rather than keep a user waiting.
+DEFAULT_TIME_LIMIT_S = 60.0
 
 
 def plan(
@@ -22,13 +24,14 @@ def plan(
     catalog: Catalog | None = None,
     objective: Objective = "cost",
     explain: bool = False,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
 ) -> Plan:
     """Place every step on a site and offering, optimally for ``objective``; pure, no I/O beyond the catalog.
 
     Raises InfeasibleError (with per-step, per-site reasons) when no placement satisfies the constraints.
     """
     problem = build_problem(pipeline, platform, catalog or Catalog.bundled(), objective)
-    assignment, solver = solve(problem)
+    assignment, solver, gap = solve(problem, time_limit_s)
     result = evaluate(problem, assignment)
     alternatives = _alternatives(problem, assignment, result) if explain else ()
     rejections = tuple(
@@ -45,18 +48,20 @@ def plan(
         egress_cost_usd=result.egress_cost_usd,
         makespan_hours=result.makespan_hours,
         solver=solver,
+        optimality_gap=gap,
         candidates=problem.n_candidates,
         rejections=rejections,
         alternatives=alternatives,
     )
 
 
-def solve(problem: Problem) -> tuple[list[int], str]:
-    """An optimal site index per step and the name of the method that proved it."""
+def solve(problem: Problem, time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> tuple[list[int], str, float]:
+    """A site per step, the method that chose it, and the proven optimality gap (0.0: optimal)."""
     terms = split_terms(problem)
     if problem.objective == "cost" and tree_shaped(problem, terms):
-        return solve_tree(problem, terms), "tree-dp"
-    return solve_milp(problem, terms), "milp-highs"
+        return solve_tree(problem, terms), "tree-dp", 0.0
+    assignment, gap = solve_milp(problem, terms, time_limit_s)
+    return assignment, "milp-highs", gap
 
 
 def _alternatives(problem: Problem, assignment: list[int], chosen: Evaluation) -> tuple[Alternative, ...]:

@@ -1,0 +1,172 @@
+"""One benchmark case, run in its own process so a slow solve can be killed and peak memory is its own.
+
+``python -m bench.planner.case SHAPE STEPS SEED [--repeats R] [--check] [--model-only]`` prints one JSON
+object per line as it goes (``event`` says which), so the parent still learns the problem and MILP
+size when it has to kill the case at the time limit.
+
+The HiGHS call is observed by replacing ``stratus.planner.milp.milp`` (SciPy's ``milp`` as the planner
+imported it) with a pass-through that reports the model's size before solving and the solver's
+statistics after. Nothing else in the planner is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import numpy as np
+
+import stratus.planner.milp as planner_milp
+from bench.planner.instances import SHAPES, Shape, make_instance, make_platform
+from stratus.catalog import Catalog
+from stratus.planner import Problem, build_problem, evaluate, solve
+from stratus.planner.milp import solve_milp
+from stratus.planner.terms import split_terms
+
+__all__ = ["main"]
+
+OPTIMALITY_TOLERANCE_USD = Decimal("0.000001")
+T = TypeVar("T")
+
+
+class _ModelOnlyError(Exception):
+    """Raised by the HiGHS stand-in when only the model's size was asked for."""
+
+
+def emit(event: str, **fields: Any) -> None:
+    """One line of JSON on stdout, flushed, so a killed case still leaves what it knew."""
+    print(json.dumps({"event": event, **fields}, default=str), flush=True)
+
+
+def peak_mb() -> float:
+    """This process's peak resident set size so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.planner.case")
+    parser.add_argument("shape", choices=SHAPES)
+    parser.add_argument("steps", type=int)
+    parser.add_argument("seed", type=int)
+    parser.add_argument("--repeats", type=int, default=1, help="best of R for build and solve")
+    parser.add_argument("--check", action="store_true", help="also solve with the MILP and compare")
+    parser.add_argument("--model-only", action="store_true", help="report the MILP's size, do not solve")
+    parser.add_argument(
+        "--time-limit", type=float, default=60.0, help="MILP seconds before it returns its best plan and gap"
+    )
+    args = parser.parse_args(argv)
+    shape: Shape = args.shape
+
+    catalog = Catalog.bundled()
+    platform, _gaps = make_platform(catalog)
+    instance = make_instance(shape, args.steps, args.seed, platform)
+    emit("start", baseline_mb=peak_mb())
+
+    problem, build_s = _best_of(
+        args.repeats, lambda: build_problem(instance.pipeline, platform, catalog, "cost")
+    )
+    terms = split_terms(problem)
+    emit(
+        "problem",
+        steps=len(problem.steps),
+        sites=len(problem.sites),
+        candidates=problem.n_candidates,
+        sites_per_step=sum(len(c) for c in problem.candidates) / len(problem.steps),
+        coupled_flows=len(terms.step_flows),
+        multi_reader_flows=sum(1 for f in terms.step_flows if len(f.consumers) > 1),
+        shared_datasets=len(terms.shared_datasets),
+        build_s=build_s,
+    )
+
+    stats: list[dict[str, Any]] = []
+    scipy_milp = planner_milp.milp  # type: ignore[attr-defined]
+    planner_milp.milp = _observed_milp(scipy_milp, stats, args.model_only)  # type: ignore[attr-defined]
+    try:
+        (assignment, solver, gap), solve_s = _best_of(args.repeats, lambda: solve(problem, args.time_limit))
+    except _ModelOnlyError:
+        emit("model_only", peak_mb=peak_mb())
+        return
+    finally:
+        planner_milp.milp = scipy_milp  # type: ignore[attr-defined]
+    result = evaluate(problem, assignment)
+    emit(
+        "solved",
+        solver=solver if gap == 0 else f"{solver} (not proven: gap {gap:.1%})",
+        solve_s=solve_s,
+        cost_usd=result.total_cost_usd,
+        compute_usd=result.compute_cost_usd,
+        egress_usd=result.egress_cost_usd,
+        highs_s=min((s["highs_s"] for s in stats), default=None),
+        peak_mb=peak_mb(),
+    )
+    if args.check:
+        _check(problem, result.total_cost_usd, solver)
+    emit("done", peak_mb=peak_mb())
+
+
+def _best_of(repeats: int, run: Callable[[], T]) -> tuple[T, float]:
+    best = float("inf")
+    value: T | None = None
+    for _ in range(max(1, repeats)):
+        begun = time.perf_counter()
+        value = run()
+        best = min(best, time.perf_counter() - begun)
+    assert value is not None
+    return value, best
+
+
+def _observed_milp(original: Callable[..., Any], stats: list[dict[str, Any]], model_only: bool) -> Any:
+    def observed(**kwargs: Any) -> Any:
+        matrix = kwargs["constraints"][0].A
+        size = {
+            "vars": len(kwargs["c"]),
+            "binaries": int(np.sum(kwargs["integrality"])),
+            "rows": int(matrix.shape[0]),
+            "nonzeros": int(matrix.nnz),
+        }
+        if not stats:
+            emit("milp_model", **size)
+        if model_only:
+            raise _ModelOnlyError
+        begun = time.perf_counter()
+        result = original(**kwargs)
+        record = {
+            "highs_s": time.perf_counter() - begun,
+            "status": int(result.status),
+            "message": str(result.message),
+            "nodes": getattr(result, "mip_node_count", None),
+            "gap": getattr(result, "mip_gap", None),
+        }
+        stats.append(record)
+        if len(stats) == 1:
+            emit("milp_solved", **record)
+        return result
+
+    return observed
+
+
+def _check(problem: Problem, cost: Decimal, solver: str) -> None:
+    """Compare the tree DP's cost with the MILP's on the same Problem (only meaningful for the DP)."""
+    if solver != "tree-dp":
+        return
+    begun = time.perf_counter()
+    other, _ = solve_milp(problem, split_terms(problem))
+    milp_s = time.perf_counter() - begun
+    milp_cost = evaluate(problem, other).total_cost_usd
+    emit(
+        "check",
+        milp_cost_usd=milp_cost,
+        milp_s=milp_s,
+        difference_usd=milp_cost - cost,
+        equal=abs(milp_cost - cost) <= OPTIMALITY_TOLERANCE_USD,
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
