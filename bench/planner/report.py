@@ -24,6 +24,7 @@ class Settings:
 
     seed: int
     time_limit_s: float
+    milp_time_limit_s: float
     sky_timeout_s: float
     sites: int
     sites_by_provider: dict[str, int]
@@ -104,10 +105,12 @@ def render(settings: Settings, cases: Sequence[CaseResult], anchors: Sequence[An
         f"- Stratus: {_revision()}. Objective: cost. Seed {settings.seed}.",
         f"- Platform: {settings.sites} sites ({by_provider}): every region of the bundled catalog, "
         "`offerings: catalog`, spot and on-demand.",
-        f"- Limits: {settings.time_limit_s:.0f} s per case (a child process, killed at the limit); "
-        f"SkyPilot {settings.sky_timeout_s:.0f} s. Build and solve are the best of 3 up to 200 steps, "
-        "one run at 1000. Peak MB: the case process's max RSS up to the end of the solve "
-        "(interpreter, SciPy and catalog included: about 85 MB; the DP-vs-MILP check runs after it).",
+        f"- Limits: the planner's MILP stops at {settings.milp_time_limit_s:.0f} s (`solve(problem, "
+        "time_limit_s)`) and returns its best plan with HiGHS's proven gap; each case is a child "
+        f"process killed at {settings.time_limit_s:.0f} s; SkyPilot {settings.sky_timeout_s:.0f} s.",
+        "- Build and solve are the best of 3 up to 200 steps (one run when a run takes over 5 s), one "
+        "run at 1000. Peak MB: the case process's max RSS up to the end of the solve (interpreter, SciPy "
+        "and catalog included: about 85 MB; the DP-vs-MILP check runs after it).",
     ]
     if settings.egress_gaps:
         lines.append(
@@ -122,17 +125,25 @@ def render(settings: Settings, cases: Sequence[CaseResult], anchors: Sequence[An
 
 def _cases_table(cases: Sequence[CaseResult]) -> list[str]:
     rows = [
-        "| shape | steps | sites | candidates | build s | solve s | solver | cost USD | peak MB | status |",
-        "|---|--:|--:|--:|--:|--:|---|--:|--:|---|",
+        "| shape | steps | sites | candidates | build s | solve s | solver | optimal | cost USD | "
+        "peak MB | status |",
+        "|---|--:|--:|--:|--:|--:|---|---|--:|--:|---|",
     ]
     for c in cases:
         status = c.status if not c.note else f"{c.status}: {c.note}"
         peak = "—" if c.peak_mb is None else f"{c.peak_mb:.0f}"
         rows.append(
             f"| {c.shape} | {c.steps} | {_n(c.sites)} | {_n(c.candidates)} | {_s(c.build_s)} | "
-            f"{_s(c.solve_s)} | {c.solver or '—'} | {_usd(c.cost_usd)} | {peak} | {status} |"
+            f"{_s(c.solve_s)} | {c.solver or '—'} | {_optimal(c.gap)} | {_usd(c.cost_usd)} | {peak} | "
+            f"{status} |"
         )
     return rows
+
+
+def _optimal(gap: float | None) -> str:
+    if gap is None:
+        return "—"
+    return "proven" if gap == 0 else f"**no**: gap {gap:.1%} at the time limit"
 
 
 def _milp_table(cases: Sequence[CaseResult]) -> list[str]:
@@ -143,21 +154,27 @@ def _milp_table(cases: Sequence[CaseResult]) -> list[str]:
         "MILP (HiGHS via SciPy, `mip_rel_gap` 0) as `solve` builds it:",
         "",
         "| shape | steps | multi-reader artifacts | variables | binaries | rows | nonzeros | HiGHS s | "
-        "B&B nodes | outcome |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        "B&B nodes | best found / proven bound (USD) | outcome |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     for c in with_milp:
         m = c.milp
-        if "highs_s" in m:
-            outcome = m.get("message", "")
+        if "highs_s" in m or "status" in m:
+            if m.get("status") == 0:
+                outcome = "optimal"
+            elif m.get("objective") is None:
+                outcome = "time limit, no placement found"
+            else:
+                outcome = f"time limit, gap {m.get('gap', float('nan')):.1%}"
         elif c.status == "timeout":
-            outcome = f"no optimum within {c.time_limit_s:.0f} s"
+            outcome = f"killed at {c.time_limit_s:.0f} s"
         else:
-            outcome = "size only (not solved: a smaller case of this shape timed out)"
+            outcome = "size only (not solved: a smaller case of this shape was killed)"
+        found = "—" if m.get("objective") is None else f"{m['objective']:.2f} / {m.get('bound') or 0:.2f}"
         rows.append(
             f"| {c.shape} | {c.steps} | {_n(c.multi_reader_flows)} | {_n(m.get('vars'))} | "
             f"{_n(m.get('binaries'))} | {_n(m.get('rows'))} | {_n(m.get('nonzeros'))} | "
-            f"{_s(m.get('highs_s'))} | {_n(m.get('nodes'))} | {outcome} |"
+            f"{_s(m.get('highs_s'))} | {_n(m.get('nodes'))} | {found} | {outcome} |"
         )
     return rows
 
@@ -175,7 +192,17 @@ def _check_table(cases: Sequence[CaseResult]) -> list[str]:
     for c in checked:
         if c.check:
             milp_cost = Decimal(str(c.check["milp_cost_usd"]))
-            equal = "yes" if c.check["equal"] else f"NO (Δ {c.check['difference_usd']})"
+            gap = c.check.get("milp_gap") or 0.0
+            if c.check.get("dp_beaten"):
+                equal = f"**NO: the MILP found a cheaper plan** (Δ {c.check['difference_usd']})"
+            elif c.check["equal"]:
+                equal = "yes" if gap == 0 else f"yes (MILP not proven, gap {gap:.1%})"
+            else:
+                equal = (
+                    f"NO: MILP dearer by {c.check['difference_usd']}"
+                    if gap == 0
+                    else f"MILP stopped at its limit (gap {gap:.1%}), dearer: DP not beaten"
+                )
             rows.append(
                 f"| {c.shape} | {c.steps} | {_usd(c.cost_usd)} | {_usd(milp_cost)} | {equal} | "
                 f"{_s(c.check['milp_s'])} |"

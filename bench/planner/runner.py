@@ -38,6 +38,7 @@ class CaseResult:
     build_s: float | None = None
     solve_s: float | None = None
     solver: str | None = None
+    gap: float | None = None  # the planner's proven relative gap: 0 optimal, > 0 stopped at its limit
     cost_usd: Decimal | None = None
     peak_mb: float | None = None
     milp: dict[str, Any] = field(default_factory=dict)  # vars, binaries, rows, nonzeros, highs_s, nodes
@@ -89,10 +90,15 @@ def run_case(
     check: bool,
     model_only: bool,
     time_limit_s: float,
+    milp_time_limit_s: float,
 ) -> CaseResult:
-    """Measure one case in a fresh interpreter (so peak RSS is this case's) and parse its events."""
+    """Measure one case in a fresh interpreter (so peak RSS is this case's) and parse its events.
+
+    ``milp_time_limit_s`` is the planner's own limit (it then returns its best plan and gap);
+    ``time_limit_s`` is the hard limit at which the case process is killed.
+    """
     command = [sys.executable, "-m", "bench.planner.case", shape, str(steps), str(seed)]
-    command += ["--repeats", str(repeats)]
+    command += ["--repeats", str(repeats), "--time-limit", str(milp_time_limit_s)]
     command += ["--check"] if check else []
     command += ["--model-only"] if model_only else []
     env = dict(os.environ)
@@ -127,9 +133,11 @@ def _apply(result: CaseResult, event: dict[str, Any]) -> None:
     elif kind == "milp_model":
         result.milp.update({k: v for k, v in event.items() if k != "event"})
     elif kind == "milp_solved":
-        result.milp.update({k: event[k] for k in ("status", "message", "nodes", "gap")})
+        keys = ("status", "message", "nodes", "gap", "objective", "bound")
+        result.milp.update({k: event.get(k) for k in keys})
     elif kind == "solved":
         result.solver = event["solver"]
+        result.gap = event.get("gap")
         result.solve_s = event["solve_s"]
         result.cost_usd = Decimal(event["cost_usd"])
         if event.get("highs_s") is not None:
