@@ -231,6 +231,8 @@ def _anchor_table(anchors: Sequence[AnchorRow]) -> list[str]:
     for a in anchors:
         if a.stratus.solve_s is not None:
             ours = _s((a.stratus.build_s or 0.0) + a.stratus.solve_s)
+            if a.stratus.gap:
+                ours += f" (not proven optimal: gap {a.stratus.gap:.1%})"
         else:
             ours = f"{a.stratus.status}: {a.stratus.note}"
         sky = a.sky

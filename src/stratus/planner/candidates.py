@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple, overload
 
 from stratus.catalog import Catalog, Offering, ReservedPrice
-from stratus.config import Platform, Site, Step
+from stratus.config import Platform, Resources, Site, Step
 from stratus.planner.plan import Pricing
 
-__all__ = ["Candidate", "SiteOfferings", "site_offerings", "step_candidates"]
+__all__ = ["Candidate", "SiteCandidates", "SiteOfferings", "site_offerings", "step_candidates"]
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """One way to run a step at a site; ``cost_usd`` is compute only (hours × price)."""
+class Candidate(NamedTuple):
+    """One way to run a step at a site; ``cost_usd`` is compute only (hours × price).
+
+    A named tuple rather than a frozen dataclass: a 1000-step plan over every region builds a quarter of
+    a million of them, and tuples are several times cheaper to create.
+    """
 
     site: str
     offering: Offering
@@ -24,12 +28,54 @@ class Candidate:
     cost_usd: Decimal
 
 
+class SiteCandidates(Sequence[Candidate]):
+    """A step's candidates at one site, cheapest first, made on demand from the site's shared price list.
+
+    Solvers read only the cheapest; building every candidate of a 1000-step plan over every region up
+    front (a quarter of a million) cost more than solving it.
+    """
+
+    def __init__(self, site: str, options: list[tuple[Offering, Pricing, Decimal]], hours: Decimal) -> None:
+        self._site = site
+        self._options = options
+        self._hours = hours
+
+    def __len__(self) -> int:
+        return len(self._options)
+
+    @overload
+    def __getitem__(self, index: int) -> Candidate: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Candidate]: ...
+    def __getitem__(self, index: int | slice) -> Candidate | Sequence[Candidate]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        offering, pricing, price = self._options[index]
+        return Candidate(self._site, offering, pricing, price, price * self._hours)
+
+
 @dataclass(frozen=True)
 class SiteOfferings:
     """What each site sells, and a note for sites whose catalog coverage is known to be thin."""
 
     offerings: dict[str, tuple[Offering, ...]]
     notes: dict[str, str]
+    # Steps with the same resources and spot tolerance fit the same offerings: price them once per site.
+    priced: dict[tuple[str, Resources, bool], tuple[list[tuple[Offering, Pricing, Decimal]], list[str]]] = (
+        field(default_factory=dict, compare=False)
+    )
+
+    def fitting(
+        self, step: Step, name: str, site: Site
+    ) -> tuple[list[tuple[Offering, Pricing, Decimal]], list[str]]:
+        """(offering, pricing, price per hour) fitting ``step`` at ``name``, cheapest first, else why not."""
+        key = (name, step.resources, step.spot)
+        if key not in self.priced:
+            fits, why = _fitting_offerings(step, site, self.offerings[name], self.notes.get(name))
+            options = [(o, pricing, price) for o in fits for pricing, price in _prices(o, step.spot)]
+            options.sort(key=lambda c: (c[2], c[0].name, c[1]))
+            self.priced[key] = (options, why)
+        return self.priced[key]
 
 
 def site_offerings(platform: Platform, catalog: Catalog) -> SiteOfferings:
@@ -72,29 +118,24 @@ def step_candidates(
     residency: frozenset[str],
     platform: Platform,
     offerings: SiteOfferings,
-) -> tuple[dict[str, list[Candidate]], dict[str, list[str]]]:
+) -> tuple[dict[str, Sequence[Candidate]], dict[str, list[str]]]:
     """Feasible candidates per site (cheapest first) and, for every other site, why it was rejected."""
     hours = Decimal(str(step.estimated_hours))
-    feasible: dict[str, list[Candidate]] = {}
+    feasible: dict[str, Sequence[Candidate]] = {}
     rejected: dict[str, list[str]] = {}
     for name, site in platform.sites.items():
         reasons = _placement_reasons(step, residency, name, site)
-        candidates: list[Candidate] = []
+        candidates: Sequence[Candidate] = []
         if not reasons and site.compute.backend == "serverless":
             function, why = _function_offering(step, site)
             reasons.extend(why)
             if function is not None:
-                candidates.append(_function_candidate(name, function, step, site))
+                candidates = [_function_candidate(name, function, step, site)]
         elif not reasons:
-            fitting, why = _fitting_offerings(
-                step, site, offerings.offerings[name], offerings.notes.get(name)
-            )
+            options, why = offerings.fitting(step, name, site)
             reasons.extend(why)
-            for offering in fitting:
-                for pricing, price in _prices(offering, step.spot):
-                    candidates.append(Candidate(name, offering, pricing, price, price * hours))
+            candidates = SiteCandidates(name, options, hours)
         if candidates:
-            candidates.sort(key=lambda c: (c.cost_usd, c.offering.name, c.pricing))
             feasible[name] = candidates
         else:
             rejected[name] = reasons
@@ -103,7 +144,9 @@ def step_candidates(
 
 def _placement_reasons(step: Step, residency: frozenset[str], name: str, site: Site) -> list[str]:
     c = step.constraints
-    reasons = []
+    reasons: list[str] = []
+    if not (residency or c.sites or c.providers or c.regions or c.backends or c.jurisdiction):
+        return reasons
     if c.sites and name not in c.sites:
         reasons.append(f"sites: not in constraints.sites {c.sites}")
     if c.providers and site.provider not in c.providers:

@@ -6,6 +6,7 @@ in the tests all read the same numbers and cannot disagree about the model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +47,9 @@ class Problem:
     site_labels: tuple[tuple[str, str], ...]  # (provider, continent): a natural first guess at egress classes
     steps: tuple[str, ...]  # topological order
     hours: tuple[float, ...]
-    candidates: tuple[dict[int, list[Candidate]], ...]  # per step: site index → candidates, cheapest first
+    candidates: tuple[
+        dict[int, Sequence[Candidate]], ...
+    ]  # per step: site index → candidates, cheapest first
     rejections: dict[str, dict[str, list[str]]]
     flows: tuple[Flow, ...]
     egress: EgressMatrix
@@ -94,7 +97,7 @@ def build_problem(pipeline: Pipeline, platform: Platform, catalog: Catalog, obje
     residency = artifact_residency(pipeline)
     offerings = site_offerings(platform, catalog)
 
-    candidates: list[dict[int, list[Candidate]]] = []
+    candidates: list[dict[int, Sequence[Candidate]]] = []
     rejections: dict[str, dict[str, list[str]]] = {}
     for name in steps:
         step = pipeline.steps[name]
