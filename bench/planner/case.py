@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     emit(
         "solved",
         solver=solver,
-        gap=gap,
+        gap=float("inf") if gap is None else gap,  # inf: solved but no useful bound proven
         solve_s=solve_s,
         cost_usd=result.total_cost_usd,
         compute_usd=result.compute_cost_usd,
@@ -176,7 +176,7 @@ def _check(problem: Problem, cost: Decimal, solver: str, time_limit_s: float) ->
         "check",
         milp_cost_usd=milp_cost,
         milp_s=milp_s,
-        milp_gap=gap,
+        milp_gap=float("inf") if gap is None else gap,
         difference_usd=milp_cost - cost,
         equal=abs(milp_cost - cost) <= OPTIMALITY_TOLERANCE_USD,
         dp_beaten=milp_cost < cost - OPTIMALITY_TOLERANCE_USD,

@@ -143,6 +143,8 @@ def _cases_table(cases: Sequence[CaseResult]) -> list[str]:
 def _optimal(gap: float | None) -> str:
     if gap is None:
         return "—"
+    if gap == float("inf"):
+        return "**no**: no useful lower bound at the time limit"
     return "proven" if gap == 0 else f"**no**: gap {gap:.1%} at the time limit"
 
 

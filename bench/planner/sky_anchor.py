@@ -69,6 +69,7 @@ def run_sky(python: Path, instance: Instance, problem: Problem, timeout_s: float
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(home),
+            "TMPDIR": scratch,  # PuLP writes its model there; a killed CBC leaves nothing behind
             "SKYPILOT_DISABLE_USAGE_COLLECTION": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
         }

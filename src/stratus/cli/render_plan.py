@@ -58,9 +58,13 @@ def render_plan(out: Console, plan: Plan, explain: bool = False) -> None:
         + (
             f"optimal by {plan.solver} over {plan.candidates} candidates"
             if plan.optimality_gap == 0
-            else f"[yellow]best found by {plan.solver} within the time limit; proven gap "
-            f"{plan.optimality_gap:.1%} to the optimum's lower bound[/] "
-            f"({plan.candidates} candidates; a larger --time-limit may close it)"
+            else f"[yellow]best found by {plan.solver} within the time limit, not proven optimal: "
+            + (
+                f"at most {plan.optimality_gap:.1%} above a proven lower bound[/] "
+                if plan.optimality_gap is not None
+                else "no useful lower bound proven yet[/] "
+            )
+            + f"({plan.candidates} candidates; a larger --time-limit may close the gap)"
         )
     )
     if explain:

@@ -81,7 +81,7 @@ class Plan:
     makespan_hours: float
     solver: str
     candidates: int
-    optimality_gap: float = 0.0  # 0: proven optimal; else the proven bound on how far from optimal
+    optimality_gap: float | None = 0.0  # 0: proven optimal; > 0: proven bound on the excess; None: unknown
     rejections: tuple[Rejection, ...] = ()
     alternatives: tuple[Alternative, ...] = field(default=(), compare=False)
 

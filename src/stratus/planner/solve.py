@@ -55,8 +55,10 @@ def plan(
     )
 
 
-def solve(problem: Problem, time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> tuple[list[int], str, float]:
-    """A site per step, the method that chose it, and the proven optimality gap (0.0: optimal)."""
+def solve(
+    problem: Problem, time_limit_s: float = DEFAULT_TIME_LIMIT_S
+) -> tuple[list[int], str, float | None]:
+    """A site per step, the method that chose it, and the proven gap (0.0: optimal; None: no bound yet)."""
     terms = split_terms(problem)
     if problem.objective == "cost" and tree_shaped(problem, terms):
         return solve_tree(problem, terms), "tree-dp", 0.0
