@@ -218,7 +218,7 @@ def _print_report(result: Report) -> None:
     for heading in ("planned", "actual", "Δ vs plan", "list"):
         table.add_column(heading, justify="right")
     for row in result.rows if result.by else ():
-        table.add_row(*("(none)" if v is None else v for v in row.group), *_amounts(row))
+        table.add_row(*("(run-wide)" if v is None else v for v in row.group), *_amounts(row))
     table.add_section()
     table.add_row("total", *[""] * (len(labels) - 1), *_amounts(result.totals))
     console().print(table)
