@@ -10,7 +10,7 @@ STAMP := $(VENV)/.stratus-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo,cloud,testservers]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,serve,cloud,testservers]'
 	$(AZURITE_INSTALL)
 	touch $(STAMP)
 

@@ -14,6 +14,7 @@ __all__ = [
     "InfeasibleError",
     "PlanError",
     "RunError",
+    "ServingError",
     "StorageError",
     "StratusError",
 ]
@@ -105,3 +106,16 @@ class ExecutorError(StratusError):
 
 class RunError(StratusError):
     """A run cannot start or continue (unknown run id, missing dataset, a step out of attempts)."""
+
+
+class ServingError(StratusError):
+    """A model cannot be loaded or a request cannot be served; ``status`` is the HTTP code to answer with.
+
+    Bad client input is a 400 naming the tensor and what was expected, so no caller ever sees a 5xx for
+    its own mistake; a model that fails to load or run is a 500.
+    """
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        self.status = status
+        self.detail = message
+        super().__init__(message)
