@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import typer
 
 from stratus.catalog import Catalog
+from stratus.cli.inputs import OBJECTIVE, PIPELINE, PLATFORM, load_files, parse_objective
 from stratus.cli.output import console, print_json
 from stratus.cli.render_plan import render_plan
-from stratus.config import load_pipeline, load_platform, resolve_platform_path
-from stratus.errors import ConfigError
 from stratus.planner import plan
 from stratus.state import state_dir
 
@@ -19,19 +17,9 @@ __all__ = ["plan_command"]
 
 
 def plan_command(
-    pipeline: Path = typer.Argument(..., help="The pipeline file (YAML).", show_default=False),
-    platform: Path | None = typer.Option(
-        None,
-        "--platform",
-        "-p",
-        help="The platform file. Default: stratus.yaml beside the pipeline, then in the working directory.",
-    ),
-    objective: str = typer.Option(
-        "cost",
-        "--objective",
-        "-o",
-        help="cost: least compute + egress dollars. time: shortest makespan, ties broken by cost.",
-    ),
+    pipeline: Path = PIPELINE,
+    platform: Path | None = PLATFORM,
+    objective: str = OBJECTIVE,
     explain: bool = typer.Option(False, "--explain", help="Also show runners-up and every rejected site."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object for scripts."),
     time_limit: float = typer.Option(
@@ -47,12 +35,8 @@ def plan_command(
 
     Exit codes: 0 planned, 2 usage or config error, 3 infeasible (the message says what to relax).
     """
-    goal = _objective(objective)
-    if not pipeline.is_file():
-        raise ConfigError("pipeline file not found; check the path", file=str(pipeline))
-    platform_file = resolve_platform_path(platform, pipeline)
-    platform_model = load_platform(platform_file)
-    pipeline_model = load_pipeline(pipeline, platform_model)
+    goal = parse_objective(objective)
+    platform_file, platform_model, pipeline_model = load_files(pipeline, platform)
     catalog = Catalog.load(state_dir(platform_file) / "catalog")
     result = plan(
         pipeline_model, platform_model, catalog, objective=goal, explain=explain, time_limit_s=time_limit
@@ -61,13 +45,3 @@ def plan_command(
         print_json(result.to_json())
     else:
         render_plan(console(), result, explain=explain)
-
-
-def _objective(value: str) -> Literal["cost", "time"]:
-    if value == "cost":
-        return "cost"
-    if value == "time":
-        return "time"
-    raise typer.BadParameter(
-        f"{value!r} is not an objective; expected 'cost' or 'time'", param_hint="--objective"
-    )

@@ -8,27 +8,21 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from stratus.cli.inputs import OBJECTIVE, PIPELINE, PLATFORM, load_files, parse_objective
 from stratus.cli.output import console, print_json, stderr
 from stratus.cli.render_run import Progress, render_report
-from stratus.config import load_pipeline, load_platform, resolve_platform_path
-from stratus.errors import ConfigError
 from stratus.runner import run_file
 
 __all__ = ["run_command"]
 
 
 def run_command(
-    pipeline: Path = typer.Argument(..., help="The pipeline file (YAML).", show_default=False),
-    platform: Path | None = typer.Option(
-        None,
-        "--platform",
-        "-p",
-        help="The platform file. Default: stratus.yaml beside the pipeline, then in the working directory.",
-    ),
+    pipeline: Path = PIPELINE,
+    platform: Path | None = PLATFORM,
     resume: str | None = typer.Option(
         None, "--resume", help="Continue this run: finished steps are kept, interrupted ones redone."
     ),
-    objective: str = typer.Option("cost", "--objective", "-o", help="cost or time, as for stratus plan."),
+    objective: str = OBJECTIVE,
     state_url: str | None = typer.Option(
         None,
         "--state-url",
@@ -47,12 +41,8 @@ def run_command(
 
     Exit codes: 0 the run succeeded, 1 it failed (resume it with --resume RUN_ID), 2 usage or config error.
     """
-    if objective not in ("cost", "time"):
-        raise typer.BadParameter(f"{objective!r} is not an objective; expected 'cost' or 'time'")
-    if not pipeline.is_file():
-        raise ConfigError("pipeline file not found; check the path", file=str(pipeline))
-    platform_file = resolve_platform_path(platform, pipeline)
-    model = load_pipeline(pipeline, load_platform(platform_file))
+    goal = parse_objective(objective)
+    platform_file, _, model = load_files(pipeline, platform)
     steps = [f"dataset:{name}" for name in model.datasets if model.datasets[name].make] + list(model.steps)
     out = stderr() if as_json else console()
     with Progress(out, steps) as progress:
@@ -61,7 +51,7 @@ def run_command(
             platform_file,
             state_url_override=state_url,
             resume=resume,
-            objective="time" if objective == "time" else "cost",
+            objective=goal,
             on_event=progress,
         )
     hint = f"stratus run {pipeline} --resume {report.run_id}"

@@ -1,0 +1,47 @@
+"""The arguments every pipeline command shares, declared and checked once so `plan` and `run` agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import typer
+
+from stratus.config import Pipeline, Platform, load_pipeline, load_platform, resolve_platform_path
+from stratus.errors import ConfigError
+
+__all__ = ["OBJECTIVE", "PIPELINE", "PLATFORM", "load_files", "parse_objective"]
+
+PIPELINE = typer.Argument(..., help="The pipeline file (YAML).", show_default=False)
+PLATFORM = typer.Option(
+    None,
+    "--platform",
+    "-p",
+    help="The platform file. Default: stratus.yaml beside the pipeline, then in the working directory.",
+)
+OBJECTIVE = typer.Option(
+    "cost",
+    "--objective",
+    "-o",
+    help="cost: least compute + egress dollars. time: shortest makespan, ties broken by cost.",
+)
+
+
+def parse_objective(value: str) -> Literal["cost", "time"]:
+    """``cost`` or ``time``; anything else is a usage error (exit 2) that says what is expected."""
+    if value == "cost":
+        return "cost"
+    if value == "time":
+        return "time"
+    raise typer.BadParameter(
+        f"{value!r} is not an objective; expected 'cost' or 'time'", param_hint="--objective"
+    )
+
+
+def load_files(pipeline: Path, platform: Path | None) -> tuple[Path, Platform, Pipeline]:
+    """The platform file found for ``pipeline``, and both files parsed and checked against each other."""
+    if not pipeline.is_file():
+        raise ConfigError("pipeline file not found; check the path", file=str(pipeline))
+    platform_file = resolve_platform_path(platform, pipeline)
+    platform_model = load_platform(platform_file)
+    return platform_file, platform_model, load_pipeline(pipeline, platform_model)
