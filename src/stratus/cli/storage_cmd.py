@@ -13,9 +13,10 @@ from rich.table import Table
 from stratus.cli.output import console, print_json
 from stratus.config import load_platform, resolve_platform_path
 from stratus.errors import ConfigError
+from stratus.runner.context import open_stores
 from stratus.runner.replicas import ArtifactState, inventory, repair_all, verify_all
 from stratus.state import Repository, open_database, state_url
-from stratus.storage import SiteStore, open_store
+from stratus.storage import SiteStore
 
 __all__ = ["app"]
 
@@ -96,13 +97,7 @@ def _open(
     model = load_platform(platform_file)
     if site is not None and site not in model.sites:
         raise ConfigError(f"unknown site {site!r}; the platform's sites are: {', '.join(model.sites)}")
-    base = platform_file.resolve().parent
-    stores = {
-        name: open_store(
-            name, spec.storage, spec.storage_options, base_dir=base, jurisdiction=spec.jurisdiction
-        )
-        for name, spec in model.sites.items()
-    }
+    stores = open_stores(model, platform_file.resolve().parent)
     return Repository(open_database(state_url(platform_file, url))), stores
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,14 +53,22 @@ class Sites:
     slots: dict[str, int]
 
 
-def open_sites(platform: Platform, base_dir: Path) -> Sites:
-    """Open every site's store (relative ``file://`` roots resolve against ``base_dir``) and executor."""
-    stores = {
+def open_stores(
+    platform: Platform, base_dir: Path, names: Iterable[str] | None = None
+) -> dict[str, SiteStore]:
+    """The named sites' stores (all by default); relative ``file://`` roots resolve against ``base_dir``."""
+    chosen = platform.sites if names is None else {name: platform.sites[name] for name in names}
+    return {
         name: open_store(
             name, site.storage, site.storage_options, base_dir=base_dir, jurisdiction=site.jurisdiction
         )
-        for name, site in platform.sites.items()
+        for name, site in chosen.items()
     }
+
+
+def open_sites(platform: Platform, base_dir: Path) -> Sites:
+    """Open every site's store and executor."""
+    stores = open_stores(platform, base_dir)
     executors = {name: executor_for(name, site) for name, site in platform.sites.items()}
     default = os.cpu_count() or 1
     slots = {

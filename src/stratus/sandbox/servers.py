@@ -9,7 +9,6 @@ working store.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import json
@@ -17,7 +16,6 @@ import os
 import platform
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stratus.errors import StorageError
+from stratus.processes import free_ports, is_running, spawn, stop_process
 from stratus.storage.opener import locate
 
 __all__ = [
@@ -114,19 +113,6 @@ class Server:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "process"}
 
 
-def _free_ports(count: int) -> list[int]:
-    # Bind them all at once so the kernel hands out distinct ports; a small race remains between close
-    # and the server's bind, which the readiness check turns into a clear failure.
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def _weed() -> str:
     beside = Path(sys.executable).parent / "weed"
     found = str(beside) if beside.exists() else shutil.which("weed")
@@ -179,7 +165,7 @@ def _command(kind: ServerKind, data: Path, port: int, credentials: dict[str, str
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }
         config.write_text(json.dumps({"identities": [identity]}))
-        master, volume, filer, admin, s3grpc, mgrpc, vgrpc, fgrpc, agrpc = _free_ports(9)
+        master, volume, filer, admin, s3grpc, mgrpc, vgrpc, fgrpc, agrpc = free_ports(9)
         return [
             _weed(), "mini", f"-dir={data / 'weed'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-s3.port={port}", f"-s3.port.grpc={s3grpc}", f"-s3.config={config}",
@@ -273,15 +259,8 @@ def _wait_ready(server: Server, timeout_s: float) -> None:
 
 def _launch(server: Server, timeout_s: float) -> Server:
     Path(server.data_dir).mkdir(parents=True, exist_ok=True)
-    with open(server.log, "ab") as log:
-        # A session of its own: a terminal's Ctrl-C or the CLI exiting leaves the server running.
-        server.process = subprocess.Popen(
-            server.command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    # A session of its own: a terminal's Ctrl-C or the CLI exiting leaves the server running.
+    server.process = spawn(server.command, Path(server.log))
     server.pid = server.process.pid
     _wait_ready(server, timeout_s)
     return server
@@ -291,7 +270,7 @@ def start_server(kind: ServerKind, data_dir: Path, *, timeout_s: float = 60.0) -
     """Start one server on a free loopback port with its data in ``data_dir``; return once it takes writes."""
     data_dir.mkdir(parents=True, exist_ok=True)
     credentials = {"access_key": "stratus", "secret_key": secrets.token_hex(16)} if kind == "s3" else {}
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     command = _command(kind, data_dir, port, credentials)
     server = Server(kind, port, 0, str(data_dir), str(data_dir / f"{kind}.log"), command, credentials)
     return _launch(server, timeout_s)
@@ -304,38 +283,19 @@ def restart_server(server: Server, *, timeout_s: float = 60.0) -> Server:
     return _launch(server, timeout_s)
 
 
-def _ours(pid: int, kind: ServerKind) -> bool:
-    """The PID still belongs to the server we started (PIDs are reused once a process has gone)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return False
-    return _BINARY[kind].split("-")[0] in cmdline
-
-
 def is_up(server: Server) -> bool:
     """True while the server's process is alive (zombies of our own children count as gone)."""
-    if server.process is not None:
-        return server.process.poll() is None
-    return server.pid > 0 and _ours(server.pid, server.kind)
+    return is_running(server.pid, _marker(server), server.process)
 
 
 def stop_server(server: Server, *, hard: bool = False, timeout_s: float = 15.0) -> None:
     """Stop the server by PID: SIGTERM (SIGKILL with ``hard`` or after ``timeout_s``). Idempotent."""
-    if not is_up(server):
-        if server.process is not None:
-            server.process.wait()
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(server.pid, signal.SIGKILL if hard else signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while is_up(server) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if is_up(server):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(server.pid, signal.SIGKILL)
-    if server.process is not None:
-        server.process.wait()
+    stop_process(server.pid, _marker(server), server.process, hard=hard, timeout_s=timeout_s)
+
+
+def _marker(server: Server) -> str:
+    """What the server's command line always contains (its binary's name)."""
+    return _BINARY[server.kind].split("-")[0]
 
 
 def save_servers(path: Path, servers: dict[str, Server], extra: dict[str, Any] | None = None) -> None:

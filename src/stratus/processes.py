@@ -1,0 +1,88 @@
+"""Long-running helper processes (storage sandboxes, model servers, gateways) started, found and stopped.
+
+Such processes outlive the command that started them (a session of their own, so a terminal's Ctrl-C
+reaches only the supervisor that should stop them in order), and are later found again by PID from a
+state file. PIDs are reused once a process has gone, so a recorded PID counts as ours only while its
+command line still carries a marker we chose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["free_ports", "is_running", "spawn", "stop_process"]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free loopback ports.
+
+    They are bound all at once so the kernel hands out distinct ports; a small race remains between close
+    and the server's bind, which the caller's readiness check turns into a clear failure.
+    """
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def spawn(command: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``command`` in a session of its own, output appended to ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            list(command),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=dict(env) if env is not None else None,
+        )
+
+
+def is_running(pid: int, marker: str, process: subprocess.Popen[bytes] | None = None) -> bool:
+    """True while ``pid`` is alive and still ours: its command line contains ``marker``.
+
+    With the ``Popen`` at hand, its exit status decides (our own zombie children count as gone).
+    """
+    if process is not None:
+        return process.poll() is None
+    if pid <= 0:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return marker in cmdline
+
+
+def stop_process(
+    pid: int,
+    marker: str,
+    process: subprocess.Popen[bytes] | None = None,
+    *,
+    hard: bool = False,
+    timeout_s: float = 15.0,
+) -> None:
+    """SIGTERM (SIGKILL with ``hard``, or once ``timeout_s`` has passed) and wait until gone. Idempotent."""
+    if is_running(pid, marker, process):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL if hard else signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while is_running(pid, marker, process) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if is_running(pid, marker, process):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    if process is not None:
+        process.wait()
