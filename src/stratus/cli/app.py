@@ -9,7 +9,16 @@ from dataclasses import dataclass
 import typer
 from rich.markup import escape
 
-from stratus.cli import catalog_cmd, cost_cmd, plan_cmd, run_cmd, sandbox_cmd, storage_cmd
+from stratus.cli import (
+    catalog_cmd,
+    chaos_cmd,
+    cost_cmd,
+    plan_cmd,
+    run_cmd,
+    sandbox_cmd,
+    serve_cmd,
+    storage_cmd,
+)
 from stratus.cli.output import stderr
 from stratus.errors import StratusError
 
@@ -31,6 +40,7 @@ app = typer.Typer(
         "  stratus plan pipeline.yaml            cheapest compliant placement\n\n"
         "  stratus plan pipeline.yaml --explain  with runners-up and rejected sites\n\n"
         "  stratus run pipeline.yaml             execute it, resumably (--resume RUN_ID)\n\n"
+        "  stratus serve export.onnx --sites a,b serve the model from two sites behind a gateway\n\n"
         "  stratus catalog --accelerator A100    offerings, cheapest first"
     ),
     no_args_is_help=True,
@@ -53,6 +63,8 @@ app.add_typer(storage_cmd.app, name="storage")
 app.add_typer(catalog_cmd.app, name="catalog")
 app.add_typer(cost_cmd.app, name="cost")
 app.add_typer(sandbox_cmd.app, name="sandbox")
+app.add_typer(serve_cmd.app, name="serve")
+app.add_typer(chaos_cmd.app, name="chaos")
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ Pure: no I/O, no printing. ``plan`` returns a frozen :class:`Plan`; infeasibilit
 :class:`~stratus.errors.InfeasibleError` with the reason every site was turned down.
 """
 
+from stratus.planner.candidates import SiteOfferings, site_offerings
 from stratus.planner.evaluate import Evaluation, evaluate
 from stratus.planner.plan import Alternative, Placement, Plan, Rejection, Transfer
 from stratus.planner.problem import Problem, build_problem
@@ -17,10 +18,12 @@ __all__ = [
     "Plan",
     "Problem",
     "Rejection",
+    "SiteOfferings",
     "Transfer",
     "artifact_residency",
     "build_problem",
     "evaluate",
     "plan",
+    "site_offerings",
     "solve",
 ]

@@ -1,0 +1,194 @@
+"""``stratus serve`` and ``stratus chaos kill-site`` as a user runs them, on a run's real ONNX artifact.
+
+A pipeline step writes a small logistic ONNX model; the run replicates it; `serve --detach` starts a
+real model server per site and the real gateway; requests go through the gateway; the drill kills a
+site's server (SIGKILL, then SIGTERM) under load and must see zero client failures; `serve stop` ends it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from stratus.processes import free_ports
+from tests.run_world import one_json, pipeline, platform, stratus_cli, write_world
+
+pytestmark = pytest.mark.slow
+
+EXPORT_STEP = """
+
+def export(ctx):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = (np.arange(30, dtype=np.float32) / 100.0).reshape(30, 1)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Sigmoid", ["xw"], ["prob"])],
+        "logit",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 30])],
+        [helper.make_tensor_value_info("prob", TensorProto.FLOAT, ["N", 1])],
+        [numpy_helper.from_array(weights, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    onnx.save(model, str(ctx.output("model")))
+"""
+
+
+def expected(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    weights = (np.arange(30, dtype=np.float32) / 100.0).reshape(30, 1)
+    return 1.0 / (1.0 + np.exp(-(x @ weights)))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    spec = pipeline()
+    spec["steps"]["export"] = {
+        "run": "flow_steps:export",
+        "inputs": ["square.squares"],
+        "outputs": {"model": {"size_gb": 0.001}},
+        "estimated_hours": 0.1,
+        "replicate": ["backup"],
+    }
+    sites = platform()
+    sites["sites"]["us"] = {**sites["sites"]["backup"], "jurisdiction": "US", "storage": "file://sites/us"}
+    sites["sites"]["us"]["region"] = "dc-us"
+    folder = tmp_path_factory.mktemp("serve")
+    world = write_world(folder, pipeline_spec=spec, platform_spec=sites)
+    steps = folder / "flow_steps.py"
+    steps.write_text(steps.read_text() + EXPORT_STEP)
+    result = stratus_cli("run", world, "--json", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return world
+
+
+@pytest.fixture(scope="module")
+def deployment(world: Path) -> Iterator[dict[str, Any]]:
+    (port,) = free_ports(1)
+    result = stratus_cli(
+        "serve", "export.model", "--sites", "cheap,backup", "--port", port, "--detach", "--json",
+        cwd=world.parent,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    payload = one_json(result.stdout)
+    yield payload
+    stratus_cli("serve", "stop", cwd=world.parent)
+
+
+def infer(url: str, model: str, x: np.ndarray[Any, Any]) -> tuple[int, dict[str, Any], str | None]:
+    conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
+    body = {"inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]}
+    conn.request("POST", f"/v2/models/{model}/infer", json.dumps(body))
+    response = conn.getresponse()
+    payload = json.loads(response.read())
+    site = response.getheader("x-stratus-site")
+    conn.close()
+    return response.status, payload, site
+
+
+def status(world: Path) -> tuple[int, dict[str, Any]]:
+    result = stratus_cli("serve", "status", "--json", cwd=world.parent)
+    return result.returncode, one_json(result.stdout)
+
+
+def wait_all_healthy(world: Path, timeout_s: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        code, payload = status(world)
+        states = {name: s["gateway"].get("state") for name, s in payload.get("sites", {}).items()}
+        if code == 0 and states and all(state == "healthy" for state in states.values()):
+            return payload
+        assert time.monotonic() < deadline, f"sites not all healthy: {states}"
+        time.sleep(0.2)
+
+
+def test_serve_starts_a_server_per_site_behind_one_gateway(world: Path, deployment: dict[str, Any]) -> None:
+    assert set(deployment["sites"]) == {"cheap", "backup"}
+    assert deployment["model"] == "flow"
+    assert "admin_token" not in deployment  # the token stays in the owner-only record file
+    x = np.random.default_rng(3).normal(size=(4, 30)).astype(np.float32)
+    code, answer, _ = infer(deployment["gateway_url"], "flow", x)
+    assert code == 200, answer
+    [prob] = answer["outputs"]
+    np.testing.assert_allclose(np.array(prob["data"]).reshape(4, 1), expected(x), rtol=1e-5)
+    payload = wait_all_healthy(world)
+    assert payload["running"] is True
+    # Each site's server reads the model from its own store: the replica the run wrote there.
+    paths = {s["model_path"] for s in payload["sites"].values()}
+    assert len(paths) == 2
+
+
+def test_a_client_mistake_is_passed_back_as_a_400(deployment: dict[str, Any]) -> None:
+    code, answer, _ = infer(deployment["gateway_url"], "flow", np.zeros((1, 29), dtype=np.float32))
+    assert code == 400
+    assert "x" in answer["error"]
+
+
+@pytest.mark.parametrize("signal_name", ["KILL", "TERM"])
+def test_chaos_kill_site_heals_with_no_client_failure(
+    world: Path, deployment: dict[str, Any], signal_name: str
+) -> None:
+    wait_all_healthy(world)
+    site = "cheap" if signal_name == "KILL" else "backup"
+    result = stratus_cli("chaos", "kill-site", site, "--signal", signal_name, "--json", cwd=world.parent)
+    report = one_json(result.stdout)
+    assert result.returncode == 0, report
+    assert report["failures"] == 0, report["failure_samples"]
+    assert report["requests"] > 0
+    assert report["ejected_after_s"] is not None
+    assert report["back_in_rotation_after_s"] is not None
+    payload = wait_all_healthy(world)
+    assert payload["sites"][site]["restarts"] >= 1
+
+
+def test_a_model_bound_to_the_eu_is_not_served_from_a_us_site(world: Path) -> None:
+    result = stratus_cli("serve", "export.model", "--sites", "cheap,us", "--port", "1", cwd=world.parent)
+    assert result.returncode == 2
+    assert "EU-resident" in result.stderr
+    assert "site us" in result.stderr
+    assert not (world.parent / "sites" / "us").exists()  # refused before any byte moved
+
+
+def test_unknown_sites_and_artifacts_are_named(world: Path) -> None:
+    result = stratus_cli("serve", "export.model", "--sites", "cheap,nowhere", cwd=world.parent)
+    assert result.returncode == 2
+    assert "unknown site 'nowhere'" in result.stderr
+    assert "cheap" in result.stderr
+    result = stratus_cli("serve", "export.nothing", "--sites", "cheap", cwd=world.parent)
+    assert result.returncode == 2
+    assert "export.model" in result.stderr  # the artifacts one could serve
+    assert "Traceback" not in result.stderr
+
+
+def test_stop_ends_every_process(world: Path, deployment: dict[str, Any]) -> None:
+    pids = [s["pid"] for s in status(world)[1]["sites"].values()]
+    result = stratus_cli("serve", "stop", cwd=world.parent)
+    assert result.returncode == 0, result.stderr
+    code, payload = status(world)
+    assert code == 1
+    assert payload == {"running": False}
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def test_status_without_a_deployment_says_how_to_start_one(tmp_path: Path) -> None:
+    world = write_world(tmp_path)
+    result = stratus_cli("serve", "status", cwd=world.parent)
+    assert result.returncode == 1
+    assert "stratus serve MODEL --sites" in result.stderr
+    assert os.path.exists(world)
