@@ -21,12 +21,19 @@ $(AZURITE):
 	$(AZURITE_INSTALL)
 
 # Runs the example end to end (plan, execute across the local "sites", dual-write, evaluate), re-hashes
-# every replica, then shows planned against actual cost. A second `make demo` reuses the cache.
+# every replica, shows planned against actual cost, then serves the exported model from two EU sites
+# behind the gateway and scores a few new transactions through it. A second `make demo` reuses the cache.
 DEMO := examples/fraud-detection
+DEMO_PORT ?= 18080
 demo: $(STAMP)
 	$(BIN)/stratus run $(DEMO)/pipeline.yaml
 	$(BIN)/stratus storage verify --platform $(DEMO)/stratus.yaml
 	$(BIN)/stratus cost report --platform $(DEMO)/stratus.yaml
+	trap '$(BIN)/stratus serve stop --platform $(DEMO)/stratus.yaml' EXIT; \
+	$(BIN)/stratus serve export.onnx --platform $(DEMO)/stratus.yaml --sites gcp-eu-west,onprem-eu-gpu \
+		--port $(DEMO_PORT) --detach && \
+	$(BIN)/python $(DEMO)/score.py --url http://127.0.0.1:$(DEMO_PORT) && \
+	$(BIN)/stratus serve status --platform $(DEMO)/stratus.yaml
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
