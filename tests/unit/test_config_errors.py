@@ -889,3 +889,41 @@ def test_mutated_pipeline_raises_only_config_errors(tmp_path: Path, text: str) -
 def test_mutated_platform_raises_only_config_errors(tmp_path: Path, text: str) -> None:
     path = tmp_path / "stratus.yaml"
     _check_only_config_errors(path, lambda: load_platform(path), text)
+
+
+# --- multi-site steps --------------------------------------------------------------------------------
+
+
+def test_sites_on_a_single_site_step_says_it_is_for_distributed_steps(tmp_path: Path) -> None:
+    pipeline = edit(PIPELINE, "    estimated_hours: 2\n", "    estimated_hours: 2\n    sites: 2\n")
+    err = error_of(tmp_path, pipeline=pipeline)
+    assert_points_at(
+        err, tmp_path / "pipeline.yaml", line_of(pipeline, "  train:"), "steps.train", "kind: distributed"
+    )
+
+
+def test_a_distributed_step_without_sites_says_what_to_give(tmp_path: Path) -> None:
+    pipeline = edit(PIPELINE, "    estimated_hours: 2\n", "    estimated_hours: 2\n    kind: distributed\n")
+    err = error_of(tmp_path, pipeline=pipeline)
+    assert "a distributed step needs `sites`: how many (e.g. 2) or which ([a, b])" in str(err)
+    assert err.field == "steps.train"
+
+
+def test_a_distributed_step_naming_an_unknown_site_lists_the_known_ones(tmp_path: Path) -> None:
+    pipeline = edit(
+        PIPELINE,
+        "    estimated_hours: 2\n",
+        "    estimated_hours: 2\n    kind: distributed\n    sites: [onprem-eu, mars]\n",
+    )
+    err = error_of(tmp_path, pipeline=pipeline)
+    assert_points_at(
+        err, tmp_path / "pipeline.yaml", line_of(pipeline, "sites: [onprem-eu"), "steps.train.sites[1]",
+        "unknown site 'mars'", SITES_LISTED,
+    )  # fmt: skip
+
+
+def test_a_federated_step_must_read_datasets_where_they_lie(tmp_path: Path) -> None:
+    pipeline = edit(PIPELINE, "    estimated_hours: 2\n", "    estimated_hours: 2\n    kind: federated\n")
+    err = error_of(tmp_path, pipeline=pipeline)
+    assert "its inputs must all be `dataset:NAME` (found prep.features)" in str(err)
+    assert err.field == "steps.train"

@@ -32,6 +32,17 @@ def render_plan(out: Console, plan: Plan, explain: bool = False) -> None:
             f"{p.hours:g}",
             _usd(p.cost_usd),
         )
+        for q in p.participants:  # a multi-site step's other machines; its cost above includes them
+            steps.add_row(
+                "",
+                f"+ {q.site}",
+                f"{q.provider}/{q.region}",
+                q.offering,
+                q.pricing,
+                _usd(q.price_per_hour_usd),
+                f"{p.hours:g}",
+                f"({_usd(q.cost_usd)})",
+            )
     out.print(steps)
 
     if plan.transfers:

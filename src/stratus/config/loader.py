@@ -138,3 +138,11 @@ def _check_sites(pipeline: Pipeline, platform: Platform, located: Located) -> No
             check(site, ("steps", name, "replicate", i))
         for i, site in enumerate(step.constraints.sites):
             check(site, ("steps", name, "constraints", "sites", i))
+        if isinstance(step.sites, list):
+            for i, site in enumerate(step.sites):
+                check(site, ("steps", name, "sites", i))
+        elif step.sites is not None and step.sites > len(platform.sites):
+            raise located.error(
+                ("steps", name, "sites"),
+                f"asks for {step.sites} sites; the platform has {len(platform.sites)}: {known}",
+            )

@@ -5,11 +5,19 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from stratus.config.models import AcceleratorField, Provider, StrictModel
 
-__all__ = ["Constraints", "DatasetSpec", "OutputSpec", "Pipeline", "Resources", "Step"]
+__all__ = ["Constraints", "DatasetSpec", "OutputSpec", "Pipeline", "Resources", "Step", "StepKind"]
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -94,6 +102,9 @@ class Constraints(StrictModel):
         return [v.upper() for v in value]
 
 
+StepKind = Literal["single", "distributed", "federated"]
+
+
 class Step(StrictModel):
     """One unit of work: a Python entry point with inputs, outputs and resource needs."""
 
@@ -108,6 +119,38 @@ class Step(StrictModel):
     declassify: bool = Field(default=False, description="outputs carry no residency (e.g. only aggregates)")
     params: dict[str, Any] = Field(default_factory=dict, description="passed to the step as ctx.params")
     max_attempts: PositiveInt = Field(default=3, description="tries before the run fails (retries back off)")
+    kind: StepKind = Field(
+        default="single",
+        description="single: one site; distributed: ranks on several sites (DDP); federated: one participant "
+        "per dataset location, data never moves",
+    )
+    sites: PositiveInt | list[str] | None = Field(
+        default=None,
+        description="distributed only: how many sites (the planner picks them) or which (rank 0 among them)",
+    )
+    exchange_gb: NonNegativeFloat = Field(
+        default=0.0,
+        description="multi-site steps: GB each participant sends to, and receives from, the coordinator over "
+        "the step (gradients, model updates); priced as egress both ways",
+    )
+
+    @model_validator(mode="after")
+    def _multi_site(self) -> Step:
+        if self.sites is not None and self.kind != "distributed":
+            raise ValueError(f"`sites` is for kind: distributed steps; this step is kind: {self.kind}")
+        if self.kind == "distributed" and self.sites is None:
+            raise ValueError("a distributed step needs `sites`: how many (e.g. 2) or which ([a, b])")
+        if isinstance(self.sites, list) and len(set(self.sites)) != len(self.sites):
+            raise ValueError("`sites` lists a site twice")
+        if self.kind == "federated":
+            not_data = [ref for ref in self.inputs if not ref.startswith("dataset:")]
+            if not self.inputs or not_data:
+                found = f" (found {', '.join(not_data)})" if not_data else ""
+                raise ValueError(
+                    "a federated step reads datasets where they lie (one participant per dataset site); "
+                    f"its inputs must all be `dataset:NAME`{found}"
+                )
+        return self
 
     @field_validator("run")
     @classmethod

@@ -6,7 +6,7 @@ Pure: no I/O, no printing. ``plan`` returns a frozen :class:`Plan`; infeasibilit
 
 from stratus.planner.candidates import SiteOfferings, site_offerings
 from stratus.planner.evaluate import Evaluation, evaluate
-from stratus.planner.plan import Alternative, Placement, Plan, Rejection, Transfer
+from stratus.planner.plan import Alternative, Participant, Placement, Plan, Rejection, Transfer
 from stratus.planner.problem import Problem, build_problem
 from stratus.planner.residency import artifact_residency
 from stratus.planner.solve import plan, solve
@@ -14,6 +14,7 @@ from stratus.planner.solve import plan, solve
 __all__ = [
     "Alternative",
     "Evaluation",
+    "Participant",
     "Placement",
     "Plan",
     "Problem",

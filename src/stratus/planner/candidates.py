@@ -26,6 +26,8 @@ class Candidate(NamedTuple):
     pricing: Pricing
     price_per_hour_usd: Decimal
     cost_usd: Decimal
+    # A multi-site step's other machines (its cost_usd then includes theirs and the traffic between them).
+    participants: tuple[Candidate, ...] = ()
 
 
 class SiteCandidates(Sequence[Candidate]):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from stratus.planner.plan import Placement, Transfer
+from stratus.planner.plan import Participant, Placement, Transfer
 from stratus.planner.problem import Flow, Problem
 
 __all__ = ["Evaluation", "evaluate"]
@@ -75,6 +75,18 @@ def evaluate(problem: Problem, assignment: Sequence[int]) -> Evaluation:
                 cost_usd=best.cost_usd,
                 start_hours=start[i],
                 finish_hours=finish[i],
+                participants=tuple(
+                    Participant(
+                        site=c.site,
+                        provider=c.offering.provider,
+                        region=c.offering.region,
+                        offering=c.offering.name,
+                        pricing=c.pricing,
+                        price_per_hour_usd=c.price_per_hour_usd,
+                        cost_usd=c.cost_usd,
+                    )
+                    for c in best.participants
+                ),
             )
         )
     return Evaluation(

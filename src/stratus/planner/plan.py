@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-__all__ = ["Alternative", "Placement", "Plan", "Pricing", "Rejection", "Transfer"]
+__all__ = ["Alternative", "Participant", "Placement", "Plan", "Pricing", "Rejection", "Transfer"]
 
 Pricing = Literal["on-demand", "spot", "reserved"]
 Objective = Literal["cost", "time"]
@@ -17,8 +17,25 @@ def _usd(value: Decimal) -> float:
 
 
 @dataclass(frozen=True)
+class Participant:
+    """Another machine of a multi-site step (a rank, or a federated participant) and its compute cost."""
+
+    site: str
+    provider: str
+    region: str
+    offering: str
+    pricing: Pricing
+    price_per_hour_usd: Decimal
+    cost_usd: Decimal
+
+
+@dataclass(frozen=True)
 class Placement:
-    """Where one step runs, on what, how it is paid for, and what it costs."""
+    """Where one step runs, on what, how it is paid for, and what it costs.
+
+    For a multi-site step, ``site`` is the coordinator (rank 0, or the federated server), ``participants``
+    the other machines, and ``cost_usd`` the whole step: every machine plus the traffic between them.
+    """
 
     step: str
     site: str
@@ -31,6 +48,7 @@ class Placement:
     cost_usd: Decimal
     start_hours: float = 0.0
     finish_hours: float = 0.0
+    participants: tuple[Participant, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,9 @@ class Plan:
                     "pricing": p.pricing,
                     "hours": p.hours,
                     "cost_usd": _usd(p.cost_usd),
+                    "participants": [
+                        {"site": q.site, "offering": q.offering, "pricing": q.pricing} for q in p.participants
+                    ],
                 }
                 for p in self.placements
             ],

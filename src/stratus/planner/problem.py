@@ -17,6 +17,7 @@ from stratus.config import Pipeline, Platform, parse_input, step_dependencies, t
 from stratus.errors import InfeasibleError
 from stratus.planner.candidates import Candidate, site_offerings, step_candidates
 from stratus.planner.egress import EgressMatrix, egress_matrix
+from stratus.planner.multisite import multi_site_candidates
 from stratus.planner.plan import Objective
 from stratus.planner.residency import artifact_residency, step_residency
 
@@ -96,13 +97,17 @@ def build_problem(pipeline: Pipeline, platform: Platform, catalog: Catalog, obje
     step_index = {name: i for i, name in enumerate(steps)}
     residency = artifact_residency(pipeline)
     offerings = site_offerings(platform, catalog)
+    egress = egress_matrix(platform, catalog.egress, sites)
 
     candidates: list[dict[int, Sequence[Candidate]]] = []
     rejections: dict[str, dict[str, list[str]]] = {}
     for name in steps:
         step = pipeline.steps[name]
-        bound = step_residency(step.inputs, residency)
+        # A federated step's data never leaves its sites, so its residency binds no machine of the step.
+        bound = frozenset() if step.kind == "federated" else step_residency(step.inputs, residency)
         feasible, rejected = step_candidates(step, bound, platform, offerings)
+        if step.kind != "single":
+            feasible, rejected = multi_site_candidates(step, pipeline, feasible, rejected, egress)
         candidates.append({site_index[s]: c for s, c in feasible.items()})
         if rejected:
             rejections[name] = rejected
@@ -122,7 +127,7 @@ def build_problem(pipeline: Pipeline, platform: Platform, catalog: Catalog, obje
         candidates=tuple(candidates),
         rejections=rejections,
         flows=flows,
-        egress=egress_matrix(platform, catalog.egress, sites),
+        egress=egress,
         transfer_gbps=platform.transfer_gbps,
     )
 
@@ -132,6 +137,8 @@ def _flows(
 ) -> tuple[Flow, ...]:
     readers: dict[str, list[int]] = {}
     for name in steps:
+        if pipeline.steps[name].kind == "federated":
+            continue  # each participant reads its own site's datasets: no copy to plan
         for ref in pipeline.steps[name].inputs:
             producer, item = parse_input(ref)
             key = f"dataset:{item}" if producer is None else ref

@@ -11,7 +11,8 @@ def artifact_residency(pipeline: Pipeline) -> dict[str, frozenset[str]]:
     """Map ``dataset:NAME`` and ``STEP.OUTPUT`` to the jurisdictions the artifact may never leave.
 
     A dataset's ``residency`` flows to everything derived from it; a ``declassify: true`` step (one that
-    emits only aggregates) cuts the chain. More than one jurisdiction means no site can hold it.
+    emits only aggregates) and a federated step (whose data never moves) cut the chain. More than one
+    jurisdiction means no site can hold it.
     """
     residency: dict[str, frozenset[str]] = {}
     for name, dataset in pipeline.datasets.items():
@@ -20,7 +21,8 @@ def artifact_residency(pipeline: Pipeline) -> dict[str, frozenset[str]]:
     for step_name in topological_order(deps):
         step = pipeline.steps[step_name]
         inherited = step_residency(step.inputs, residency)
-        out = frozenset() if step.declassify else inherited
+        # Federated outputs are models trained where the data lies, not the data: like declassified ones.
+        out = frozenset() if step.declassify or step.kind == "federated" else inherited
         for output in step.outputs:
             residency[f"{step_name}.{output}"] = out
     return residency
