@@ -25,6 +25,9 @@ class StepContext:
     outputs: Mapping[str, Path]
     workdir: Path
     params: Mapping[str, Any] = field(default_factory=dict)
+    # Federated steps only: each participant site's own inputs (reference → local path). The step hands
+    # each site's paths to that site's participant alone; nothing here is ever copied between sites.
+    participants: Mapping[str, Mapping[str, Path]] = field(default_factory=dict)
 
     def input(self, name: str) -> Path:
         """The local path of an input, by full reference or by its last part (``features``, ``raw``)."""

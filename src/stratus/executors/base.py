@@ -44,6 +44,7 @@ class StepRequest:
     resources: Resources = field(default_factory=Resources)
     python_path: Sequence[Path] = ()  # folders put first on sys.path (the pipeline's folder)
     params: Mapping[str, Any] = field(default_factory=dict)
+    participants: Mapping[str, Mapping[str, Path]] = field(default_factory=dict)  # federated: site → inputs
 
 
 @dataclass(frozen=True)

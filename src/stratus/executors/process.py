@@ -58,6 +58,10 @@ def start_worker(
             "outputs": {name: str(path) for name, path in request.outputs.items()},
             "workdir": str(workdir),
             "params": dict(request.params),
+            "participants": {
+                site: {ref: str(path) for ref, path in refs.items()}
+                for site, refs in request.participants.items()
+            },
             "python_path": [str(p) for p in request.python_path],
             "result_path": str(workdir / RESULT_FILE),
             "memory_limit_bytes": limits.memory_bytes,

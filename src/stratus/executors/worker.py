@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         outputs=outputs,
         workdir=Path(request["workdir"]),
         params=request.get("params", {}),
+        participants={
+            site: {ref: Path(path) for ref, path in refs.items()}
+            for site, refs in request.get("participants", {}).items()
+        },
     )
     os.chdir(context.workdir)
     limit = request.get("memory_limit_bytes")
@@ -76,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         _report(result_path, ok=False, failure="error", error=f"raised {type(exc).__name__}: {exc}")
         return 1
     _limit_memory(None)
-    problem = _check_outputs(outputs) or _check_metrics(returned)
+    # Of a distributed step's ranks only rank 0 publishes; the others need not write the outputs.
+    publishes = os.environ.get("STRATUS_RANK", "0") == "0"
+    problem = (_check_outputs(outputs) if publishes else None) or _check_metrics(returned)
     if problem:
         print(problem, file=sys.stderr)
         _report(result_path, ok=False, failure="error", error=problem)

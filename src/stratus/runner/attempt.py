@@ -10,20 +10,19 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from stratus.errors import ExecutorError, StorageError
-from stratus.executors import Handle, StepRequest, StepResult
+from stratus.executors import StepRequest, StepResult
 from stratus.planner import Placement
 from stratus.runner.context import RunContext
 from stratus.runner.events import RunEvent, StepState
-from stratus.state import StepStatus, utcnow
+from stratus.runner.execution import run_request
+from stratus.state import StepStatus
 
-__all__ = ["Outcome", "OutcomeKind", "execute_step", "watch"]
+__all__ = ["Outcome", "OutcomeKind", "execute_step"]
 
 OutcomeKind = Literal["succeeded", "failed", "preempted", "site-down", "cancelled"]
-_POLL_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -138,72 +137,6 @@ def execute_step(
         shutil.rmtree(workdir / folder, ignore_errors=True)
     state("succeeded", _metrics_words(result.metrics))
     return Outcome(name, site, attempt, "succeeded", metrics=result.metrics)
-
-
-def run_request(
-    ctx: RunContext, request: StepRequest, placement: Placement, *, preempt: bool, attempt: int
-) -> StepResult:
-    """Submit to the site's executor, follow the log, bill the compute whatever the outcome."""
-    executor = ctx.sites.executors[placement.site]
-    started = utcnow()
-    handle = executor.submit(request)
-    ctx.emit(
-        RunEvent(
-            "step",
-            f"on {placement.offering} ({placement.pricing})",
-            step=request.step,
-            state="running",
-            site=placement.site,
-            attempt=attempt,
-        )
-    )
-    if preempt:
-        handle.preempt()
-    result = watch(ctx, handle, request.step, placement.site, attempt)
-    if request.step in ctx.pipeline.steps:  # making a demo dataset is setup, not a billed step
-        pricing = ctx.placer.pricing(placement)
-        ctx.biller.compute(
-            step=request.step,
-            placement=placement,
-            executor=executor,
-            resources=request.resources,
-            list_price_per_hour_usd=pricing.list_price_per_hour_usd,
-            accelerator=pricing.accelerator,
-            seconds=result.duration_s,
-            started=started,
-            ended=utcnow(),
-        )
-    return result
-
-
-def watch(ctx: RunContext, handle: Handle, step: str, site: str, attempt: int) -> StepResult:
-    """Wait for the step, emitting its new log lines; cancel it if the run is stopping."""
-    offset = 0
-    cancelled = False
-    while True:
-        result = handle.wait(_POLL_S)
-        offset = _new_lines(ctx, handle.log_path, offset, step, site, attempt)
-        if result is not None:
-            return result
-        if ctx.stop.is_set() and not cancelled:
-            handle.cancel()
-            cancelled = True
-
-
-def _new_lines(ctx: RunContext, log: Path, offset: int, step: str, site: str, attempt: int) -> int:
-    try:
-        with log.open("rb") as f:
-            f.seek(offset)
-            chunk = f.read()
-    except OSError:
-        return offset
-    end = chunk.rfind(b"\n")
-    if end < 0:
-        return offset
-    for line in chunk[: end + 1].decode("utf-8", errors="replace").splitlines():
-        if line.strip():
-            ctx.emit(RunEvent("log", line, step=step, site=site, attempt=attempt))
-    return offset + end + 1
 
 
 def _metrics_words(metrics: Mapping[str, Any]) -> str:

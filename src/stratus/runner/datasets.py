@@ -13,10 +13,10 @@ from stratus.config import DatasetSpec
 from stratus.errors import ExecutorError, RunError, StorageError
 from stratus.executors import StepRequest
 from stratus.planner import Placement
-from stratus.runner.attempt import run_request
 from stratus.runner.cache import code_version, module_file
 from stratus.runner.context import RunContext
 from stratus.runner.events import RunEvent
+from stratus.runner.execution import run_request
 
 __all__ = ["bind_datasets", "make_keys"]
 
