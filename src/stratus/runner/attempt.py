@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from stratus.errors import ExecutorError, StorageError
-from stratus.executors import StepRequest, StepResult
+from stratus.executors import StepResult
 from stratus.planner import Placement
 from stratus.runner.context import RunContext
 from stratus.runner.events import RunEvent, StepState
 from stratus.runner.execution import run_request
+from stratus.runner.multisite import participant_sites, run_multi_site
+from stratus.runner.staging import stage_inputs, step_request
 from stratus.state import StepStatus
 
 __all__ = ["Outcome", "OutcomeKind", "execute_step"]
@@ -80,27 +82,16 @@ def execute_step(
         return Outcome(name, site, attempt, kind, error)
 
     try:
-        state("staging", f"fetching {len(inputs)} input(s) to {site}")
-        local_inputs = {}
-        for ref, sha in inputs.items():
-            residency = ctx.residency.get(ref, frozenset())
-            ctx.data.ensure_at(
-                sha, site, artifact=ref, step=name, reason=f"input of {name}", residency=residency
-            )
-            local_inputs[ref] = ctx.data.fetch(sha, site, workdir / "inputs" / ref.replace(":", "-"))
-        request = StepRequest(
-            run_id=ctx.run_id,
-            step=name,
-            entrypoint=step.run,
-            inputs=local_inputs,
-            outputs={out: workdir / "outputs" / out for out in step.outputs},
-            workdir=workdir,
-            env={"STRATUS_RUN_ID": ctx.run_id, "STRATUS_STEP": name, "STRATUS_SITE": site},
-            resources=step.resources,
-            python_path=[ctx.pipeline_dir],
-            params=step.params,
-        )
-        result = run_request(ctx, request, placement, preempt=preempt, attempt=attempt)
+        if step.kind == "single":
+            state("staging", f"fetching {len(inputs)} input(s) to {site}")
+            local_inputs = stage_inputs(ctx, name, site, inputs, workdir / "inputs")
+            request = step_request(ctx, name, site, workdir, local_inputs)
+            result = run_request(ctx, request, placement, preempt=preempt, attempt=attempt)
+            produced = request.outputs
+        else:
+            sites = ", ".join(participant_sites(ctx, name, placement))
+            state("staging", f"{step.kind} over {sites}; coordinator {site}")
+            result, produced = run_multi_site(ctx, name, placement, attempt, inputs, workdir)
         if not result.ok:
             kind: OutcomeKind = "preempted" if result.preempted else "failed"
             if result.failure == "cancelled":
@@ -116,7 +107,7 @@ def execute_step(
                 step=name,
                 residency=ctx.residency.get(f"{name}.{out}", frozenset()),
             )
-            for out, path in request.outputs.items()
+            for out, path in produced.items()
         }
     except ExecutorError as exc:
         return fail("site-down", str(exc))

@@ -166,6 +166,31 @@ class DataPlane:
                     )
         return info.sha256
 
+    def record_exchange(self, step: str, from_site: str, to_site: str, size_bytes: int) -> None:
+        """Traffic between a multi-site step's machines (model updates, gradients): a transfer, not data.
+
+        It has no content hash (it was never an artifact), so no replica or residency applies to it.
+        """
+        self.repo.add_transfer(
+            "-",
+            artifact=f"{step}:exchange",
+            from_site=from_site,
+            to_site=to_site,
+            size_bytes=size_bytes,
+            reason="model exchange",
+            run_id=self.run_id,
+            step=step,
+        )
+        self.biller.transfer(
+            step=step,
+            artifact=f"{step}:exchange",
+            from_site=from_site,
+            to_site=to_site,
+            size_bytes=size_bytes,
+            usd_per_gb=self.placer.egress_usd_per_gb(from_site, to_site),
+            at=utcnow(),
+        )
+
     def _record_copy(
         self, sha256: str, artifact: str, src: str, dst: str, size: int, reason: str, step: str | None
     ) -> None:

@@ -18,7 +18,7 @@ from stratus.runner.context import RunContext
 from stratus.runner.events import RunEvent
 from stratus.state import utcnow
 
-__all__ = ["Member", "run_group", "run_request"]
+__all__ = ["Member", "bill", "run_group", "run_request"]
 
 _POLL_S = 0.25
 
@@ -80,7 +80,7 @@ def run_group(
             _cancel(members)
             cancelled = True
     for member in members:
-        _bill(ctx, member)
+        bill(ctx, member)
     return [m.result for m in members if m.result is not None]
 
 
@@ -90,7 +90,8 @@ def _cancel(members: Sequence[Member]) -> None:
             member.handle.cancel()
 
 
-def _bill(ctx: RunContext, member: Member) -> None:
+def bill(ctx: RunContext, member: Member) -> None:
+    """Charge the member's compute for its run time at its placement's price."""
     if member.request.step not in ctx.pipeline.steps or member.result is None:
         return  # making a demo dataset is setup, not a billed step
     placement = member.placement

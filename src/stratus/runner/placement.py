@@ -65,8 +65,10 @@ class Placer:
         steps: dict[str, Step] = {}
         for name, step in self.pipeline.steps.items():
             allowed = list(step.constraints.sites or self.platform.sites)
-            if name in pinned:
+            if name in pinned and step.kind == "single":
                 allowed = [pinned[name]]
+            elif name in pinned:
+                pass  # its sites are also its ranks': pinning the coordinator would rule them out
             else:
                 allowed = [s for s in allowed if s not in self.excluded.get(name, {})]
                 if not allowed:

@@ -1,0 +1,52 @@
+"""Inputs brought to the site that reads them, and the request a step's executor receives."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from stratus.executors import StepRequest
+from stratus.runner.context import RunContext
+
+__all__ = ["stage_inputs", "step_request"]
+
+
+def stage_inputs(
+    ctx: RunContext, step: str, site: str, inputs: Mapping[str, str], folder: Path
+) -> dict[str, Path]:
+    """Make ``site``'s store hold every input (copied from the cheapest holder), then fetch them locally.
+
+    Residency is enforced on every copy, so no caller can move bound data out of its jurisdiction.
+    """
+    local: dict[str, Path] = {}
+    for ref, sha in inputs.items():
+        residency = ctx.residency.get(ref, frozenset())
+        ctx.data.ensure_at(sha, site, artifact=ref, step=step, reason=f"input of {step}", residency=residency)
+        local[ref] = ctx.data.fetch(sha, site, folder / ref.replace(":", "-"))
+    return local
+
+
+def step_request(
+    ctx: RunContext,
+    step: str,
+    site: str,
+    workdir: Path,
+    inputs: Mapping[str, Path],
+    env: Mapping[str, str] | None = None,
+    participants: Mapping[str, Mapping[str, Path]] | None = None,
+) -> StepRequest:
+    """The request for one process of ``step`` at ``site``, working in ``workdir``."""
+    spec = ctx.pipeline.steps[step]
+    return StepRequest(
+        run_id=ctx.run_id,
+        step=step,
+        entrypoint=spec.run,
+        inputs=inputs,
+        outputs={out: workdir / "outputs" / out for out in spec.outputs},
+        workdir=workdir,
+        env={"STRATUS_RUN_ID": ctx.run_id, "STRATUS_STEP": step, "STRATUS_SITE": site, **(env or {})},
+        resources=spec.resources,
+        python_path=[ctx.pipeline_dir],
+        params=spec.params,
+        participants=participants or {},
+    )
