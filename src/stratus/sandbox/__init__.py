@@ -3,6 +3,10 @@
 ``stratus sandbox up`` starts SeaweedFS (S3), fake-gcs-server (GCS) and Azurite (Azure Blob), creates a
 bucket in each and writes a platform file whose aws/gcp/azure sites store to them; the test fixtures start
 the same servers with the same code (:mod:`.servers`).
+
+:mod:`.wan` (``python -m stratus.sandbox.wan``, root only) joins sites as network namespaces over a link
+with a fixed delay, for what crosses a WAN (training across sites); it is imported on its own, not here,
+so that running it as a module stays clean.
 """
 
 from stratus.sandbox.environment import (
