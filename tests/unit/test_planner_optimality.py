@@ -84,3 +84,70 @@ def test_tree_dp_agrees_with_milp_and_brute_force(instance: tuple[Platform, Pipe
     best = min(e.total_cost_usd for e in _all_evaluations(problem))
     assert abs(by_dp - best) <= TOLERANCE
     assert abs(by_milp - best) <= TOLERANCE
+
+
+def test_time_objective_survives_the_highs_presolve_that_called_a_feasible_cap_infeasible() -> None:
+    # Found by hypothesis: capping the makespan at the first solve's optimum (3.0 h) and minimising cost
+    # made HiGHS's presolve answer "infeasible"; the solver now asks again without presolve.
+    offering = {"name": "o0", "vcpus": 8, "memory_gb": 32, "price_per_hour_usd": 0.01}
+    sites = {"s0": ("gcp", "EU"), "s1": ("azure", "EU"), "s2": ("aws", "EU"), "s3": ("aws", "US")}
+    platform = Platform.model_validate(
+        {
+            "sites": {
+                name: {
+                    "provider": provider,
+                    "region": f"r{i}",
+                    "jurisdiction": jurisdiction,
+                    "continent": "europe" if jurisdiction == "EU" else "north_america",
+                    "storage": f"memory://{name}",
+                    "offerings": [offering],
+                }
+                for i, (name, (provider, jurisdiction)) in enumerate(sites.items())
+            },
+            "egress": [{"from": a, "to": b, "usd_per_gb": 0.0} for a in sites for b in sites if a != b],
+            "transfer_gbps": 0.1,
+        }
+    )
+    pipeline = Pipeline.model_validate(
+        {
+            "name": "random",
+            "datasets": {"d0": {"site": "s1", "size_gb": 1.0, "residency": "EU"}},
+            "steps": {
+                "t0": {
+                    "run": "m:f",
+                    "inputs": ["dataset:d0"],
+                    "outputs": {"o0": {}, "o1": {}},
+                    "estimated_hours": 0.5,
+                    "declassify": True,
+                },
+                "t1": {
+                    "run": "m:f",
+                    "inputs": ["dataset:d0"],
+                    "outputs": {"o0": {}, "o1": {"size_gb": 1.0}},
+                    "estimated_hours": 2.0,
+                    "declassify": True,
+                },
+                "t2": {
+                    "run": "m:f",
+                    "inputs": ["dataset:d0", "t1.o1"],
+                    "outputs": {"o0": {}},
+                    "estimated_hours": 0.5,
+                    "constraints": {"providers": ["azure"]},
+                    "declassify": True,
+                },
+                "t3": {
+                    "run": "m:f",
+                    "inputs": ["dataset:d0", "t1.o1", "t2.o0"],
+                    "outputs": {"o0": {}},
+                    "estimated_hours": 0.5,
+                    "constraints": {"providers": ["aws"]},
+                    "declassify": True,
+                },
+            },
+        }
+    )
+    problem = build_problem(pipeline, platform, Catalog.bundled(), "time")
+    assignment, _, gap = solve(problem)
+    assert gap == 0.0
+    fastest = min(e.makespan_hours for e in _all_evaluations(problem))
+    assert evaluate(problem, assignment).makespan_hours == pytest.approx(fastest, abs=1e-6)

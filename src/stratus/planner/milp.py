@@ -8,6 +8,7 @@ not over every pair of sites, with a correction for a reader placed at the produ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -59,13 +60,23 @@ class _Model:
         """Values of every variable, and None when HiGHS proved them optimal, else its proven lower bound."""
         n = len(self.cost)
         matrix = coo_array((self.val, (self.row, self.col)), shape=(len(self.row_lb), n)).tocsr()
-        result = milp(
-            c=np.array(objective),
-            integrality=np.array(self.integer),
-            bounds=(np.zeros(n), np.array(self.upper)),
-            constraints=[LinearConstraint(matrix, np.array(self.row_lb), np.array(self.row_ub))],
-            options={"disp": False, "mip_rel_gap": 0.0, "time_limit": time_limit},
-        )
+        options = {"disp": False, "mip_rel_gap": 0.0, "time_limit": time_limit}
+
+        def run(presolve: bool) -> Any:
+            return milp(
+                c=np.array(objective),
+                integrality=np.array(self.integer),
+                bounds=(np.zeros(n), np.array(self.upper)),
+                constraints=[LinearConstraint(matrix, np.array(self.row_lb), np.array(self.row_ub))],
+                options={**options, "presolve": presolve},
+            )
+
+        result = run(presolve=True)
+        if result.status == 2:
+            # HiGHS's presolve (scipy 1.17) has called a feasible model infeasible: the time objective's
+            # second solve, capped at the makespan the first solve had just reached, on a 4-step case
+            # that hypothesis found. Every model here has a solution, so ask again without presolve.
+            result = run(presolve=False)
         if result.x is None:
             raise PlanError(
                 f"the MILP solver found no placement within {time_limit:g} s ({result.message}); "
@@ -106,7 +117,10 @@ def solve_milp(problem: Problem, terms: Terms, time_limit: float = 60.0) -> tupl
         fastest, time_bound = model.solve(only_time, time_limit)
         fastest_proven = time_bound is None
         best = fastest[makespan]
-        model.add([(makespan, 1.0)], 0.0, best * (1 + 1e-9) + 1e-9)
+        # HiGHS meets rows only to its feasibility tolerance (1e-7), so the makespan it reports can sit a
+        # hair below what the same assignment needs; capping at exactly that value made the second solve
+        # infeasible. A microsecond-scale slack admits only ties.
+        model.add([(makespan, 1.0)], 0.0, best * (1 + 1e-7) + 1e-6)
     values, bound = model.solve(model.cost, time_limit)
     assignment = [max(x[i], key=lambda s: values[x[i][s]]) for i in range(n)]
     if bound is None and fastest_proven:
