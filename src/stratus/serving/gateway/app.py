@@ -1,0 +1,323 @@
+"""The gateway as a raw ASGI application: one V2 endpoint in front of many model servers ("sites").
+
+``/v2/models/{m}/...`` is proxied (method, path and body unchanged) to the routable sites of ``m`` in the
+order of the model's policy: the first gets the request, the next ones its retries. A retry happens only
+when no usable answer came back (connection refused or reset, timeout, 502/503/504), only on another
+site, at most ``max_attempts`` tries, and only while the retry budget allows; a 4xx passes through
+unchanged and is never retried. Every 5xx and connection error counts toward ejecting the site.
+
+The gateway answers ``/v2`` (its own metadata), ``/v2/health/live``, ``/v2/health/ready`` (ready while
+some site is routable), ``/metrics`` and ``/admin/...`` itself. No web framework, for the same reason as
+the model server: the gateway's whole budget is half a millisecond.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from importlib import metadata
+from typing import Any
+
+import orjson
+
+from stratus.serving.gateway.admin import Admin
+from stratus.serving.gateway.config import TOKEN_ENV, GatewayConfig
+from stratus.serving.gateway.health import HealthChecker, SiteState
+from stratus.serving.gateway.metrics import GatewayMetrics
+from stratus.serving.gateway.policies import Route
+from stratus.serving.gateway.retry import RetryBudget
+from stratus.serving.gateway.upstream import ConnectionPool, UpstreamError, UpstreamResponse
+
+__all__ = ["MAX_BODY_BYTES", "GatewayApp"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY_BYTES = 16 * 1024 * 1024  # the model server's default limit: a bigger body it would refuse anyway
+RETRYABLE_STATUS = frozenset((502, 503, 504))
+_JSON = (b"content-type", b"application/json")
+# Hop-by-hop headers, and those the gateway sets itself, are not forwarded in either direction.
+_NOT_FORWARDED = frozenset(
+    (
+        b"host",
+        b"content-length",
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"proxy-connection",
+        b"proxy-authorization",
+        b"expect",
+    )
+)
+_NOT_RETURNED = frozenset((*_NOT_FORWARDED, b"date", b"server"))
+_SITE_HEADER = b"x-stratus-site"
+log = logging.getLogger("stratus.gateway")
+
+
+class _AnswerError(Exception):
+    """Raised inside a handler to answer at once with ``status`` and a JSON ``body``."""
+
+    def __init__(self, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = headers or []
+
+
+class GatewayApp:
+    """The ASGI gateway for ``config``; health checks run between lifespan startup and shutdown.
+
+    ``clock`` (monotonic seconds) and ``rng`` are injectable so that the routing state can be driven in
+    tests; the running gateway uses :func:`time.monotonic` and a fresh :class:`random.Random`.
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.version = metadata.version("stratus")
+        self.sites = {
+            up.name: SiteState(up, config.health, config.outlier, clock=clock) for up in config.sites
+        }
+        self.pools = {up.name: ConnectionPool(up.host, up.port) for up in config.sites}
+        self.routes = {
+            model: Route(model, route.policy, [self.sites[up.name] for up in config.route_sites(model)])
+            for model, route in config.models.items()
+        }
+        self.budget = RetryBudget(config.retry.budget_ratio, config.retry.min_retries_per_s, clock=clock)
+        self.metrics = GatewayMetrics(list(self.sites))
+        self.health = HealthChecker(list(self.sites.values()), config.health)
+        token = config.admin_token or os.environ.get(TOKEN_ENV) or None
+        self.admin = Admin(token, self.sites, self.routes, clock=clock)
+        self._timeout = config.retry.upstream_timeout_s
+        self._max_attempts = config.retry.max_attempts
+        self._started = False
+        self._stopped = False
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check every site once, then keep checking in the background."""
+        if not self._started:
+            self._started = True
+            await self.health.start()
+            up = [name for name, site in self.sites.items() if site.healthy]
+            log.info("gateway started: %d of %d sites healthy (%s)", len(up), len(self.sites), ", ".join(up))
+
+    async def stop(self) -> None:
+        """Stop the checks and close every upstream connection (for good: a stopped app stays stopped)."""
+        if self._started and not self._stopped:
+            self._stopped = True
+            await self.health.stop()
+            for pool in self.pools.values():
+                pool.close()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:
+                    log.exception("gateway failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # -- ASGI ---------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self._lifespan(receive, send)
+            return
+        if not self._started:  # served without a lifespan: start the checks on first use instead
+            await self.start()
+        path: str = scope["path"]
+        try:
+            if path.startswith("/v2/models/"):
+                await self._model_request(scope, receive, send, path)
+                return
+            status, body, headers = await self._local(scope, receive, path)
+        except _AnswerError as answer:
+            status, body, headers = answer.status, orjson.dumps(answer.body), [_JSON, *answer.headers]
+        except Exception as exc:  # a bug of ours: answer 500 with the reason, keep serving
+            log.exception("internal error")
+            status, body, headers = 500, orjson.dumps({"error": f"gateway internal error: {exc}"}), [_JSON]
+        await _respond(send, status, headers, body)
+
+    async def _local(self, scope: Scope, receive: Receive, path: str) -> tuple[int, bytes, list[Any]]:
+        """Everything the gateway answers itself: health, metadata, metrics, admin."""
+        method: str = scope["method"]
+        parts = [p for p in path.split("/") if p]
+        if parts and parts[0] == "admin":
+            await _read_body(receive, MAX_BODY_BYTES)
+            status, doc, headers = self.admin.handle(method, parts[1:], _header(scope, b"authorization"))
+            return status, orjson.dumps(doc), [_JSON, *headers]
+        if parts == ["metrics"]:
+            _only(method, "GET")
+            now = self.clock()
+            for name, site in self.sites.items():
+                self.metrics.site_healthy.labels(name).set(1 if site.routable(now) else 0)
+            return 200, self.metrics.render(), [(b"content-type", self.metrics.content_type.encode())]
+        if parts == ["v2"]:
+            _only(method, "GET")
+            meta = {"name": "stratus-gateway", "version": self.version, "extensions": []}
+            return 200, orjson.dumps(meta), [_JSON]
+        if parts == ["v2", "health", "live"]:
+            _only(method, "GET")
+            return 200, orjson.dumps({"live": True}), [_JSON]
+        if parts == ["v2", "health", "ready"]:
+            _only(method, "GET")
+            now = self.clock()
+            ready = any(site.routable(now) for site in self.sites.values())
+            return (200 if ready else 503), orjson.dumps({"ready": ready}), [_JSON]
+        if parts == ["v2", "models"]:
+            raise _AnswerError(404, {"error": f"no route {path!r}: name a model, /v2/models/NAME/..."})
+        raise _AnswerError(404, {"error": f"no route {path!r}: this gateway speaks the V2 protocol"})
+
+    async def _model_request(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        """Proxy ``/v2/models/{m}/...`` to the sites of ``m``, retrying on another site when allowed."""
+        model = path[11:].partition("/")[0]
+        route = self.routes.get(model)
+        if route is None:
+            self.metrics.request("unknown", "none", "404")  # not the name: clients could add any label
+            raise _AnswerError(
+                404, {"error": f"unknown model {model!r}: this gateway routes {', '.join(self.routes)}"}
+            )
+        method: str = scope["method"]
+        if method not in ("GET", "POST"):
+            # V2 has no other method on these paths (and a HEAD answer would confuse the response parser).
+            raise _AnswerError(405, {"error": f"method {method} not allowed here; use GET or POST"})
+        body = await _read_body(receive, MAX_BODY_BYTES)
+        now = self.clock()
+        candidates = route.candidates(now, self.rng)
+        if not candidates:
+            self.metrics.request(model, "none", "503")
+            reasons = ", ".join(f"{site.name}: {site.reason(now)}" for site in route.sites)
+            raise _AnswerError(503, {"error": f"no healthy site for model {model!r}: {reasons}"})
+        target = scope.get("raw_path") or path.encode()
+        if scope.get("query_string"):
+            target += b"?" + scope["query_string"]
+        headers = b"".join(
+            name + b": " + value + b"\r\n" for name, value in scope["headers"] if name not in _NOT_FORWARDED
+        )
+        self.budget.record_request()
+        errors: list[str] = []
+        last: tuple[SiteState, UpstreamResponse] | None = None
+        timed_out = False
+        previous: SiteState | None = None
+        for site in candidates[: self._max_attempts]:
+            if previous is not None:
+                if not self.budget.try_acquire():
+                    self.metrics.budget_exhausted()
+                    errors.append("no retry: the retry budget is spent")
+                    break
+                previous.retries += 1
+                self.metrics.retry(previous.name)
+            previous = site
+            site.requests += 1
+            started = time.perf_counter()
+            try:
+                response = await self.pools[site.name].request(
+                    method.encode(), target, headers, body, self._timeout
+                )
+            except UpstreamError as exc:
+                self.metrics.request(model, site.name, exc.kind)
+                timed_out = exc.kind == "timeout"
+                errors.append(f"{site.name}: {exc}")
+                self._failed(site, str(exc))
+                continue
+            elapsed = time.perf_counter() - started
+            status = response.status
+            self.metrics.request(model, site.name, str(status))
+            self.metrics.latency(site.name, elapsed)
+            if status < 500:
+                site.on_success(elapsed)
+                await _respond(send, status, _passed_headers(response, site), response.body)
+                return
+            self._failed(site, f"HTTP {status}")
+            if status not in RETRYABLE_STATUS:
+                # A 500 is the model failing on this input: another site would fail the same way.
+                await _respond(send, status, _passed_headers(response, site), response.body)
+                return
+            last = (site, response)
+            errors.append(f"{site.name}: HTTP {status}")
+        if last is not None:  # a site's own 502/503/504 says more than a summary of ours
+            site, response = last
+            await _respond(send, response.status, _passed_headers(response, site), response.body)
+            return
+        status = 504 if timed_out else 502
+        raise _AnswerError(status, {"error": f"model {model!r}: no site answered: {'; '.join(errors)}"})
+
+    def _failed(self, site: SiteState, reason: str) -> None:
+        if site.on_failure(reason, self.clock()):
+            self.metrics.ejection(site.name)
+
+
+def _passed_headers(response: UpstreamResponse, site: SiteState) -> list[tuple[bytes, bytes]]:
+    headers = [(name, value) for name, value in response.headers if name.lower() not in _NOT_RETURNED]
+    headers.append((_SITE_HEADER, site.name.encode()))
+    return headers
+
+
+async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers.append((b"content-length", b"%d" % len(body)))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The whole request body, buffered so that a retry can send it again; 413 past ``limit``."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        if message["type"] == "http.disconnect":
+            raise _AnswerError(400, {"error": "client disconnected before sending the whole body"})
+        _check_size(len(body), limit)
+        return body
+    chunks = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _AnswerError(400, {"error": "client disconnected before sending the whole body"})
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        _check_size(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _check_size(size: int, limit: int) -> None:
+    if size > limit:
+        raise _AnswerError(413, {"error": f"request body exceeds the gateway's limit of {limit} bytes"})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _only(method: str, allowed: str) -> None:
+    if method != allowed:
+        raise _AnswerError(405, {"error": f"method {method} not allowed here; use {allowed}"})
