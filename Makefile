@@ -10,7 +10,8 @@ STAMP := $(VENV)/.stratus-installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo,serve,cloud,testservers]'
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,serve,cloud,testservers,registry,train,federated]'
 	$(AZURITE_INSTALL)
 	touch $(STAMP)
 

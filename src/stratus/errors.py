@@ -13,6 +13,7 @@ __all__ = [
     "ExecutorError",
     "InfeasibleError",
     "PlanError",
+    "RegistryError",
     "RunError",
     "ServingError",
     "StorageError",
@@ -117,5 +118,18 @@ class ServingError(StratusError):
 
     def __init__(self, message: str, *, status: int = 400) -> None:
         self.status = status
+        self.detail = message
+        super().__init__(message)
+
+
+class RegistryError(StratusError):
+    """The model registry refused or failed an operation: names the tracking URI and, when known, the model.
+
+    Unknown models, versions and aliases list what does exist, so the fix is in the message.
+    """
+
+    def __init__(self, message: str, *, tracking_uri: str | None = None, model: str | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.model = model
         self.detail = message
         super().__init__(message)

@@ -15,6 +15,7 @@ __all__ = [
     "EgressOverride",
     "InlineOffering",
     "Platform",
+    "RegistrySpec",
     "ReservedSpec",
     "ServerlessSpec",
     "Site",
@@ -114,6 +115,16 @@ class EgressOverride(StrictModel):
     usd_per_gb: Money
 
 
+class RegistrySpec(StrictModel):
+    """Where exported models are registered: a team's MLflow server (absent: the store in .stratus/)."""
+
+    tracking_uri: str = Field(
+        min_length=1,
+        pattern=r"^(https?|sqlite|postgresql|mysql|mssql|databricks(-uc)?)(\+\w+)?:",
+        description="MLflow tracking URI, e.g. http://mlflow.internal:5000",
+    )
+
+
 class Platform(StrictModel):
     """The whole platform file."""
 
@@ -122,3 +133,4 @@ class Platform(StrictModel):
     transfer_gbps: PositiveFloat = Field(
         default=1.0, description="assumed bandwidth between sites, for the time objective"
     )
+    registry: RegistrySpec | None = None
