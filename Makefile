@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stratus-installed
 
-.PHONY: demo test lint typecheck unit bench bench-replication clean
+.PHONY: demo test lint typecheck unit bench bench-replication bench-serving clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,12 +49,17 @@ unit: $(STAMP)
 test: lint typecheck $(AZURITE)
 	$(BIN)/pytest
 
-bench: $(STAMP) bench-replication
+bench: $(STAMP) bench-replication bench-serving
 	$(BIN)/python -m bench.planner
 
 # Stratus's copies against rclone's between two SeaweedFS servers on loopback (about 5 minutes).
 bench-replication: $(STAMP)
 	$(BIN)/python -m bench.replication
+
+# Our model server against MLServer 1.7.1, our gateway against HAProxy, and failover under load (about
+# 4 minutes; installs wrk and haproxy from Debian and MLServer into .stratus/bench-peers/ when missing).
+bench-serving: $(STAMP)
+	$(BIN)/python -m bench.serving
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,209 @@
+"""The "Serving" section of RESULTS.md: machine, settings, one table per case, targets met or missed.
+
+Unlike the other benches, which append, this one replaces its own section (every earlier "## Serving"
+section, with its subsections) and appends the new one at the end, so RESULTS.md stays newest-last and
+holds one set of serving figures: the brief asks for one run of all cases on one machine, compared.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+from bench.planner.report import machine
+from bench.serving.cases import FailoverRun, Measured
+from bench.serving.peers import HAPROXY_DEFAULT, HAPROXY_TUNED, HEALTH, MLSERVER_VERSION, REPO
+
+__all__ = ["Report", "render", "replace_section"]
+
+SECTION = re.compile(r"^## Serving\b.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+RESULTS_HEADER = (
+    "# Benchmark results\n\n"
+    "Appended by the benchmarks, newest last; each section names its machine. "
+    "Tests never assert wall-clock time; these numbers are for people.\n"
+)
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one run measured, and how it was asked to run."""
+
+    duration: int
+    warmup: int
+    drain_s: float
+    threads: int
+    pinned: bool
+    floor: dict[str, float] | str | None
+    serve: list[Measured]
+    gateway: dict[int, list[Measured]]
+    failover: list[FailoverRun]
+    tools: str
+    elapsed_s: float
+
+
+def _revision() -> str:
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown revision"
+    return f"{sha}{' with uncommitted changes in src/' if dirty else ''}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def _cells(m: Measured) -> list[str]:
+    """req/s, p50, p99, failed: four cells, dashes when the target did not run."""
+    if m.result is None:
+        return ["—"] * 4
+    r = m.result
+    return [f"{r.rps:,.0f}", _ms(r.p50_ms), _ms(r.p99_ms), f"{r.failures:,}"]
+
+
+def _line(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _serve(rep: Report) -> list[str]:
+    lines = [
+        "### Server: Stratus against MLServer (16 connections)",
+        "",
+        "| server | req/s | p50 ms | p99 ms | failed | note |",
+        "|---|--:|--:|--:|--:|---|",
+    ]
+    lines += [_line([m.label, *_cells(m), m.note]) for m in rep.serve]
+    ours, theirs = (rep.serve + [Measured("", None)] * 2)[:2]
+    if ours.result and theirs.result:
+        ratio = ours.result.rps / theirs.result.rps
+        lines += [
+            "",
+            f"Stratus / MLServer throughput: **{ratio:.1f}×** (target ≥ 7×: {_met(ratio >= 7)}); "
+            f"Stratus p99 {_ms(ours.result.p99_ms)} ms (target < 10 ms: {_met(ours.result.p99_ms < 10)}).",
+        ]
+    if isinstance(rep.floor, dict) and ours.result:
+        lines.append(
+            f"Floor: ONNX Runtime in-process, `session.run` on the same row in a loop: "
+            f"{rep.floor['calls_per_s']:,.0f} calls/s ({rep.floor['threads']:.0f} intra-op thread); the "
+            f"server reaches {ours.result.rps / rep.floor['calls_per_s']:.1%} of it."
+        )
+    elif isinstance(rep.floor, str):
+        lines.append(f"Floor: not measured: {rep.floor}")
+    return [*lines, ""]
+
+
+def _gateway(rep: Report) -> list[str]:
+    lines = [
+        "### Proxy hop: direct, through the Stratus gateway, through HAProxy (one server behind)",
+        "",
+        "Each proxy shares CPU 0 with the server, so at 16 connections (CPU saturated) its own CPU cost "
+        "shows as lost throughput and queueing; at 1 connection the CPU is mostly idle and the p50 "
+        "difference is the per-hop latency.",
+        "",
+        "| target | connections | req/s | p50 ms | p99 ms | failed | p50 over direct, ms | note |",
+        "|---|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    verdicts: list[str] = []
+    for connections, rows in rep.gateway.items():
+        direct = next((m.result for m in rows if m.label == "direct"), None)
+        for m in rows:
+            over = "—"
+            if m.result and direct and m.label != "direct":
+                delta = m.result.p50_ms - direct.p50_ms
+                over = f"{delta:+.2f}"
+                if m.label.startswith("Stratus"):
+                    plural = "s" if connections != 1 else ""
+                    verdicts.append(f"{connections} connection{plural} {delta:+.2f} ms: {_met(delta <= 0.5)}")
+            lines.append(_line([m.label, str(connections), *_cells(m), over, m.note]))
+    if verdicts:
+        lines += ["", f"Gateway target ≤ +0.5 ms p50 over direct: {'; '.join(verdicts)}."]
+    return [*lines, ""]
+
+
+def _failover(rep: Report) -> list[str]:
+    lines = [
+        "### Failover: two servers behind a proxy, one killed at 1/3 of the run and restarted at 2/3",
+        "",
+        "16 connections throughout; the server killed is the one that had served more of the load so far "
+        "(its share is shown), restarted on the same port. After SIGTERM our server drains (readiness "
+        "fails, it keeps serving, then exits 0): the restart waits for the exit. Failed = wrk's non-2xx "
+        "responses + socket errors; a request unanswered after 2 s (wrk's default timeout) is a timeout.",
+        "",
+        "| proxy | signal | requests | non-2xx | socket errors (connect/read/write/timeout) "
+        "| failed per kill | killed server's share | timeline (s after load start) |",
+        "|---|---|--:|--:|---|--:|--:|---|",
+    ]
+    verdicts: list[str] = []
+    for run in rep.failover:
+        r = run.result
+        if r is None:
+            lines.append(f"| {run.proxy} | {run.signal} | — | — | — | — | — | {run.note} |")
+            continue
+        share = "—" if run.killed_share is None else f"{run.killed_share:.0%}"
+        lines.append(
+            f"| {run.proxy} | {run.signal} | {r.requests:,} | {r.non_2xx} | {r.connect}/{r.read}/{r.write}/"
+            f"{r.timeout} | **{r.failures}** | {share} | {run.timeline} |"
+        )
+        if run.proxy.startswith("Stratus"):
+            verdicts.append(f"{run.signal} {r.failures}: {_met(r.failures == 0)}")
+    if verdicts:
+        lines += ["", f"Gateway target 0 failed requests per kill: {'; '.join(verdicts)}."]
+    return [*lines, ""]
+
+
+def render(rep: Report) -> str:
+    """The dated section for one run."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    libs = ", ".join(f"{n} {version(n)}" for n in ("onnxruntime", "uvicorn", "uvloop", "httptools", "orjson"))
+    pinning = (
+        "servers and proxies pinned to CPU 0, wrk to CPU 1 (`taskset`)"
+        if rep.pinned
+        else "**not pinned** (fewer than 2 CPUs or no taskset): load generator and servers share cores"
+    )
+    lines = [
+        f"## Serving — {now}",
+        "",
+        f"- Machine: {machine()}; {libs}; {rep.tools}.",
+        f"- Stratus: {_revision()}. Whole run: {rep.elapsed_s / 60:.1f} min.",
+        "- Model: ONNX logistic regression, 30 FP32 inputs (MatMul, Add, Sigmoid; outputs prob and score); "
+        "every request is 1 row as V2 JSON, POSTed by wrk (`bench/serving/infer.lua`) to "
+        "`/v2/models/logit/infer`; every target's answer is checked against numpy before it is measured.",
+        f"- Load: wrk, 1 thread, keep-alive; {rep.duration} s per measured run after a {rep.warmup} s "
+        f"warm-up; {pinning}. ONNX Runtime: {rep.threads} intra-op thread(s), 1 inter-op, sequential, "
+        "in every server and in the floor.",
+        f"- MLServer {MLSERVER_VERSION} (own venv): `parallel_workers: 0`, `debug: false`, a custom runtime "
+        "class running ONNX Runtime (`bench/serving/mlserver_onnx.py`).",
+        f"- HAProxy: one thread, `option httpchk GET /v2/health/ready`, `{HEALTH}` (the gateway's health "
+        f"defaults: 250 ms, 2 down, 1 up); defaults `{'; '.join(HAPROXY_DEFAULT)}`; tuned "
+        f"`{'; '.join(HAPROXY_TUNED)}`. Stratus gateway: `policy: latency`, its default health and retry "
+        f"settings. Servers drain for {rep.drain_s:g} s on SIGTERM (`--drain-s`).",
+        "",
+    ]
+    lines += _serve(rep)
+    lines += _gateway(rep)
+    lines += _failover(rep)
+    return "\n".join(lines)
+
+
+def replace_section(results: Path, text: str) -> None:
+    """Drop every earlier Serving section from ``results`` and append ``text``."""
+    existing = results.read_text(encoding="utf-8") if results.is_file() else RESULTS_HEADER
+    kept = SECTION.sub("", existing).rstrip("\n")
+    results.write_text(kept + "\n\n" + text.rstrip("\n") + "\n", encoding="utf-8")
