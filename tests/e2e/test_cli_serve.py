@@ -57,6 +57,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "outputs": {"model": {"size_gb": 0.001}},
         "estimated_hours": 0.1,
         "replicate": ["backup"],
+        "register": {"model": "flow-logit", "aliases": ["champion"]},
     }
     sites = platform()
     sites["sites"]["us"] = {**sites["sites"]["backup"], "jurisdiction": "US", "storage": "file://sites/us"}
@@ -177,6 +178,33 @@ def test_stop_ends_every_process(world: Path, deployment: dict[str, Any]) -> Non
     assert payload == {"running": False}
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
+
+
+def test_the_run_registered_the_model_and_serve_loads_it_by_alias(world: Path) -> None:
+    result = stratus_cli("models", "show", "flow-logit", "--alias", "champion", "--json", cwd=world.parent)
+    assert result.returncode == 0, result.stderr
+    shown = one_json(result.stdout)
+    text = json.dumps(shown)
+    assert "export" in text  # the step, and its input's hash, are the lineage
+    assert "square.squares" in text
+    (port,) = free_ports(1)
+    result = stratus_cli(
+        "serve", "models:/flow-logit@champion", "--sites", "backup", "--port", port, "--detach", "--json",
+        cwd=world.parent,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    try:
+        served = one_json(result.stdout)
+        assert served["model"] == "flow-logit"
+        x = np.ones((2, 30), dtype=np.float32)
+        code, answer, site = infer(served["gateway_url"], "flow-logit", x)
+        assert code == 200, answer
+        assert site == "backup"
+        np.testing.assert_allclose(
+            np.array(answer["outputs"][0]["data"]).reshape(2, 1), expected(x), rtol=1e-5
+        )
+    finally:
+        stratus_cli("serve", "stop", cwd=world.parent)
 
 
 def _zombie(pid: int) -> bool:

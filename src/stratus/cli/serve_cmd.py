@@ -30,7 +30,7 @@ from stratus.runner.context import open_stores
 from stratus.serving.deployment import SUPERVISOR_MARKER, Deployment, load_deployment
 from stratus.serving.fleet import POLICIES, Fleet, FleetOptions, log_tail, running, stop_deployment
 from stratus.serving.gateway_client import site_states
-from stratus.serving.source import check_sites, resolve_model, stage_model
+from stratus.serving.source import RegistryAccess, check_sites, resolve_model, stage_model
 from stratus.state import Repository, open_database, state_dir, state_url
 
 __all__ = ["app", "serving_folder"]
@@ -51,6 +51,7 @@ app = typer.Typer(
         "Serve a model from several sites behind one gateway (Open Inference Protocol / KServe V2).\n\n"
         "  stratus serve export.onnx --sites gcp-eu-west,onprem-eu-gpu   the last run's ONNX output\n\n"
         "  stratus serve model.onnx --sites a,b --policy failover --port 9000\n\n"
+        "  stratus serve models:/fraud@champion --sites a,b   from the model registry, by alias\n\n"
         "  stratus serve status --json     health, latency and requests per site\n\n"
         "  stratus serve stop              stop a deployment started with --detach\n\n"
         "Clients call http://127.0.0.1:PORT/v2/models/NAME/infer; the gateway retries another site when one "
@@ -74,7 +75,8 @@ def serving_folder(platform_file: Path) -> Path:
 def start_command(
     model: str = typer.Argument(
         ...,
-        help="An .onnx file, or a run artifact: export.onnx (latest run), RUN_ID:export.onnx, sha256:HEX.",
+        help="An .onnx file; a registered model, models:/NAME@champion; or a run artifact: export.onnx "
+        "(latest run), RUN_ID:export.onnx, sha256:HEX.",
         show_default=False,
     ),
     sites: str = typer.Option(..., "--sites", help="Comma-separated sites to serve from, e.g. a,b."),
@@ -99,7 +101,12 @@ def start_command(
     site_list = _check_sites(sites, model_platform, platform_file)
     folder = serving_folder(platform_file)
     repo = Repository(open_database(state_url(platform_file)))
-    source = resolve_model(model, repo, name)
+    registry = RegistryAccess(
+        model_platform.registry.tracking_uri if model_platform.registry else None,
+        state_dir(platform_file),
+        folder / "models" / "registry",
+    )
+    source = resolve_model(model, repo, name, registry)
     stores = open_stores(model_platform, platform_file.resolve().parent, site_list)
     check_sites(source, stores)
     current = load_deployment(folder)

@@ -2,7 +2,15 @@
 
 from stratus.config.graph import find_cycle, parse_input, step_dependencies, topological_order
 from stratus.config.loader import load_pipeline, load_platform, resolve_platform_path
-from stratus.config.pipeline import Constraints, DatasetSpec, OutputSpec, Pipeline, Resources, Step
+from stratus.config.pipeline import (
+    Constraints,
+    DatasetSpec,
+    OutputSpec,
+    Pipeline,
+    RegisterSpec,
+    Resources,
+    Step,
+)
 from stratus.config.platform import (
     Capacity,
     Compute,
@@ -25,6 +33,7 @@ __all__ = [
     "OutputSpec",
     "Pipeline",
     "Platform",
+    "RegisterSpec",
     "RegistrySpec",
     "ReservedSpec",
     "Resources",

@@ -17,7 +17,16 @@ from pydantic import (
 
 from stratus.config.models import AcceleratorField, Provider, StrictModel
 
-__all__ = ["Constraints", "DatasetSpec", "OutputSpec", "Pipeline", "Resources", "Step", "StepKind"]
+__all__ = [
+    "Constraints",
+    "DatasetSpec",
+    "OutputSpec",
+    "Pipeline",
+    "RegisterSpec",
+    "Resources",
+    "Step",
+    "StepKind",
+]
 
 _NAME = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -105,6 +114,14 @@ class Constraints(StrictModel):
 StepKind = Literal["single", "distributed", "federated"]
 
 
+class RegisterSpec(StrictModel):
+    """Register an output (an ONNX model) in the platform's model registry when the step succeeds."""
+
+    model: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="registered model name")
+    output: str | None = Field(default=None, description="which output; default: the step's only output")
+    aliases: list[str] = Field(default_factory=list, description="aliases to point at the new version")
+
+
 class Step(StrictModel):
     """One unit of work: a Python entry point with inputs, outputs and resource needs."""
 
@@ -128,6 +145,9 @@ class Step(StrictModel):
         default=None,
         description="distributed only: how many sites (the planner picks them) or which (rank 0 among them)",
     )
+    register: RegisterSpec | None = Field(
+        default=None, description="register an ONNX output in the model registry, with its lineage"
+    )
     exchange_gb: NonNegativeFloat = Field(
         default=0.0,
         description="multi-site steps: GB each participant sends to, and receives from, the coordinator over "
@@ -135,7 +155,7 @@ class Step(StrictModel):
     )
 
     @model_validator(mode="after")
-    def _multi_site(self) -> Step:
+    def _fields_agree(self) -> Step:
         if self.sites is not None and self.kind != "distributed":
             raise ValueError(f"`sites` is for kind: distributed steps; this step is kind: {self.kind}")
         if self.kind == "distributed" and self.sites is None:
@@ -149,6 +169,16 @@ class Step(StrictModel):
                 raise ValueError(
                     "a federated step reads datasets where they lie (one participant per dataset site); "
                     f"its inputs must all be `dataset:NAME`{found}"
+                )
+        if self.register is not None:
+            chosen = self.register.output
+            if chosen is None and len(self.outputs) != 1:
+                raise ValueError(
+                    f"register: say which output to register (`output:`); outputs: {list(self.outputs)}"
+                )
+            if chosen is not None and chosen not in self.outputs:
+                raise ValueError(
+                    f"register.output {chosen!r} is not an output of this step: {list(self.outputs)}"
                 )
         return self
 

@@ -12,13 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from stratus.errors import ExecutorError, StorageError
+from stratus.errors import ExecutorError, RegistryError, StorageError
 from stratus.executors import StepResult
 from stratus.planner import Placement
 from stratus.runner.context import RunContext
 from stratus.runner.events import RunEvent, StepState
 from stratus.runner.execution import run_request
 from stratus.runner.multisite import participant_sites, run_multi_site
+from stratus.runner.registration import register_output
 from stratus.runner.staging import stage_inputs, step_request
 from stratus.state import StepStatus
 
@@ -109,6 +110,11 @@ def execute_step(
             )
             for out, path in produced.items()
         }
+        if step.register is not None:
+            where = list(dict.fromkeys([site, *participant_sites(ctx, name, placement)]))
+            state("publishing", register_output(ctx, name, where, inputs, produced, result.metrics))
+    except RegistryError as exc:
+        return fail("failed", f"RegistryError: {exc}")
     except ExecutorError as exc:
         return fail("site-down", str(exc))
     except StorageError as exc:

@@ -1,6 +1,7 @@
 """Which model bytes a deployment serves, and getting a verified copy of them to every serving site.
 
-``stratus serve`` takes either an ONNX file or a run artifact. A run artifact is a reference the runner
+``stratus serve`` takes an ONNX file, a registered model (``models:/NAME@ALIAS`` or ``/VERSION``, from
+the platform's MLflow registry), or a run artifact. A run artifact is a reference the runner
 bound (``export.onnx``, the latest successful run's; ``RUN_ID:export.onnx`` for a given run; or
 ``sha256:HEX``). Artifacts keep their residency: an EU-resident model is copied only to EU sites, and a
 site outside the bound is refused before anything starts, naming the site and the bound.
@@ -13,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stratus.errors import ConfigError, StorageError
+from stratus.registry import ModelRef, fetch_model
 from stratus.state import Repository
 from stratus.storage import SiteStore, copy_object
 
-__all__ = ["ModelSource", "check_sites", "resolve_model", "stage_model"]
+__all__ = ["ModelSource", "RegistryAccess", "check_sites", "resolve_model", "stage_model"]
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _MODEL_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -38,8 +40,24 @@ def _model_name(text: str) -> str:
     return _MODEL_NAME.sub("-", text).strip("-.") or "model"
 
 
-def resolve_model(spec: str, repo: Repository | None, name: str | None = None) -> ModelSource:
+@dataclass(frozen=True)
+class RegistryAccess:
+    """Where ``models:/NAME@ALIAS`` references are looked up, and where downloaded models are kept."""
+
+    tracking_uri: str | None
+    state_dir: Path
+    cache: Path
+
+
+def resolve_model(
+    spec: str, repo: Repository | None, name: str | None = None, registry: RegistryAccess | None = None
+) -> ModelSource:
     """Turn the MODEL argument into a source; a wrong reference names what exists instead."""
+    if spec.startswith("models:/") and registry is not None:
+        path = fetch_model(
+            spec, registry.cache, tracking_uri=registry.tracking_uri, state_dir=registry.state_dir
+        )
+        return ModelSource(name or _model_name(ModelRef.parse(spec).name), spec, local_path=path)
     path = Path(spec)
     if path.suffix == ".onnx" and path.is_file():
         return ModelSource(name or _model_name(path.stem), str(path), local_path=path)
