@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stratus-installed
 
-.PHONY: demo test lint typecheck unit bench bench-replication bench-serving clean
+.PHONY: demo demo-federated test lint typecheck unit bench bench-replication bench-serving clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,18 @@ demo: $(STAMP)
 		--port $(DEMO_PORT) --detach && \
 	$(BIN)/python $(DEMO)/score.py --url http://127.0.0.1:$(DEMO_PORT) && \
 	$(BIN)/stratus serve status --platform $(DEMO)/stratus.yaml
+	$(MAKE) --no-print-directory demo-federated
+
+# The federated variant: EU and US transactions stay in their jurisdictions, Flower trains one global model
+# (only model updates cross), which is exported, registered as fraud-federated@champion in the model
+# registry, then served by alias from both continents.
+demo-federated: $(STAMP)
+	$(BIN)/stratus run $(DEMO)/federated.yaml
+	$(BIN)/stratus models show fraud-federated --alias champion --platform $(DEMO)/stratus.yaml
+	trap '$(BIN)/stratus serve stop --platform $(DEMO)/stratus.yaml' EXIT; \
+	$(BIN)/stratus serve models:/fraud-federated@champion --platform $(DEMO)/stratus.yaml \
+		--sites gcp-eu-west,aws-us-east --port $(DEMO_PORT) --detach && \
+	$(BIN)/python $(DEMO)/score.py --url http://127.0.0.1:$(DEMO_PORT) --model fraud-federated
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

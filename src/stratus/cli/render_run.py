@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from stratus.runner import RunEvent, RunReport
+from stratus.runner import RunEvent, RunReport, metrics_words
 
 __all__ = ["Progress", "render_report"]
 
@@ -122,7 +121,7 @@ def render_report(console: Console, report: RunReport, resume_hint: str) -> None
     console.print(table)
     for step in report.steps:
         if step.metrics:
-            console.print(f"  {escape(step.step)}: {escape(_metrics(step.metrics))}", soft_wrap=True)
+            console.print(f"  {escape(step.step)}: {escape(metrics_words(step.metrics))}", soft_wrap=True)
     cached = report.cached_steps
     if cached and len(cached) == len(report.steps):
         origin = {s.cached_from for s in report.steps if s.cached_from}
@@ -145,10 +144,3 @@ def render_report(console: Console, report: RunReport, resume_hint: str) -> None
     if report.error:
         console.print(f"[bold red]failed:[/] {escape(report.error)}", soft_wrap=True)
         console.print(f"Fix the cause, then continue with: {escape(resume_hint)}", soft_wrap=True)
-
-
-def _metrics(metrics: dict[str, Any] | Any) -> str:
-    shown = []
-    for key, value in metrics.items():
-        shown.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
-    return ", ".join(shown)

@@ -145,8 +145,11 @@ class Step(StrictModel):
         default=None,
         description="distributed only: how many sites (the planner picks them) or which (rank 0 among them)",
     )
-    register: RegisterSpec | None = Field(
-        default=None, description="register an ONNX output in the model registry, with its lineage"
+    # Named `register:` in the file; `register` itself is taken by the ABC machinery behind BaseModel.
+    registration: RegisterSpec | None = Field(
+        default=None,
+        alias="register",
+        description="register an ONNX output in the model registry, with its lineage",
     )
     exchange_gb: NonNegativeFloat = Field(
         default=0.0,
@@ -170,8 +173,8 @@ class Step(StrictModel):
                     "a federated step reads datasets where they lie (one participant per dataset site); "
                     f"its inputs must all be `dataset:NAME`{found}"
                 )
-        if self.register is not None:
-            chosen = self.register.output
+        if self.registration is not None:
+            chosen = self.registration.output
             if chosen is None and len(self.outputs) != 1:
                 raise ValueError(
                     f"register: say which output to register (`output:`); outputs: {list(self.outputs)}"

@@ -8,7 +8,7 @@
 
 from stratus.runner.cache import cache_key, code_version, module_file
 from stratus.runner.context import Faults, RetryPolicy
-from stratus.runner.events import EventKind, EventSink, RunEvent, StepState
+from stratus.runner.events import EventKind, EventSink, RunEvent, StepState, metrics_words
 from stratus.runner.report import ArtifactReport, RunReport, StepReport
 from stratus.runner.run import new_run_id, run, run_file
 
@@ -24,6 +24,7 @@ __all__ = [
     "StepState",
     "cache_key",
     "code_version",
+    "metrics_words",
     "module_file",
     "new_run_id",
     "run",

@@ -16,7 +16,7 @@ from stratus.errors import ExecutorError, RegistryError, StorageError
 from stratus.executors import StepResult
 from stratus.planner import Placement
 from stratus.runner.context import RunContext
-from stratus.runner.events import RunEvent, StepState
+from stratus.runner.events import RunEvent, StepState, metrics_words
 from stratus.runner.execution import run_request
 from stratus.runner.multisite import participant_sites, run_multi_site
 from stratus.runner.registration import register_output
@@ -110,7 +110,7 @@ def execute_step(
             )
             for out, path in produced.items()
         }
-        if step.register is not None:
+        if step.registration is not None:
             where = list(dict.fromkeys([site, *participant_sites(ctx, name, placement)]))
             state("publishing", register_output(ctx, name, where, inputs, produced, result.metrics))
     except RegistryError as exc:
@@ -132,10 +132,5 @@ def execute_step(
     )
     for folder in ("inputs", "outputs"):  # the bytes now live in the stores; keep only the log
         shutil.rmtree(workdir / folder, ignore_errors=True)
-    state("succeeded", _metrics_words(result.metrics))
+    state("succeeded", metrics_words(result.metrics, limit=6))
     return Outcome(name, site, attempt, "succeeded", metrics=result.metrics)
-
-
-def _metrics_words(metrics: Mapping[str, Any]) -> str:
-    shown = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()]
-    return ", ".join(shown[:6])

@@ -7,11 +7,11 @@ on exactly what a user would have been told.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-__all__ = ["EventKind", "EventSink", "RunEvent", "StepState"]
+__all__ = ["EventKind", "EventSink", "RunEvent", "StepState", "metrics_words"]
 
 EventKind = Literal["run", "step", "note", "log"]
 StepState = Literal[
@@ -46,3 +46,16 @@ class RunEvent:
 
 
 EventSink = Callable[[RunEvent], None]
+
+
+def metrics_words(metrics: Mapping[str, Any], limit: int | None = None) -> str:
+    """A step's headline metrics as ``auc=0.9551, rows=300000``.
+
+    Structured values (per-site exchange bytes and the like) are for the ledger, not the headline.
+    """
+    shown = [
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in metrics.items()
+        if not isinstance(v, Mapping | list)
+    ]
+    return ", ".join(shown[:limit])

@@ -28,7 +28,7 @@ def register_output(
     metrics: Mapping[str, Any],
 ) -> str:
     """Register the step's declared output; returns what to tell the user (``fraud v3 (champion)``)."""
-    spec = ctx.pipeline.steps[step].register
+    spec = ctx.pipeline.steps[step].registration
     assert spec is not None
     output = spec.output or next(iter(outputs))
     lineage = Lineage(
