@@ -1,7 +1,8 @@
 """Registering a step's ONNX output in the model registry, with the lineage that makes it accountable.
 
-The lineage says which run and step made the model, on which sites, from exactly which input bytes (their
-SHA-256 in the sites' content-addressed stores), with which metrics, and what the run had cost so far.
+The lineage says which run and step made the model; on which sites (its own and every upstream step's);
+from exactly which input bytes (their SHA-256 in the sites' content-addressed stores); with which
+metrics; and what the run had cost so far.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from stratus.config import step_dependencies
 from stratus.ledger import report
+from stratus.planner.multisite import data_sites
 from stratus.registry import Lineage, Registry
 from stratus.runner.context import RunContext
+from stratus.state import DONE
 
 __all__ = ["register_output"]
 
@@ -34,7 +38,7 @@ def register_output(
     lineage = Lineage(
         run_id=ctx.run_id,
         step=step,
-        sites=tuple(sites),
+        sites=tuple(dict.fromkeys([*sites, *_upstream_sites(ctx, step)])),
         inputs=dict(inputs),
         metrics={
             k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
@@ -61,3 +65,25 @@ def _run_cost(ctx: RunContext) -> Decimal:
     return sum(
         (row.actual_usd for row in report(ctx.repo.db, by=("site",), run_id=ctx.run_id).rows), Decimal(0)
     )
+
+
+def _upstream_sites(ctx: RunContext, step: str) -> list[str]:
+    """Every site that ran a step this one depends on, transitively: where the model was really made.
+
+    A federated ancestor counts all its data sites, since each trained on its own data there.
+    """
+    deps = step_dependencies({name: spec.inputs for name, spec in ctx.pipeline.steps.items()})
+    ancestors: set[str] = set()
+    pending = list(deps[step])
+    while pending:
+        name = pending.pop()
+        if name not in ancestors:
+            ancestors.add(name)
+            pending.extend(deps[name])
+    sites: list[str] = []
+    for row in ctx.repo.attempts(ctx.run_id):
+        if row.step in ancestors and row.status in DONE:
+            sites.append(row.site)
+            if ctx.pipeline.steps[row.step].kind == "federated":
+                sites.extend(data_sites(ctx.pipeline.steps[row.step], ctx.pipeline))
+    return sites
