@@ -75,6 +75,12 @@ def multi_site_candidates(
 
     chosen: dict[str, Sequence[Candidate]] = {}
     why_not: dict[str, list[str]] = {site: list(reasons) for site, reasons in rejected.items()}
+    # A function cannot hold a rendezvous or a federation open: multi-site steps need long-lived machines.
+    functions = [site for site, options in feasible.items() if options[0].offering.source == "serverless"]
+    for site in functions:
+        why_not[site] = [f"serverless: a {step.kind} step needs long-lived machines, not functions"]
+    feasible = {site: options for site, options in feasible.items() if site not in functions}
+    rejected = why_not
     if step.kind == "federated":
         participants = data_sites(step, pipeline)
         blocked = [f"participant {p}: {'; '.join(rejected[p])}" for p in participants if p in rejected]
