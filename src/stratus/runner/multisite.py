@@ -60,6 +60,9 @@ def run_multi_site(
         result, outputs = _federated(ctx, step, placement, attempt, inputs, workdir)
     if result.ok:
         _record_exchange(ctx, step, placement.site, result.metrics)
+        # Which machines made the outputs: the lineage of anything registered downstream names them.
+        machines = list(dict.fromkeys([placement.site, *participant_sites(ctx, step, placement)]))
+        result = replace(result, metrics={**result.metrics, "sites": machines})
     return result, outputs
 
 

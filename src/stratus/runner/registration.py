@@ -7,6 +7,7 @@ metrics; and what the run had cost so far.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Mapping
 from decimal import Decimal
@@ -15,7 +16,6 @@ from typing import Any
 
 from stratus.config import step_dependencies
 from stratus.ledger import report
-from stratus.planner.multisite import data_sites
 from stratus.registry import Lineage, Registry
 from stratus.runner.context import RunContext
 from stratus.state import DONE
@@ -70,7 +70,7 @@ def _run_cost(ctx: RunContext) -> Decimal:
 def _upstream_sites(ctx: RunContext, step: str) -> list[str]:
     """Every site that ran a step this one depends on, transitively: where the model was really made.
 
-    A federated ancestor counts all its data sites, since each trained on its own data there.
+    A multi-site ancestor counts every machine it ran on (the runner records them as its ``sites``).
     """
     deps = step_dependencies({name: spec.inputs for name, spec in ctx.pipeline.steps.items()})
     ancestors: set[str] = set()
@@ -84,6 +84,6 @@ def _upstream_sites(ctx: RunContext, step: str) -> list[str]:
     for row in ctx.repo.attempts(ctx.run_id):
         if row.step in ancestors and row.status in DONE:
             sites.append(row.site)
-            if ctx.pipeline.steps[row.step].kind == "federated":
-                sites.extend(data_sites(ctx.pipeline.steps[row.step], ctx.pipeline))
+            machines = json.loads(row.metrics_json or "{}").get("sites", [])  # a multi-site step's
+            sites.extend(s for s in machines if isinstance(s, str) and s in ctx.platform.sites)
     return sites

@@ -61,7 +61,7 @@ class RunReport:
         return tuple(s.step for s in self.steps if s.status == "cached")
 
     def to_json(self) -> dict[str, Any]:
-        """``{"run_id", "status", "steps": [...], "artifacts": [...], "cost_usd"}``."""
+        """``{"run_id", "status", "steps": [...with metrics], "artifacts": [...], "cost_usd"}``."""
         return {
             "run_id": self.run_id,
             "status": self.status,
@@ -73,6 +73,8 @@ class RunReport:
                     "status": s.status,
                     "attempts": s.attempts,
                     "duration_s": round(s.duration_s, 3),
+                    "metrics": dict(s.metrics),
+                    "cached_from": s.cached_from,
                 }
                 for s in self.steps
             ],
