@@ -85,7 +85,7 @@ def test_infer_flat_and_nested_returns_all_outputs(server: Server, nested: bool)
     assert set(outputs) == {"prob", "score"}
     assert outputs["prob"]["shape"] == [3, 1]
     assert outputs["prob"]["datatype"] == "FP32"
-    np.testing.assert_allclose(outputs["prob"]["data"], expected_prob(x).ravel(), rtol=1e-5)
+    np.testing.assert_allclose(outputs["prob"]["data"], expected_prob(x).ravel(), rtol=1e-5, atol=1e-6)
 
 
 def test_infer_requested_output_only_and_versioned_path(server: Server) -> None:
@@ -184,7 +184,7 @@ def test_tritonclient_end_to_end(server: Server) -> None:
         tensor.set_data_from_numpy(x, binary_data=False)
         wanted = [triton.InferRequestedOutput("prob", binary_data=False)]
         result = client.infer("logit", [tensor], outputs=wanted, request_id="t-1")
-        np.testing.assert_allclose(result.as_numpy("prob"), expected_prob(x), rtol=1e-5)
+        np.testing.assert_allclose(result.as_numpy("prob"), expected_prob(x), rtol=1e-5, atol=1e-6)
         assert result.get_response()["id"] == "t-1"
     finally:
         client.close()

@@ -130,3 +130,24 @@ def test_ort_threads_leave_a_core_to_the_event_loop_on_small_machines() -> None:
     from stratus.serving.model import default_intra_op_threads
 
     assert [default_intra_op_threads(n) for n in (1, 2, 4, 16)] == [1, 1, 2, 8]
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ([True, 3], "'x': 'shape' must be a list of integers, got [True, 3]"),
+        ([1, 3.0], "'x': 'shape' must be a list of integers, got [1, 3.0]"),
+        ([1, "3"], "'x': 'shape' must be a list of integers"),
+        ([-1, 3], "'x': shape [-1, 3] has a negative dimension"),
+        ([1, -3, 2], "'x': shape [1, -3, 2] has a negative dimension"),
+        ([1, 4], "'x': shape [1, 4] does not match the model's [-1, 3] (-1: any size)"),
+        ([3], "'x': shape [3] does not match the model's [-1, 3]"),
+        ("1,3", "'x': 'shape' must be a list of integers, got '1,3'"),
+    ],
+)
+def test_shape_errors_name_tensor_and_expectation(shape: Any, message: str) -> None:
+    entry = {"name": "x", "shape": shape, "datatype": "FP32", "data": [1.0, 2.0, 3.0]}
+    with pytest.raises(ServingError) as info:
+        parse_infer_request(json.dumps({"inputs": [entry]}).encode(), SPECS[:1], OUTPUTS)
+    assert info.value.status == 400
+    assert message in str(info.value)

@@ -87,48 +87,70 @@ def _family(datatype: str) -> str:
     raise AssertionError(datatype)  # pragma: no cover - DATATYPES only holds the names above
 
 
+# Looked up once here rather than per request: the parser runs on the event loop for every request.
+_FAMILIES = {datatype: _family(datatype) for datatype in DATATYPES}
+_INT_RANGES = {
+    datatype: (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
+    for datatype, dtype in DATATYPES.items()
+    if _FAMILIES[datatype] in ("INT", "UINT")
+}
+
+
 def _parse_shape(name: str, raw: Any, spec: TensorSpec) -> tuple[int, ...]:
-    if not isinstance(raw, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in raw):
-        raise _bad(f"input {name!r}: 'shape' must be a list of integers, got {raw!r:.80}")
-    shape = tuple(raw)
-    if any(d < 0 for d in shape):
-        raise _bad(f"input {name!r}: shape {list(shape)} has a negative dimension")
-    expected = list(spec.shape)
-    if len(shape) != len(spec.shape) or any(e not in (-1, d) for e, d in zip(spec.shape, shape, strict=True)):
+    # One plain loop: generator expressions cost microseconds that every request pays.
+    if not isinstance(raw, list) or len(raw) != len(spec.shape):
+        if not isinstance(raw, list) or not all(type(d) is int for d in raw):
+            raise _bad(f"input {name!r}: 'shape' must be a list of integers, got {raw!r:.80}")
+        if any(d < 0 for d in raw):
+            raise _bad(f"input {name!r}: shape {raw} has a negative dimension")
         raise _bad(
-            f"input {name!r}: shape {list(shape)} does not match the model's {expected} (-1: any size)"
+            f"input {name!r}: shape {raw} does not match the model's {list(spec.shape)} (-1: any size)"
         )
-    return shape
+    fits, negative = True, False
+    for d, e in zip(raw, spec.shape, strict=True):
+        if type(d) is not int:  # bool is a subclass of int, and not a dimension
+            raise _bad(f"input {name!r}: 'shape' must be a list of integers, got {raw!r:.80}")
+        negative = negative or d < 0
+        fits = fits and e in (-1, d)
+    if negative:
+        raise _bad(f"input {name!r}: shape {raw} has a negative dimension")
+    if not fits:
+        raise _bad(
+            f"input {name!r}: shape {raw} does not match the model's {list(spec.shape)} (-1: any size)"
+        )
+    return tuple(raw)
 
 
 def _parse_data(name: str, raw: Any, datatype: str, shape: tuple[int, ...]) -> np.ndarray[Any, Any]:
     """Decode flat or nested row-major ``data`` into an array of ``shape``, rejecting wrong value types."""
-    family = _family(datatype)
-    expected_json = _JSON_SHAPES[family]
+    family = _FAMILIES[datatype]
     if not isinstance(raw, list):
-        raise _bad(f"input {name!r}: 'data' must be a (flat or nested) list of {expected_json}")
+        raise _bad(f"input {name!r}: 'data' must be a (flat or nested) list of {_JSON_SHAPES[family]}")
     count = math.prod(shape)
     try:
         array = np.asarray(raw)
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:
-        raise _bad(f"input {name!r}: 'data' must be a rectangular list of {expected_json} ({exc})") from None
+        raise _bad(
+            f"input {name!r}: 'data' must be a rectangular list of {_JSON_SHAPES[family]} ({exc})"
+        ) from None
     if array.size != count:
         raise _bad(f"input {name!r}: 'data' has {array.size} values but shape {list(shape)} needs {count}")
     if count and array.dtype.kind not in _ACCEPTED_KINDS[family]:
-        raise _bad(f"input {name!r}: datatype {datatype} needs {expected_json} in 'data'")
+        raise _bad(f"input {name!r}: datatype {datatype} needs {_JSON_SHAPES[family]} in 'data'")
     target = DATATYPES[datatype]
     if family in ("INT", "UINT") and count:
-        info = np.iinfo(target)
-        low, high = int(array.min()), int(array.max())
-        if low < info.min or high > info.max:
-            raise _bad(f"input {name!r}: values must lie in [{info.min}, {info.max}] for {datatype}")
+        low, high = _INT_RANGES[datatype]
+        if int(array.min()) < low or int(array.max()) > high:
+            raise _bad(f"input {name!r}: values must lie in [{low}, {high}] for {datatype}")
     if family == "FP" and count and target != np.float64:
-        finite = np.isfinite(array)
         with np.errstate(over="ignore"):  # overflow is what this checks for, not a warning to print
             narrowed = array.astype(target)
-        if not bool(np.all(np.isfinite(narrowed)[finite])):
+        # All finite is the common case, checked in one call; only then is it worth finding out whether
+        # a non-finite value was sent as such or came from narrowing an out-of-range one.
+        if not np.isfinite(narrowed).all() and not np.isfinite(narrowed)[np.isfinite(array)].all():
             raise _bad(f"input {name!r}: a value is out of range for {datatype}")
-    return array.astype(target).reshape(shape)
+        return narrowed.reshape(shape)
+    return array.astype(target, copy=False).reshape(shape)
 
 
 def _parse_input(raw: Any, specs: Mapping[str, TensorSpec]) -> tuple[str, np.ndarray[Any, Any]]:

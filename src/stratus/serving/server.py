@@ -4,6 +4,8 @@ No web framework: routing a dozen fixed paths by hand and encoding with orjson i
 server ~8x faster than the framework-based peers (see the field notes). Bad client input is always a 400
 (or 413 for an oversized body), never a 5xx. On SIGTERM the server drains: readiness fails at once so
 load balancers stop sending, requests (in flight and new) are still served for ``drain_s``, then it exits 0.
+Concurrent infer requests for one model share ONNX Runtime calls (:mod:`stratus.serving.batching`). The
+OpenAPI 3 document of the routes is served at ``/v2/openapi.json`` (not part of V2, but harmless).
 
 Run: ``python -m stratus.serving.server --model NAME=path.onnx --host 127.0.0.1 --port 8000``.
 """
@@ -12,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
+import importlib.util
 import logging
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,11 +30,12 @@ import orjson
 import uvicorn
 
 from stratus.errors import ServingError
+from stratus.serving.batching import DEFAULT_MAX_BATCH_ROWS, Batcher
 from stratus.serving.metrics import Metrics
 from stratus.serving.model import Model
 from stratus.serving.protocol import encode_outputs, parse_infer_request
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "ServingApp", "main"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ServingApp", "main", "openapi_document"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -39,26 +44,71 @@ Send = Callable[[Message], Awaitable[None]]
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 _JSON = [(b"content-type", b"application/json")]
+# Scope key where a handler notes its route template as soon as it knows it, so that an error answered
+# later is counted under the route rather than "unknown".
+_ROUTE = "stratus.route"
 log = logging.getLogger("stratus.serving")
 
 
 class _AnswerError(Exception):
-    """Raised inside a handler to answer at once with ``status`` and a JSON ``body``."""
+    """Raised inside a handler to answer at once with ``status``, a JSON ``body`` and extra ``headers``."""
 
-    def __init__(self, status: int, body: Any) -> None:
+    def __init__(self, status: int, body: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
         self.status = status
         self.body = body
+        self.headers = list(headers)
+
+
+def openapi_document(model_names: Sequence[str] = ()) -> dict[str, Any]:
+    """The OpenAPI 3 document of the server's routes, shipped as package data (``openapi.json``).
+
+    With ``model_names``, the ``model_name`` path parameter lists them as its only values, so that the
+    document served by a running server says which models it serves (and a fuzzer generates requests that
+    reach the models rather than only "unknown model" answers).
+    """
+    text = resources.files("stratus.serving").joinpath("openapi.json").read_text(encoding="utf-8")
+    doc: dict[str, Any] = orjson.loads(text)
+    if model_names:
+        doc = copy.deepcopy(doc)
+        doc["components"]["parameters"]["model_name"]["schema"]["enum"] = sorted(model_names)
+    return doc
+
+
+def _only(scope: Scope, route: str, allowed: str) -> None:
+    """Note ``route`` as the request's route, and answer 405 unless the method is ``allowed``."""
+    scope[_ROUTE] = route
+    method = scope["method"]
+    if method != allowed:
+        # RFC 9110 requires the Allow header on a 405.
+        raise _AnswerError(
+            405,
+            {"error": f"method {method} not allowed here; use {allowed}"},
+            [(b"allow", allowed.encode())],
+        )
 
 
 class ServingApp:
     """The ASGI application: V2 health, metadata and inference for ``models``, plus ``/metrics``."""
 
-    def __init__(self, models: Sequence[Model], *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        models: Sequence[Model],
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
+    ) -> None:
         self.models = {model.name: model for model in models}
         self.max_body_bytes = max_body_bytes
         self.metrics = Metrics()
+        self.batchers = {
+            model.name: Batcher(model, max_batch_rows=max_batch_rows, observe=self.metrics.observe_call)
+            for model in models
+        }
         self.draining = False
         self.version = metadata.version("stratus")
+        openapi = openapi_document(list(self.models))
+        openapi["info"]["version"] = self.version
+        self.openapi = orjson.dumps(openapi)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -71,12 +121,15 @@ class ServingApp:
         try:
             route, status, body, content_type = await self._dispatch(scope, receive)
         except _AnswerError as answer:
-            status, body, content_type = answer.status, orjson.dumps(answer.body), _JSON
+            status, body, content_type = answer.status, orjson.dumps(answer.body), [*_JSON, *answer.headers]
+            route = scope.get(_ROUTE, route)
         except ServingError as exc:
             status, body, content_type = exc.status, orjson.dumps({"error": str(exc)}), _JSON
+            route = scope.get(_ROUTE, route)
         except Exception as exc:  # a bug of ours: answer 500 with the reason, keep serving
             log.exception("internal error")
             status, body, content_type = 500, orjson.dumps({"error": f"internal error: {exc}"}), _JSON
+            route = scope.get(_ROUTE, route)
         headers = [*content_type, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -88,15 +141,16 @@ class ServingApp:
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                for batcher in self.batchers.values():
+                    batcher.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def _dispatch(self, scope: Scope, receive: Receive) -> tuple[str, int, bytes, list[Any]]:
         """Route by hand; returns (route template for metrics, status, body, content-type header)."""
-        method: str = scope["method"]
         parts = [p for p in scope["path"].split("/") if p]
         if parts == ["metrics"]:
-            self._only(method, "GET")
+            _only(scope, "/metrics", "GET")
             return (
                 "/metrics",
                 200,
@@ -107,46 +161,49 @@ class ServingApp:
             raise _AnswerError(
                 404, {"error": f"no route {scope['path']!r}: this server speaks the V2 protocol"}
             )
-        route, status, doc = await self._v2(method, parts[1:], scope, receive)
+        if parts == ["v2", "openapi.json"]:
+            _only(scope, "/v2/openapi.json", "GET")
+            return "/v2/openapi.json", 200, self.openapi, _JSON
+        route, status, doc = await self._v2(parts[1:], scope, receive)
         return route, status, orjson.dumps(doc), _JSON
 
-    @staticmethod
-    def _only(method: str, allowed: str) -> None:
-        if method != allowed:
-            raise _AnswerError(405, {"error": f"method {method} not allowed here; use {allowed}"})
-
-    async def _v2(
-        self, method: str, parts: list[str], scope: Scope, receive: Receive
-    ) -> tuple[str, int, Any]:
+    async def _v2(self, parts: list[str], scope: Scope, receive: Receive) -> tuple[str, int, Any]:
         if not parts:
-            self._only(method, "GET")
+            _only(scope, "/v2", "GET")
             return "/v2", 200, {"name": "stratus", "version": self.version, "extensions": []}
         if parts == ["health", "live"]:
-            self._only(method, "GET")
+            _only(scope, "/v2/health/live", "GET")
             return "/v2/health/live", 200, {"live": True}
         if parts == ["health", "ready"]:
-            self._only(method, "GET")
+            _only(scope, "/v2/health/ready", "GET")
             ready = not self.draining
             return "/v2/health/ready", 200 if ready else 503, {"ready": ready}
         if parts[0] != "models" or len(parts) < 2:
             raise _AnswerError(404, {"error": f"no route {scope['path']!r}"})
-        model = self._model(parts[1])
         rest = parts[2:]
+        version = None
         if len(rest) >= 2 and rest[0] == "versions":
-            if rest[1] != model.version:
-                raise ServingError(f"model {model.name!r} has no version {rest[1]!r}; it has ['1']")
-            rest = rest[2:]
+            version, rest = rest[1], rest[2:]
+        # The route, hence the method, is known from the path alone: a wrong method is a 405 even for a
+        # model or version that does not exist.
         if not rest:
-            self._only(method, "GET")
-            return "/v2/models/{m}", 200, model.metadata()
-        if rest == ["ready"]:
-            self._only(method, "GET")
-            return "/v2/models/{m}/ready", 200, {"name": model.name, "ready": True}
+            route, allowed = "/v2/models/{m}", "GET"
+        elif rest == ["ready"]:
+            route, allowed = "/v2/models/{m}/ready", "GET"
+        elif rest == ["infer"]:
+            route, allowed = "/v2/models/{m}/infer", "POST"
+        else:
+            raise _AnswerError(404, {"error": f"no route {scope['path']!r}"})
+        _only(scope, route, allowed)
+        model = self._model(parts[1])
+        if version is not None and version != model.version:
+            raise ServingError(f"model {model.name!r} has no version {version!r}; it has ['{model.version}']")
         if rest == ["infer"]:
-            self._only(method, "POST")
             body = await self._read_body(scope, receive)
-            return "/v2/models/{m}/infer", 200, await self._infer(model, body)
-        raise _AnswerError(404, {"error": f"no route {scope['path']!r}"})
+            return route, 200, await self._infer(model, body)
+        if rest == ["ready"]:
+            return route, 200, {"name": model.name, "ready": True}
+        return route, 200, model.metadata()
 
     def _model(self, name: str) -> Model:
         model = self.models.get(name)
@@ -179,8 +236,8 @@ class ServingApp:
     async def _infer(self, model: Model, body: bytes) -> dict[str, Any]:
         # The body is JSON whatever the Content-Type says: tritonclient sends none at all.
         request = parse_infer_request(body, model.inputs, model.output_names)
-        # ORT releases the GIL; a worker thread keeps health checks answering during a long call.
-        specs, arrays = await asyncio.to_thread(model.run, request.inputs, request.outputs)
+        # The batcher runs ORT in a worker thread (ORT releases the GIL), so health checks keep answering.
+        specs, arrays = await self.batchers[model.name].run(request.inputs, request.outputs)
         response: dict[str, Any] = {
             "model_name": model.name,
             "model_version": model.version,
@@ -217,6 +274,16 @@ def _parse_model(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the models and serve until stopped; returns the exit code."""
     parser = argparse.ArgumentParser(
@@ -228,6 +295,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--drain-s", type=float, default=5.0, help="seconds to keep serving after SIGTERM")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--intra-op-threads", type=int, default=None, help="ORT threads per call")
+    parser.add_argument(
+        "--max-batch-rows",
+        type=_positive_int,
+        default=DEFAULT_MAX_BATCH_ROWS,
+        help="most rows one ORT call may gather from concurrent requests; 1 disables batching",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -235,10 +308,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    app = ServingApp(models, max_body_bytes=args.max_body_bytes)
+    app = ServingApp(models, max_body_bytes=args.max_body_bytes, max_batch_rows=args.max_batch_rows)
     config = uvicorn.Config(
-        app, host=args.host, port=args.port, loop="auto", access_log=False, lifespan="on", workers=1
+        app,
+        host=args.host,
+        port=args.port,
+        loop="auto",
+        # httptools parses several times faster than h11; named, so that a missing one is seen in the log.
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        access_log=False,
+        # Nothing here reads the client address, so uvicorn need not parse X-Forwarded-For per request.
+        proxy_headers=False,
+        lifespan="on",
+        workers=1,
     )
+    log.info("HTTP parser %s, batching up to %d rows per ORT call", config.http, args.max_batch_rows)
     _DrainingServer(config, app, args.drain_s).run()
     return 0
 
