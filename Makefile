@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stratus-installed
 
-.PHONY: demo demo-federated test lint typecheck unit bench bench-replication bench-serving clean
+.PHONY: demo demo-federated test lint typecheck unit bench bench-replication bench-serving bench-training clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,7 +61,7 @@ unit: $(STAMP)
 test: lint typecheck $(AZURITE)
 	$(BIN)/pytest
 
-bench: $(STAMP) bench-replication bench-serving
+bench: $(STAMP) bench-replication bench-serving bench-training
 	$(BIN)/python -m bench.planner
 
 # Stratus's copies against rclone's between two SeaweedFS servers on loopback (about 5 minutes).
@@ -72,6 +72,11 @@ bench-replication: $(STAMP)
 # 4 minutes; installs wrk and haproxy from Debian and MLServer into .stratus/bench-peers/ when missing).
 bench-serving: $(STAMP)
 	$(BIN)/python -m bench.serving
+
+# 1 rank, sync DDP and low-communication training at 0/20/40 ms RTT between network namespaces, and Flower
+# rounds against local training (about 7 minutes on 2 cores; needs root, else the delayed cases are skipped).
+bench-training: $(STAMP)
+	$(BIN)/python -m bench.training
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -29,7 +29,9 @@ def test_json_is_one_object_with_the_documented_shape(first: tuple[dict[str, Any
     assert isinstance(payload["cost_usd"], float)
     assert payload["cost_usd"] > 0
     for step in payload["steps"]:
-        assert list(step) == ["step", "site", "offering", "status", "attempts", "duration_s", "metrics", "cached_from"]
+        assert list(step) == [
+            "step", "site", "offering", "status", "attempts", "duration_s", "metrics", "cached_from"
+        ]  # fmt: skip
     assert [(s["step"], s["site"], s["offering"], s["status"], s["attempts"]) for s in payload["steps"]] == [
         ("square", "cheap", "node-cheap", "succeeded", 1),
         ("total", "cheap", "node-cheap", "succeeded", 1),

@@ -110,12 +110,16 @@ def run_federated(
     coordinator_host: str = "127.0.0.1",
     superlink_host: str | None = None,
     wrap: Mapping[str, Sequence[str]] = _NO_WRAP,
+    coordinator_wrap: Sequence[str] = (),
     app_dir: Path = APP_DIR,
 ) -> FederatedResult:
     """Train the Flower app over ``participants`` (site → its own data file) for ``rounds`` FedAvg rounds.
 
     The SuperLink binds ``coordinator_host``; SuperNodes dial ``superlink_host`` (default: the same), and
-    ``wrap[site]`` prefixes a site's SuperNode command (e.g. ``["ip", "netns", "exec", "ns1"]``).
+    ``wrap[site]`` prefixes a site's SuperNode command (e.g. ``["ip", "netns", "exec", "ns1"]``), and
+    ``coordinator_wrap`` the SuperLink's and ``flwr run``'s (and the probe that waits for the SuperLink to
+    listen): ``flwr run`` talks to the SuperLink's API, so when the SuperLink runs in a network namespace
+    that this process cannot reach, both must be started there.
     ``run_config`` overrides the app's training settings (``local-epochs``, ``learning-rate``, ...).
     Raises :class:`ExecutorError` naming the site and round that failed, with the processes' log tails.
     """
@@ -152,6 +156,7 @@ def run_federated(
                 "superlink",
                 None,
                 [
+                    *coordinator_wrap,
                     _executable("flower-superlink"),
                     "--insecure",
                     "--disable-runtime-dependency-installation",
@@ -164,7 +169,13 @@ def run_federated(
                 home,
             )
         )
-        _wait_for_port(_connect_host(coordinator_host), link_port, processes[0], deadline=started + 60)
+        _wait_for_port(
+            _connect_host(coordinator_host),
+            link_port,
+            processes[0],
+            deadline=started + 60,
+            wrap=coordinator_wrap,
+        )
         for site, node_port in zip(sites, node_ports, strict=True):
             node_config = workdir / f"{site}.node.toml"
             _write_toml(node_config, {"site": site, "data-path": str(Path(participants[site]).absolute())})
@@ -187,6 +198,7 @@ def run_federated(
             "flwr-run",
             None,
             [
+                *coordinator_wrap,
                 _executable("flwr"),
                 "run",
                 str(app),
@@ -318,17 +330,39 @@ def _start(name: str, site: str | None, command: list[str], workdir: Path, flwr_
     return _Process(name, site, popen, log)
 
 
-def _wait_for_port(host: str, port: int, process: _Process, *, deadline: float) -> None:
+def _wait_for_port(
+    host: str, port: int, process: _Process, *, deadline: float, wrap: Sequence[str] = ()
+) -> None:
     while time.monotonic() < deadline:
         if process.popen.poll() is not None:
             raise ExecutorError(
                 f"{process.name} exited with code {process.popen.returncode} while starting"
                 + _tails([process])
             )
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        if _accepts(host, port, wrap):
             return
         time.sleep(0.2)
     raise ExecutorError(f"{process.name} did not listen on {host}:{port} in time" + _tails([process]))
+
+
+def _accepts(host: str, port: int, wrap: Sequence[str]) -> bool:
+    """Whether ``host:port`` accepts a connection, as seen from where ``wrap`` runs a command.
+
+    Without a wrap the connection is tried here. With one (a network namespace) this process may have no
+    route to ``host`` at all, so a one-line probe is run through the wrap instead.
+    """
+    if not wrap:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return True
+        return False
+    probe = f"import socket; socket.create_connection(({host!r}, {port}), timeout=0.5).close()"
+    try:
+        done = subprocess.run(
+            [*wrap, sys.executable, "-c", probe], capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def _read_journal(path: Path) -> dict[str, Any] | None:
