@@ -15,16 +15,10 @@ from bench.planner.instances import SHAPES, Shape, make_instance, make_platform
 from bench.planner.report import AnchorRow, Settings, render
 from bench.planner.runner import CaseResult, run_case
 from bench.planner.sky_anchor import find_sky_python, run_sky
+from bench.results import RESULTS, append_section
 from stratus.catalog import Catalog
 from stratus.planner import build_problem
 from stratus.planner.solve import DEFAULT_TIME_LIMIT_S
-
-RESULTS = Path(__file__).resolve().parents[1] / "RESULTS.md"
-RESULTS_HEADER = (
-    "# Benchmark results\n\n"
-    "Appended by the benchmarks, newest last; each section names its machine. "
-    "Tests never assert wall-clock time; these numbers are for people.\n"
-)
 
 
 def _shapes(text: str) -> list[Shape]:
@@ -132,8 +126,7 @@ def main() -> None:
     print()
     print(text)
     if not args.no_write:
-        existing = args.results.read_text(encoding="utf-8") if args.results.is_file() else RESULTS_HEADER
-        args.results.write_text(existing.rstrip("\n") + "\n\n" + text, encoding="utf-8")
+        append_section(args.results, text)
         print(f"appended to {args.results}")
 
 

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import platform
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from importlib.metadata import version
-from pathlib import Path
 
-from bench.planner.runner import REPO, CaseResult
+from bench.planner.runner import CaseResult
 from bench.planner.sky_anchor import QUOTED, SkyResult
+from bench.results import machine, revision
 
-__all__ = ["AnchorRow", "Settings", "machine", "render"]
+__all__ = ["AnchorRow", "Settings", "render"]
 
 
 @dataclass(frozen=True)
@@ -42,44 +38,6 @@ class AnchorRow:
     sky_note: str = ""
 
 
-def machine() -> str:
-    """CPU model, usable cores, memory, and the library versions the timings depend on."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-        mem_kib = next(
-            int(line.split()[1])
-            for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal:")
-        )
-        memory = f"{mem_kib / 1024**2:.1f} GiB RAM"
-    except (OSError, StopIteration, ValueError):
-        memory = "memory unknown"
-    cores = len(os.sched_getaffinity(0))
-    libs = ", ".join(f"{name} {version(name)}" for name in ("numpy", "scipy", "pydantic"))
-    return f"{model}, {cores} cores (nproc), {memory}; Python {platform.python_version()}, {libs}"
-
-
-def _revision() -> str:
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown revision"
-    return f"{sha}{' with uncommitted changes in src/' if dirty else ''}"
-
-
 def _s(value: float | None) -> str:
     if value is None:
         return "—"
@@ -102,7 +60,7 @@ def render(settings: Settings, cases: Sequence[CaseResult], anchors: Sequence[An
         f"## Planner — {now}",
         "",
         f"- Machine: {machine()}.",
-        f"- Stratus: {_revision()}. Objective: cost. Seed {settings.seed}.",
+        f"- Stratus: {revision()}. Objective: cost. Seed {settings.seed}.",
         f"- Platform: {settings.sites} sites ({by_provider}): every region of the bundled catalog, "
         "`offerings: catalog`, spot and on-demand.",
         f"- Limits: the planner's MILP stops at {settings.milp_time_limit_s:.0f} s (`solve(problem, "

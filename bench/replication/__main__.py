@@ -20,17 +20,11 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from bench.planner.report import machine
 from bench.replication.rclone import TUNED, RcloneRun, find_rclone, rclone_copy
+from bench.results import RESULTS, append_section, machine
 from stratus.sandbox import Server, create_bucket, start_server, stop_server
 from stratus.storage import SiteStore, copy_many, copy_object, open_store
 
-RESULTS = Path(__file__).resolve().parents[1] / "RESULTS.md"
-RESULTS_HEADER = (
-    "# Benchmark results\n\n"
-    "Appended by the benchmarks, newest last; each section names its machine. "
-    "Tests never assert wall-clock time; these numbers are for people.\n"
-)
 MiB = 1 << 20
 
 
@@ -179,8 +173,7 @@ def main() -> None:
     print()
     print(text)
     if not args.no_write:
-        existing = args.results.read_text(encoding="utf-8") if args.results.is_file() else RESULTS_HEADER
-        args.results.write_text(existing.rstrip("\n") + "\n\n" + text, encoding="utf-8")
+        append_section(args.results, text)
         print(f"appended to {args.results}")
 
 

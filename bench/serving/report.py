@@ -7,25 +7,17 @@ holds one set of serving figures: the brief asks for one run of all cases on one
 
 from __future__ import annotations
 
-import re
-import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from bench.planner.report import machine
+from bench import results as results_lib
+from bench.results import machine, revision
 from bench.serving.cases import FailoverRun, Measured
-from bench.serving.peers import HAPROXY_DEFAULT, HAPROXY_TUNED, HEALTH, MLSERVER_VERSION, REPO
+from bench.serving.peers import HAPROXY_DEFAULT, HAPROXY_TUNED, HEALTH, MLSERVER_VERSION
 
 __all__ = ["Report", "render", "replace_section"]
-
-SECTION = re.compile(r"^## Serving\b.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-RESULTS_HEADER = (
-    "# Benchmark results\n\n"
-    "Appended by the benchmarks, newest last; each section names its machine. "
-    "Tests never assert wall-clock time; these numbers are for people.\n"
-)
 
 
 @dataclass(frozen=True)
@@ -43,23 +35,6 @@ class Report:
     failover: list[FailoverRun]
     tools: str
     elapsed_s: float
-
-
-def _revision() -> str:
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown revision"
-    return f"{sha}{' with uncommitted changes in src/' if dirty else ''}"
 
 
 def _ms(value: float) -> str:
@@ -181,7 +156,7 @@ def render(rep: Report) -> str:
         f"## Serving — {now}",
         "",
         f"- Machine: {machine()}; {libs}; {rep.tools}.",
-        f"- Stratus: {_revision()}. Whole run: {rep.elapsed_s / 60:.1f} min.",
+        f"- Stratus: {revision()}. Whole run: {rep.elapsed_s / 60:.1f} min.",
         "- Model: ONNX logistic regression, 30 FP32 inputs (MatMul, Add, Sigmoid; outputs prob and score); "
         "every request is 1 row as V2 JSON, POSTed by wrk (`bench/serving/infer.lua`) to "
         "`/v2/models/logit/infer`; every target's answer is checked against numpy before it is measured.",
@@ -204,6 +179,4 @@ def render(rep: Report) -> str:
 
 def replace_section(results: Path, text: str) -> None:
     """Drop every earlier Serving section from ``results`` and append ``text``."""
-    existing = results.read_text(encoding="utf-8") if results.is_file() else RESULTS_HEADER
-    kept = SECTION.sub("", existing).rstrip("\n")
-    results.write_text(kept + "\n\n" + text.rstrip("\n") + "\n", encoding="utf-8")
+    results_lib.replace_section(results, "Serving", text)

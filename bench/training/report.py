@@ -6,17 +6,15 @@ the new one at the end, so RESULTS.md holds one set of training figures, all fro
 
 from __future__ import annotations
 
-import re
 import statistics
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from bench.planner.report import machine
-from bench.planner.runner import REPO
+from bench import results as results_lib
+from bench.results import machine, revision
 from bench.training.data import SEED, TEST_FRACTION, Dataset
 from bench.training.ddp import CaseResult, Settings
 from bench.training.flower import FlowerResult
@@ -33,12 +31,6 @@ __all__ = [
     "verdicts",
 ]
 
-SECTION = re.compile(r"^## Training\b.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-RESULTS_HEADER = (
-    "# Benchmark results\n\n"
-    "Appended by the benchmarks, newest last; each section names its machine. "
-    "Tests never assert wall-clock time; these numbers are for people.\n"
-)
 LOOPBACK = "sync, loopback"  # the reference row: two ranks in one namespace, no forwarder
 TARGET_RTT_MS = 40.0  # the issue's "40 ms link delay", read as round-trip time
 TARGET_RATIO = 0.70  # lowcomm at 40 ms keeps at least this share of sync DDP's steps/s at 0 ms ...
@@ -132,23 +124,6 @@ def verdicts(rep: Report) -> list[Verdict]:
         assert first_base.auc is not None
         out.append(Verdict(k, statistics.median(pairs), first_ours.auc - first_base.auc, "", tuple(pairs)))
     return out
-
-
-def _revision() -> str:
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown revision"
-    return f"{sha}{' with uncommitted changes in src/' if dirty else ''}"
 
 
 def _mb(n: float) -> str:
@@ -334,7 +309,7 @@ def render(rep: Report) -> str:
         f"{title} ({now}{', --quick' if rep.quick else ''})",
         "",
         f"- Machine: {machine()}; {libs}.",
-        f"- Stratus: {_revision()}. Whole run: {rep.elapsed_s / 60:.1f} min.",
+        f"- Stratus: {revision()}. Whole run: {rep.elapsed_s / 60:.1f} min.",
         f"- Data: the fraud demo's features (`make_table({d.rows:,}, seed={SEED})` → validate → dedupe → "
         f"`build_features(test_fraction={TEST_FRACTION})`): {d.n_features} features, {d.train_rows:,} train "
         f"rows, {d.test_rows:,} test rows (the last {TEST_FRACTION:.0%} of time), fraud rate "
@@ -371,6 +346,4 @@ def render(rep: Report) -> str:
 
 def replace_section(results: Path, text: str) -> None:
     """Drop every earlier Training section from ``results`` and append ``text``."""
-    existing = results.read_text(encoding="utf-8") if results.is_file() else RESULTS_HEADER
-    kept = SECTION.sub("", existing).rstrip("\n")
-    results.write_text(kept + "\n\n" + text.rstrip("\n") + "\n", encoding="utf-8")
+    results_lib.replace_section(results, "Training", text)
