@@ -59,7 +59,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 test: lint typecheck $(AZURITE)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 bench: $(STAMP) bench-replication bench-serving bench-training
 	$(BIN)/python -m bench.planner
