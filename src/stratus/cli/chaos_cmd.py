@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from stratus.cli.inputs import JSON, PLATFORM_HERE
 from stratus.cli.output import console, print_json
 from stratus.cli.serve_cmd import serving_folder
 from stratus.config import resolve_platform_path
@@ -32,10 +33,8 @@ def kill_site_command(
     signal_name: str = typer.Option("KILL", "--signal", help="KILL (a crash) or TERM (a graceful drain)."),
     concurrency: int = typer.Option(4, "--concurrency", min=1, help="Client threads sending load."),
     timeout_s: float = typer.Option(60.0, "--timeout", help="Seconds to wait for each phase."),
-    platform: Path | None = typer.Option(
-        None, "--platform", "-p", help="The platform file. Default: stratus.yaml in the working directory."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object for scripts."),
+    platform: Path | None = PLATFORM_HERE,
+    as_json: bool = JSON,
 ) -> None:
     """Kill SITE's server under steady load through the gateway; count client failures and time recovery.
 

@@ -10,7 +10,7 @@ import typer
 from stratus.config import Pipeline, Platform, load_pipeline, load_platform, resolve_platform_path
 from stratus.errors import ConfigError
 
-__all__ = ["OBJECTIVE", "PIPELINE", "PLATFORM", "load_files", "parse_objective"]
+__all__ = ["JSON", "OBJECTIVE", "PIPELINE", "PLATFORM", "PLATFORM_HERE", "load_files", "parse_objective"]
 
 PIPELINE = typer.Argument(..., help="The pipeline file (YAML).", show_default=False)
 PLATFORM = typer.Option(
@@ -19,6 +19,11 @@ PLATFORM = typer.Option(
     "-p",
     help="The platform file. Default: stratus.yaml beside the pipeline, then in the working directory.",
 )
+# For commands with no pipeline argument: the platform file is looked for in the working directory only.
+PLATFORM_HERE = typer.Option(
+    None, "--platform", "-p", help="The platform file. Default: stratus.yaml in the working directory."
+)
+JSON = typer.Option(False, "--json", help="Print exactly one JSON object for scripts.")
 OBJECTIVE = typer.Option(
     "cost",
     "--objective",

@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stratus.cli.inputs import JSON
 from stratus.cli.output import console, print_json
 from stratus.config import Platform, load_platform, resolve_platform_path
 from stratus.registry import ModelDetails, ModelVersionInfo, Registry
@@ -40,13 +41,12 @@ _TRACKING_URI = typer.Option(
     "--tracking-uri",
     help="MLflow tracking URI to use instead of the platform's. Example: --tracking-uri http://mlflow:5000",
 )
-_JSON = typer.Option(False, "--json", help="Print exactly one JSON object for scripts.")
 _MODEL = typer.Argument(..., help="The registered model's name.", show_default=False)
 
 
 @app.command("ls")
 def ls_command(
-    platform: Path | None = _PLATFORM, tracking_uri: str | None = _TRACKING_URI, as_json: bool = _JSON
+    platform: Path | None = _PLATFORM, tracking_uri: str | None = _TRACKING_URI, as_json: bool = JSON
 ) -> None:
     """List registered models with their newest version and aliases.
 
@@ -82,7 +82,7 @@ def show_command(
     alias: str | None = typer.Option(None, "--alias", help="The alias whose version to show."),
     platform: Path | None = _PLATFORM,
     tracking_uri: str | None = _TRACKING_URI,
-    as_json: bool = _JSON,
+    as_json: bool = JSON,
 ) -> None:
     """A model's versions and one version's lineage: run, step, sites, input hashes, metrics, cost.
 
@@ -109,7 +109,7 @@ def promote_command(
     ),
     platform: Path | None = _PLATFORM,
     tracking_uri: str | None = _TRACKING_URI,
-    as_json: bool = _JSON,
+    as_json: bool = JSON,
 ) -> None:
     """Point an alias at a version: servers that load models:/MODEL@ALIAS pick it up on their next load.
 

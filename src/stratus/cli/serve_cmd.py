@@ -21,6 +21,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from stratus.catalog import Catalog
+from stratus.cli.inputs import JSON, PLATFORM_HERE
 from stratus.cli.output import console, print_json, stderr
 from stratus.config import Platform, load_platform, resolve_platform_path
 from stratus.errors import ConfigError, ServingError
@@ -60,11 +61,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_PLATFORM = typer.Option(
-    None, "--platform", "-p", help="The platform file. Default: stratus.yaml in the working directory."
-)
-_JSON = typer.Option(False, "--json", help="Print exactly one JSON object for scripts.")
-
 
 def serving_folder(platform_file: Path) -> Path:
     """Where a platform's deployment keeps its record, logs and staged models."""
@@ -89,9 +85,9 @@ def start_command(
     name: str | None = typer.Option(
         None, "--name", help="Model name in URLs. Default: the pipeline or file."
     ),
-    platform: Path | None = _PLATFORM,
+    platform: Path | None = PLATFORM_HERE,
     detach: bool = typer.Option(False, "--detach", help="Start in the background and return once ready."),
-    as_json: bool = _JSON,
+    as_json: bool = JSON,
 ) -> None:
     """Start a model server per site and the gateway; print the endpoint; Ctrl-C stops everything."""
     if policy not in POLICIES:
@@ -243,7 +239,7 @@ def _running_deployment(platform: Path | None) -> Deployment | None:
 
 
 @app.command("status")
-def status_command(platform: Path | None = _PLATFORM, as_json: bool = _JSON) -> None:
+def status_command(platform: Path | None = PLATFORM_HERE, as_json: bool = JSON) -> None:
     """Each site's health as the gateway sees it, with latency and request counts. Exit 1 if none runs."""
     deployment = _running_deployment(platform)
     if deployment is None:
@@ -289,7 +285,7 @@ def _coloured(state: str) -> str:
 
 
 @app.command("stop")
-def stop_command(platform: Path | None = _PLATFORM) -> None:
+def stop_command(platform: Path | None = PLATFORM_HERE) -> None:
     """Stop the running deployment (gateway first, then each site's server)."""
     folder = serving_folder(resolve_platform_path(platform))
     deployment = load_deployment(folder)

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stratus.cli.inputs import JSON, PLATFORM_HERE
 from stratus.cli.output import console, print_json
 from stratus.config import load_platform, resolve_platform_path
 from stratus.errors import ConfigError
@@ -29,9 +30,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_PLATFORM = typer.Option(
-    None, "--platform", "-p", help="The platform file. Default: stratus.yaml in the working directory."
-)
 _SITE = typer.Option(None, "--site", help="Only replicas at this site.")
 _STATE_URL = typer.Option(
     None,
@@ -39,15 +37,14 @@ _STATE_URL = typer.Option(
     envvar="STRATUS_STATE_URL",
     help="SQLAlchemy URL of the state database. Default: .stratus/state.db beside the platform file.",
 )
-_JSON = typer.Option(False, "--json", help="Print exactly one JSON object for scripts.")
 
 
 @app.command("ls")
 def ls_command(
-    platform: Path | None = _PLATFORM,
+    platform: Path | None = PLATFORM_HERE,
     site: str | None = _SITE,
     state_url_option: str | None = _STATE_URL,
-    as_json: bool = _JSON,
+    as_json: bool = JSON,
 ) -> None:
     """List artifacts and where each replica is, as last recorded (nothing is read from the stores)."""
     repo, _ = _open(platform, site, state_url_option)
@@ -56,10 +53,10 @@ def ls_command(
 
 @app.command("verify")
 def verify_command(
-    platform: Path | None = _PLATFORM,
+    platform: Path | None = PLATFORM_HERE,
     site: str | None = _SITE,
     state_url_option: str | None = _STATE_URL,
-    as_json: bool = _JSON,
+    as_json: bool = JSON,
 ) -> None:
     """Re-read and hash every replica; record verified, missing or corrupt. Exit 1 if any is not verified."""
     _check("verify", platform, site, state_url_option, as_json)
@@ -67,10 +64,10 @@ def verify_command(
 
 @app.command("repair")
 def repair_command(
-    platform: Path | None = _PLATFORM,
+    platform: Path | None = PLATFORM_HERE,
     site: str | None = _SITE,
     state_url_option: str | None = _STATE_URL,
-    as_json: bool = _JSON,
+    as_json: bool = JSON,
 ) -> None:
     """Re-copy missing or corrupt replicas from a verified one. Exit 1 if something could not be repaired."""
     _check("repair", platform, site, state_url_option, as_json)

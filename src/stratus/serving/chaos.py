@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,7 @@ class LoadGenerator:
         conn.close()
 
 
-def _wait_for(condition: Any, deadline: float, poll_s: float = 0.02) -> float | None:
+def _wait_for(condition: Callable[[], bool], deadline: float, poll_s: float = 0.02) -> float | None:
     """Poll ``condition()`` until true; the monotonic time it first held, or None past ``deadline``."""
     while time.monotonic() < deadline:
         if condition():
