@@ -177,3 +177,26 @@ def test_the_supervisor_command_round_trips_to_the_same_config() -> None:
     argv = responder_command(CONFIG)
     assert argv[1:3] == ["-m", "stratus.serving.dns"]
     assert build_config(argv[3:]) == CONFIG
+
+
+def test_a_port_that_cannot_be_bound_exits_2_saying_why(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from stratus.serving.dns.cli import main
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        argv = [
+            "--name",
+            NAME,
+            "--gateway",
+            "127.0.0.1:1",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "0.2",
+        ]
+        assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"error: --listen 127.0.0.1:{port}: cannot listen there: Address already in use" in err
