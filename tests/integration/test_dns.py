@@ -16,7 +16,7 @@ import dns.rcode
 import dns.resolver
 import pytest
 
-from stratus.serving.dns.client import ResolvingClient
+from stratus.serving.dns.client import ResolveError, ResolvingClient
 from tests.integration.dns_harness import (
     Backend,
     Responder,
@@ -114,6 +114,13 @@ def test_other_names_nxdomain_outside_names_refused_and_tcp_answers(
     assert {r.to_text() for rrset in over_tcp.answer for r in rrset} == {"127.0.0.1", "127.0.0.2"}
     srv = res.resolve(f"_http._tcp.{NAME}", "SRV")
     assert {(r.port, r.target.to_text()) for r in srv} == {(port, f"gw-1.{NAME}."), (port, f"gw-2.{NAME}.")}
+    with ResolvingClient(NAME, dns_port=responder.port) as by_srv:  # no port given: from the SRV records
+        assert sorted(by_srv.resolve()) == [("127.0.0.1", port), ("127.0.0.2", port)]
+        assert by_srv.request("GET", "/v2/health/ready").status == 200
+    with pytest.raises(
+        ResolveError, match=r"cannot resolve nope\.fraud\.stratus\.local\.: The DNS query name"
+    ):
+        ResolvingClient(f"nope.{NAME}", dns_port=responder.port, port=port).resolve()
 
 
 def test_the_resolving_client_rides_through_a_gateway_kill(
