@@ -29,7 +29,7 @@ from stratus.errors import StratusError
 from stratus.serving.dns.config import DEFAULT_PORT
 from stratus.serving.dns.zone import SRV_PREFIX
 
-__all__ = ["ResolveError", "ResolvingClient", "Response"]
+__all__ = ["ClientStats", "ResolveError", "ResolvingClient", "Response"]
 
 Address = tuple[str, int]
 
