@@ -24,6 +24,7 @@ __all__ = [
     "ServingLimits",
     "add_limit_flags",
     "declared_length",
+    "limit_flags",
     "limits_from_flags",
     "read_body",
 ]
@@ -87,6 +88,11 @@ def add_limit_flags(parser: argparse.ArgumentParser) -> None:
             default=field.default,
             help=f"{' '.join((field.description or '').split())} (default {field.default})",
         )
+
+
+def limit_flags(limits: ServingLimits) -> list[str]:
+    """The command-line flags that give a server ``limits`` (the inverse of :func:`limits_from_flags`)."""
+    return [arg for name, value in limits for arg in ("--" + name.replace("_", "-"), str(value))]
 
 
 def limits_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ServingLimits:
