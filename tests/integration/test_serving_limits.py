@@ -227,6 +227,16 @@ def test_a_huge_content_length_is_refused_before_the_body(short: Target) -> None
     assert b"request body exceeds the %s" % short.name.encode() in answer
 
 
+def test_the_admin_api_refuses_a_body_before_checking_the_token(processes: dict[str, Target]) -> None:
+    """It takes no body: anything past 4 KiB is a 413 from the header, not 16 MiB read per caller."""
+    gateway = processes["gateway-short"]
+    with gateway.connect() as sock:
+        sock.sendall(b"POST /admin/sites/a/drain HTTP/1.1\r\nhost: t\r\ncontent-length: 100000\r\n\r\n")
+        status, answer = _read_response(sock)
+    assert status == 413, answer
+    assert b"request body exceeds the admin API's limit of 4096 bytes" in answer
+
+
 def test_past_the_connection_cap_a_new_connection_is_a_503(tight: Target) -> None:
     with ExitStack() as stack:
         held = [stack.enter_context(tight.connect()) for _ in range(TIGHT["max_connections"])]
