@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +126,16 @@ def test_serve_starts_a_server_per_site_behind_one_gateway(world: Path, deployme
     # Each site's server reads the model from its own store: the replica the run wrote there.
     paths = {s["model_path"] for s in payload["sites"].values()}
     assert len(paths) == 2
+
+
+def test_the_files_holding_the_admin_token_are_owner_only(deployment: dict[str, Any]) -> None:
+    """gateway.json and deployment.json hold the admin token: 0600 in a 0700 folder, created so (the
+    temporaries are made 0600 before a byte is written), never written readable and narrowed after."""
+    folder = Path(deployment["folder"])
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for name in ("gateway.json", "deployment.json"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+    assert not list(folder.glob(".*.tmp"))  # no temporary left behind
 
 
 def test_a_client_mistake_is_passed_back_as_a_400(deployment: dict[str, Any]) -> None:

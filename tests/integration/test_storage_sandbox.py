@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,10 @@ def test_sandbox_up_status_down(tmp_path: Path) -> None:
         running = {name: s["up"] for name, s in up["servers"].items()}
         assert running == {"s3": True, "gcs": True, "azure": True}, up
         pids = {name: s["pid"] for name, s in up["servers"].items()}
-        assert (tmp_path / "team" / ".stratus" / "sandbox" / "state.json").exists()
+        state = tmp_path / "team" / ".stratus" / "sandbox" / "state.json"
+        # The S3 server's secret key is in the state file, its own config and the platform file.
+        for secret_bearing in (state, platform, state.parent / "s3" / "s3.json"):
+            assert stat.S_IMODE(secret_bearing.stat().st_mode) == 0o600, secret_bearing
         again = _sandbox("up", "--platform-out", str(platform), "--json")
         assert {n: s["pid"] for n, s in again["servers"].items()} == pids, "a second `up` restarted servers"
 

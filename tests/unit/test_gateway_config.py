@@ -191,3 +191,15 @@ def test_configs_built_in_code_are_checked_too() -> None:
     assert config.models["m"].policy == "latency"
     with pytest.raises(ValidationError, match="frozen"):
         config.port = 1  # type: ignore[misc]
+
+
+def test_limits_load_and_a_budget_below_one_body_is_an_error_naming_the_field(tmp_path: Path) -> None:
+    config = load_gateway_config(write(tmp_path, GOOD + "limits: {header_timeout_s: 2.5, keep_alive_s: 1}\n"))
+    assert (config.limits.header_timeout_s, config.limits.keep_alive_s) == (2.5, 1.0)
+    assert config.limits.max_body_bytes == 16 * 1024 * 1024  # the default, as the model server's
+    err = error_for(tmp_path, GOOD + "limits:\n  max_body_bytes: 1000\n  max_inflight_bytes: 999\n")
+    assert "limits" in str(err)
+    assert "max_inflight_bytes (999) must be at least max_body_bytes (1000)" in str(err)
+    err = error_for(tmp_path, GOOD + "limits:\n  body_timeout_s: 0\n")
+    assert "limits.body_timeout_s" in str(err)
+    assert err.line == GOOD.count("\n") + 2

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from stratus.errors import StorageError
+from stratus.private_files import write_private
 from stratus.sandbox.servers import (
     Server,
     ServerKind,
@@ -143,9 +144,9 @@ def sandbox_up(platform_out: Path, *, timeout_s: float = 90.0) -> SandboxStatus:
     try:
         save_servers(state_path(platform_out), servers, {"platform": str(platform_out.resolve())})
         platform_out.parent.mkdir(parents=True, exist_ok=True)
-        partial = platform_out.with_name(platform_out.name + ".partial")
-        partial.write_text(_HEADER + yaml.safe_dump(_platform_document(servers), sort_keys=False))
-        partial.replace(platform_out)
+        # Owner-only: the S3 server's secret key is in the sites' storage_options.
+        document = _HEADER + yaml.safe_dump(_platform_document(servers), sort_keys=False)
+        write_private(platform_out, document.encode())
     except BaseException:
         for server in servers.values():
             stop_server(server)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import os
 import platform
 import secrets
 import shutil
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from stratus.errors import StorageError
+from stratus.private_files import write_private
 from stratus.processes import free_ports, is_running, spawn, stop_process
 from stratus.storage.opener import locate
 
@@ -164,7 +164,7 @@ def _command(kind: ServerKind, data: Path, port: int, credentials: dict[str, str
             "credentials": [{"accessKey": credentials["access_key"], "secretKey": credentials["secret_key"]}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }
-        config.write_text(json.dumps({"identities": [identity]}))
+        write_private(config, json.dumps({"identities": [identity]}).encode())  # holds the secret key
         master, volume, filer, admin, s3grpc, mgrpc, vgrpc, fgrpc, agrpc = free_ports(9)
         return [
             _weed(), "mini", f"-dir={data / 'weed'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
@@ -302,9 +302,7 @@ def save_servers(path: Path, servers: dict[str, Server], extra: dict[str, Any] |
     """Record servers (and anything else) in a JSON state file, written atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"servers": {name: s.to_json() for name, s in servers.items()}, **(extra or {})}
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=2))
-    os.replace(partial, path)
+    write_private(path, json.dumps(payload, indent=2).encode())  # the S3 server's secret key is in it
 
 
 def load_servers(path: Path) -> tuple[dict[str, Server], dict[str, Any]]:

@@ -7,10 +7,11 @@ other commands only read it. It holds the gateway's admin token, so it is writte
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from stratus.private_files import private_dir, write_private
 
 __all__ = ["Deployment", "SiteProcess", "deployment_file", "load_deployment", "save_deployment"]
 
@@ -79,12 +80,8 @@ def deployment_file(folder: Path) -> Path:
 def save_deployment(deployment: Deployment) -> None:
     """Write the record atomically, readable by its owner only."""
     path = deployment_file(Path(deployment.folder))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(deployment.to_json(with_token=True), out, indent=2)
-    os.replace(partial, path)
+    private_dir(path.parent)
+    write_private(path, json.dumps(deployment.to_json(with_token=True), indent=2).encode())
 
 
 def load_deployment(folder: Path) -> Deployment | None:

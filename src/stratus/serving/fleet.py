@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stratus.errors import ServingError
+from stratus.private_files import private_dir, write_private
 from stratus.processes import free_ports, is_running, spawn, stop_process
 from stratus.serving.deployment import (
     GATEWAY_MARKER,
@@ -30,6 +31,7 @@ from stratus.serving.deployment import (
     SiteProcess,
     save_deployment,
 )
+from stratus.serving.limits import ServingLimits, limit_flags
 
 __all__ = ["POLICIES", "Fleet", "FleetOptions", "http_ready", "log_tail", "running", "stop_deployment"]
 
@@ -47,6 +49,7 @@ class FleetOptions:
     start_timeout_s: float = 60.0
     health_interval_s: float = 0.25
     server_args: tuple[str, ...] = ()
+    limits: ServingLimits = field(default_factory=ServingLimits)  # for the servers and the gateway alike
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -105,7 +108,7 @@ class Fleet:
 
     def start(self) -> Deployment:
         """Start every site's server, then the gateway; on any failure stop what started and raise."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_dir(self.folder)  # the gateway config and the record hold the admin token
         ports = free_ports(len(self.model_paths))
         deployment = Deployment(
             model=self.model,
@@ -156,6 +159,7 @@ class Fleet:
             str(port),
             "--drain-s",
             str(self.options.drain_s),
+            *limit_flags(self.options.limits),
             *self.options.server_args,
         ]
 
@@ -189,6 +193,7 @@ class Fleet:
             "port": deployment.gateway_port,
             "admin_token": deployment.admin_token,
             "health": {"interval_s": self.options.health_interval_s},
+            "limits": self.options.limits.model_dump(),
             "sites": [
                 {"name": s.site, "url": s.url, "priority": i, "cost_per_hour": s.cost_per_hour}
                 for i, s in enumerate(deployment.sites.values())
@@ -196,8 +201,7 @@ class Fleet:
             "models": {deployment.model: {"policy": deployment.policy}},
         }
         config_path = self.folder / "gateway.json"
-        config_path.write_text(json.dumps(config, indent=2))
-        config_path.chmod(0o600)
+        write_private(config_path, json.dumps(config, indent=2).encode())
         command = [sys.executable, "-m", GATEWAY_MARKER, "--config", str(config_path)]
         process = spawn(command, Path(deployment.gateway_log), self._env())
         self.processes["__gateway__"] = process

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
-import importlib.util
 import logging
 import signal
 import sys
@@ -31,6 +30,17 @@ import uvicorn
 
 from stratus.errors import ServingError
 from stratus.serving.batching import DEFAULT_MAX_BATCH_ROWS, Batcher
+from stratus.serving.http_guard import uvicorn_config
+from stratus.serving.limits import (
+    DEFAULT_MAX_BODY_BYTES,
+    BodyRefusedError,
+    BodyReservation,
+    ByteBudget,
+    ServingLimits,
+    add_limit_flags,
+    limits_from_flags,
+    read_body,
+)
 from stratus.serving.metrics import Metrics
 from stratus.serving.model import Model
 from stratus.serving.protocol import encode_outputs, parse_infer_request
@@ -42,11 +52,12 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 _JSON = [(b"content-type", b"application/json")]
 # Scope key where a handler notes its route template as soon as it knows it, so that an error answered
 # later is counted under the route rather than "unknown".
 _ROUTE = "stratus.route"
+# Scope key of the request's hold on the byte budget, released once the answer is sent.
+_RESERVATION = "stratus.reservation"
 log = logging.getLogger("stratus.serving")
 
 
@@ -94,11 +105,13 @@ class ServingApp:
         self,
         models: Sequence[Model],
         *,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        limits: ServingLimits | None = None,
         max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
     ) -> None:
         self.models = {model.name: model for model in models}
-        self.max_body_bytes = max_body_bytes
+        self.limits = limits or ServingLimits()
+        # Bytes of request bodies held until their answers are sent (the parsed tensors live as long).
+        self.budget = ByteBudget(self.limits.max_inflight_bytes)
         self.metrics = Metrics()
         self.batchers = {
             model.name: Batcher(model, max_batch_rows=max_batch_rows, observe=self.metrics.observe_call)
@@ -118,8 +131,12 @@ class ServingApp:
             return
         started = time.perf_counter()
         route = "unknown"
+        reservation = scope[_RESERVATION] = self.budget.reserve()
         try:
             route, status, body, content_type = await self._dispatch(scope, receive)
+        except BodyRefusedError as refused:
+            status, body = refused.status, orjson.dumps({"error": refused.message})
+            content_type, route = [*_JSON, *refused.headers], scope.get(_ROUTE, route)
         except _AnswerError as answer:
             status, body, content_type = answer.status, orjson.dumps(answer.body), [*_JSON, *answer.headers]
             route = scope.get(_ROUTE, route)
@@ -131,8 +148,11 @@ class ServingApp:
             status, body, content_type = 500, orjson.dumps({"error": f"internal error: {exc}"}), _JSON
             route = scope.get(_ROUTE, route)
         headers = [*content_type, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            reservation.release()
         self.metrics.observe(route, status, time.perf_counter() - started)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -199,7 +219,10 @@ class ServingApp:
         if version is not None and version != model.version:
             raise ServingError(f"model {model.name!r} has no version {version!r}; it has ['{model.version}']")
         if rest == ["infer"]:
-            body = await self._read_body(scope, receive)
+            reservation: BodyReservation = scope[_RESERVATION]
+            body = await read_body(
+                scope["headers"], receive, self.limits.max_body_bytes, reservation, "the model server"
+            )
             return route, 200, await self._infer(model, body)
         if rest == ["ready"]:
             return route, 200, {"name": model.name, "ready": True}
@@ -210,28 +233,6 @@ class ServingApp:
         if model is None:
             raise ServingError(f"unknown model {name!r}: this server serves {sorted(self.models)}")
         return model
-
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        """The whole body, refusing with 413 as soon as it is known to exceed the limit."""
-        too_big = _AnswerError(
-            413, {"error": f"request body exceeds the limit of {self.max_body_bytes} bytes"}
-        )
-        for key, value in scope["headers"]:
-            if key == b"content-length" and value.isdigit() and int(value) > self.max_body_bytes:
-                raise too_big
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _AnswerError(400, {"error": "client disconnected before sending the whole body"})
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise too_big
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
 
     async def _infer(self, model: Model, body: bytes) -> dict[str, Any]:
         # The body is JSON whatever the Content-Type says: tritonclient sends none at all.
@@ -293,7 +294,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--drain-s", type=float, default=5.0, help="seconds to keep serving after SIGTERM")
-    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--intra-op-threads", type=int, default=None, help="ORT threads per call")
     parser.add_argument(
         "--max-batch-rows",
@@ -301,28 +301,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_MAX_BATCH_ROWS,
         help="most rows one ORT call may gather from concurrent requests; 1 disables batching",
     )
+    add_limit_flags(parser)
     args = parser.parse_args(argv)
+    limits = limits_from_flags(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         models = [Model(name, path, intra_op_threads=args.intra_op_threads) for name, path in args.model]
     except ServingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    app = ServingApp(models, max_body_bytes=args.max_body_bytes, max_batch_rows=args.max_batch_rows)
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        loop="auto",
-        # httptools parses several times faster than h11; named, so that a missing one is seen in the log.
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
-        access_log=False,
-        # Nothing here reads the client address, so uvicorn need not parse X-Forwarded-For per request.
-        proxy_headers=False,
-        lifespan="on",
-        workers=1,
-    )
-    log.info("HTTP parser %s, batching up to %d rows per ORT call", config.http, args.max_batch_rows)
+    app = ServingApp(models, limits=limits, max_batch_rows=args.max_batch_rows)
+    config = uvicorn_config(app, args.host, args.port, limits)
+    log.info("batching up to %d rows per ORT call; limits %s", args.max_batch_rows, limits)
     _DrainingServer(config, app, args.drain_s).run()
     return 0
 

@@ -30,15 +30,17 @@ from stratus.serving.gateway.metrics import GatewayMetrics
 from stratus.serving.gateway.policies import Route
 from stratus.serving.gateway.retry import RetryBudget
 from stratus.serving.gateway.upstream import ConnectionPool, UpstreamError, UpstreamResponse
+from stratus.serving.limits import BodyRefusedError, BodyReservation, ByteBudget, read_body
 
-__all__ = ["MAX_BODY_BYTES", "GatewayApp"]
+__all__ = ["ADMIN_MAX_BODY_BYTES", "GatewayApp"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-MAX_BODY_BYTES = 16 * 1024 * 1024  # the model server's default limit: a bigger body it would refuse anyway
+# The admin API takes no body: anything bigger than this is refused before the token is even checked.
+ADMIN_MAX_BODY_BYTES = 4096
 RETRYABLE_STATUS = frozenset((502, 503, 504))
 _JSON = (b"content-type", b"application/json")
 # Hop-by-hop headers, and those the gateway sets itself, are not forwarded in either direction.
@@ -102,6 +104,8 @@ class GatewayApp:
         self.health = HealthChecker(list(self.sites.values()), config.health)
         token = config.admin_token or os.environ.get(TOKEN_ENV) or None
         self.admin = Admin(token, self.sites, self.routes, clock=clock)
+        # Bytes of request bodies held until the answer is sent (a body is kept for its retries).
+        self.body_budget = ByteBudget(config.limits.max_inflight_bytes)
         self._timeout = config.retry.upstream_timeout_s
         self._max_attempts = config.retry.max_attempts
         self._started = False
@@ -151,24 +155,32 @@ class GatewayApp:
         if not self._started:  # served without a lifespan: start the checks on first use instead
             await self.start()
         path: str = scope["path"]
+        reservation = self.body_budget.reserve()
         try:
             if path.startswith("/v2/models/"):
-                await self._model_request(scope, receive, send, path)
+                await self._model_request(scope, receive, send, path, reservation)
                 return
-            status, body, headers = await self._local(scope, receive, path)
+            status, body, headers = await self._local(scope, receive, path, reservation)
         except _AnswerError as answer:
             status, body, headers = answer.status, orjson.dumps(answer.body), [_JSON, *answer.headers]
+        except BodyRefusedError as refused:
+            status, body = refused.status, orjson.dumps({"error": refused.message})
+            headers = [_JSON, *refused.headers]
         except Exception as exc:  # a bug of ours: answer 500 with the reason, keep serving
             log.exception("internal error")
             status, body, headers = 500, orjson.dumps({"error": f"gateway internal error: {exc}"}), [_JSON]
+        finally:
+            reservation.release()  # after a proxied answer is sent; before a local one (it holds no body)
         await _respond(send, status, headers, body)
 
-    async def _local(self, scope: Scope, receive: Receive, path: str) -> tuple[int, bytes, list[Any]]:
+    async def _local(
+        self, scope: Scope, receive: Receive, path: str, reservation: BodyReservation
+    ) -> tuple[int, bytes, list[Any]]:
         """Everything the gateway answers itself: health, metadata, metrics, admin."""
         method: str = scope["method"]
         parts = [p for p in path.split("/") if p]
         if parts and parts[0] == "admin":
-            await _read_body(receive, MAX_BODY_BYTES)
+            await read_body(scope["headers"], receive, ADMIN_MAX_BODY_BYTES, reservation, "the admin API")
             status, doc, headers = self.admin.handle(method, parts[1:], _header(scope, b"authorization"))
             return status, orjson.dumps(doc), [_JSON, *headers]
         if parts == ["metrics"]:
@@ -193,7 +205,9 @@ class GatewayApp:
             raise _AnswerError(404, {"error": f"no route {path!r}: name a model, /v2/models/NAME/..."})
         raise _AnswerError(404, {"error": f"no route {path!r}: this gateway speaks the V2 protocol"})
 
-    async def _model_request(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+    async def _model_request(
+        self, scope: Scope, receive: Receive, send: Send, path: str, reservation: BodyReservation
+    ) -> None:
         """Proxy ``/v2/models/{m}/...`` to the sites of ``m``, retrying on another site when allowed."""
         model = path[11:].partition("/")[0]
         route = self.routes.get(model)
@@ -206,7 +220,8 @@ class GatewayApp:
         if method not in ("GET", "POST"):
             # V2 has no other method on these paths (and a HEAD answer would confuse the response parser).
             raise _AnswerError(405, {"error": f"method {method} not allowed here; use GET or POST"})
-        body = await _read_body(receive, MAX_BODY_BYTES)
+        limit = self.config.limits.max_body_bytes
+        body = await read_body(scope["headers"], receive, limit, reservation, "the gateway")
         now = self.clock()
         candidates = route.candidates(now, self.rng)
         if not candidates:
@@ -282,33 +297,6 @@ async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], 
     headers.append((b"content-length", b"%d" % len(body)))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body, buffered so that a retry can send it again; 413 past ``limit``."""
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        if message["type"] == "http.disconnect":
-            raise _AnswerError(400, {"error": "client disconnected before sending the whole body"})
-        _check_size(len(body), limit)
-        return body
-    chunks = [body]
-    size = len(body)
-    while message.get("more_body", False):
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _AnswerError(400, {"error": "client disconnected before sending the whole body"})
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        _check_size(size, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _check_size(size: int, limit: int) -> None:
-    if size > limit:
-        raise _AnswerError(413, {"error": f"request body exceeds the gateway's limit of {limit} bytes"})
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

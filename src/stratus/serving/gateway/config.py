@@ -26,6 +26,7 @@ from pydantic import (
 from stratus.config.errors import translate
 from stratus.config.source import Located, PathKey, format_path, read_yaml
 from stratus.errors import ConfigError
+from stratus.serving.limits import ServingLimits
 
 __all__ = [
     "TOKEN_ENV",
@@ -136,6 +137,8 @@ class GatewayConfig(_Frozen):
     health: HealthCheck = HealthCheck()
     outlier: OutlierDetection = OutlierDetection()
     retry: RetryPolicy = RetryPolicy()
+    # Timeouts, the connection cap, the body size limit and the bytes in flight (docs/hardening.md).
+    limits: ServingLimits = ServingLimits()
     sites: list[Upstream] = Field(min_length=1)
     models: dict[str, ModelRoute] = Field(min_length=1)
 

@@ -10,6 +10,7 @@ import uvicorn
 
 from stratus.serving.gateway.app import GatewayApp
 from stratus.serving.gateway.config import GatewayConfig
+from stratus.serving.http_guard import uvicorn_config
 
 __all__ = ["serve"]
 
@@ -31,20 +32,8 @@ class _Server(uvicorn.Server):
 def serve(config: GatewayConfig) -> None:
     """Serve ``config`` on ``config.host:config.port``; returns after SIGTERM/SIGINT and a clean stop."""
     app = GatewayApp(config)
-    uv_config = uvicorn.Config(
-        app,
-        host=config.host,
-        port=config.port,
-        loop="auto",  # uvloop where installed
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        server_header=False,
-        # uvicorn's X-Forwarded-For middleware parses the client address with ipaddress on every request
-        # (~15 µs here); the gateway is the first hop and does not use the client address.
-        proxy_headers=False,
-        workers=1,
-    )
+    # server_header off: the answers the gateway passes on are the sites', not the gateway's.
+    uv_config = uvicorn_config(app, config.host, config.port, config.limits, server_header=False)
     sites = ", ".join(f"{site.name}={site.url}" for site in config.sites)
     log.info(
         "gateway on http://%s:%d for models %s; sites %s",

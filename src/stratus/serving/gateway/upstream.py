@@ -112,9 +112,13 @@ class _Connection(asyncio.Protocol):
         self._fail(UpstreamError("timeout", f"no response within {timeout_s:g} s"))
         self.close()
 
-    async def request(self, data: bytes, timeout_s: float) -> UpstreamResponse:
-        """Send one whole request and wait for the whole response (or an UpstreamError)."""
+    async def request(self, head: bytes, body: bytes, timeout_s: float) -> UpstreamResponse:
+        """Send one whole request and wait for the whole response (or an UpstreamError).
+
+        Head and body are written apart, so that a large body is not copied to be joined to its head.
+        """
         transport = self.transport
+        self.received = False  # nothing of this request's answer yet (a closed one is safe to resend)
         if transport is None or self.closed or transport.is_closing():
             raise UpstreamError("reset", "connection already closed")
         loop = asyncio.get_running_loop()
@@ -122,8 +126,9 @@ class _Connection(asyncio.Protocol):
         self._waiter = waiter
         self._headers = []
         self._body = []
-        self.received = False
-        transport.write(data)
+        transport.write(head)
+        if body:
+            transport.write(body)
         timer = loop.call_later(timeout_s, self._time_out, timeout_s)
         try:
             return await waiter
@@ -179,18 +184,16 @@ class ConnectionPool:
         self, method: bytes, target: bytes, headers: bytes, body: bytes, timeout_s: float
     ) -> UpstreamResponse:
         """One request; ``headers`` are ready-made ``name: value\\r\\n`` lines (no host, no length)."""
-        data = _HEAD % (method, target, self._host_header, headers, len(body))
-        if body:
-            data += body
+        head = _HEAD % (method, target, self._host_header, headers, len(body))
         reused = bool(self._idle)
         conn = self._idle.pop() if reused else await self._connect(timeout_s)
         try:
-            response = await conn.request(data, timeout_s)
+            response = await conn.request(head, body, timeout_s)
         except UpstreamError as exc:
             if not (reused and exc.kind == "reset" and not conn.received):
                 raise
             conn = await self._connect(timeout_s)
-            response = await conn.request(data, timeout_s)
+            response = await conn.request(head, body, timeout_s)
         self._release(conn)
         return response
 
