@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from stratus.processes import free_ports
+from stratus.serving.fleet import dns_available
 from tests.run_world import one_json, stratus_cli, write_world
 
 pytestmark = pytest.mark.slow
@@ -59,10 +60,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def deployment(world: Path) -> Iterator[dict[str, Any]]:
-    (port,) = free_ports(1)
+    port, dns_port = free_ports(2)
+    # With the DNS responder in this build, the deployment runs it too (and the first test resolves it).
+    dns = ["--dns-port", str(dns_port)] if dns_available() else []
     result = stratus_cli(
         "serve", "logit.onnx", "--sites", "cheap,backup", "--gateways", "2", "--policy", "weighted",
-        "--port", port, "--detach", "--json", cwd=world,
+        "--port", str(port), *dns, "--detach", "--json", cwd=world,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     yield one_json(result.stdout)
@@ -170,11 +173,10 @@ def test_two_gateways_on_two_loopback_addresses_both_answer(world: Path, deploym
         assert infer(url)[0] == 200
     payload = wait_status(world, all_healthy, "both gateways see both sites healthy")
     assert payload["state"] == "running"
-    assert {(p["role"], p["state"]) for p in payload["processes"]} == {
-        ("supervisor", "running"),
-        ("gateway", "running"),
-        ("server", "running"),
-    }
+    roles = {"supervisor", "gateway", "server"} | ({"dns"} if dns_available() else set())
+    assert {(p["role"], p["state"]) for p in payload["processes"]} == {(role, "running") for role in roles}
+    if dns_available():
+        assert resolve(payload["dns"]) == {"127.0.0.1", "127.0.0.2"}
     record = (world / ".stratus" / "serve" / "deployment.json").read_text()
     token = json.loads(record)["admin_token"]
     shown = stratus_cli("serve", "status", cwd=world)
@@ -256,7 +258,7 @@ def test_a_dead_supervisor_is_reported_and_stop_ends_what_it_left(
 ) -> None:
     payload = wait_status(world, all_healthy, "both gateways see both sites healthy")
     pids = [p["pid"] for p in payload["processes"] if p["role"] != "supervisor"]
-    assert len(pids) == 4
+    assert len(pids) == (5 if dns_available() else 4)
     os.kill(payload["supervisor"]["pid"], signal.SIGKILL)
     half_dead = wait_status(world, lambda c, p: c == 3, "status reports the dead supervisor")
     assert half_dead["state"] == "degraded"
@@ -280,7 +282,22 @@ def test_a_dead_supervisor_is_reported_and_stop_ends_what_it_left(
     assert (code, after) == (1, {"running": False})
 
 
+def resolve(responder: dict[str, Any]) -> set[str]:
+    """The deployment's name as a real resolver client gets it from the responder."""
+    import dns.resolver
+
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers, resolver.port = [responder["host"]], responder["port"]
+    return {answer.to_text() for answer in resolver.resolve(responder["name"], "A")}
+
+
 def test_dns_port_without_the_responder_or_a_name_without_a_port_is_refused(world: Path) -> None:
+    if not dns_available():
+        result = stratus_cli("serve", "logit.onnx", "--sites", "cheap", "--dns-port", "5353", cwd=world)
+        assert result.returncode == 2
+        assert (
+            "--dns-port: the health-checked DNS responder (stratus.serving.dns) is not part" in result.stderr
+        )
     result = stratus_cli("serve", "logit.onnx", "--sites", "cheap", "--dns-name", "x.example.", cwd=world)
     assert result.returncode == 2
     assert "--dns-name" in result.stderr
