@@ -17,7 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["free_ports", "is_running", "spawn", "stop_process"]
+__all__ = ["command_line", "free_ports", "is_running", "spawn", "stop_process"]
 
 
 def free_ports(count: int) -> list[int]:
@@ -50,25 +50,40 @@ def spawn(command: Sequence[str], log: Path, env: Mapping[str, str] | None = Non
         )
 
 
-def is_running(pid: int, marker: str, process: subprocess.Popen[bytes] | None = None) -> bool:
-    """True while ``pid`` is alive and still ours: its command line contains ``marker``.
+def command_line(pid: int) -> list[str] | None:
+    """The argv of a live process; None when it is gone (a zombie has an empty command line)."""
+    if pid <= 0:
+        return None
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if not raw:
+        return None
+    return raw.rstrip(b"\0").decode(errors="replace").split("\0")
 
-    With the ``Popen`` at hand, its exit status decides (our own zombie children count as gone).
+
+def is_running(pid: int, marker: str | Sequence[str], process: subprocess.Popen[bytes] | None = None) -> bool:
+    """True while ``pid`` is alive and still ours.
+
+    ``marker`` is either a string the command line must contain, or the whole argv the process was
+    started with (a list), which must match exactly: the stronger check, since another user of the
+    machine may run the same program. With the ``Popen`` at hand, its exit status decides (our own zombie
+    children count as gone).
     """
     if process is not None:
         return process.poll() is None
-    if pid <= 0:
+    argv = command_line(pid)
+    if argv is None:
         return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return False
-    return marker in cmdline
+    if isinstance(marker, str):
+        return marker in " ".join(argv)
+    return argv == list(marker)
 
 
 def stop_process(
     pid: int,
-    marker: str,
+    marker: str | Sequence[str],
     process: subprocess.Popen[bytes] | None = None,
     *,
     hard: bool = False,

@@ -1,4 +1,6 @@
-"""``stratus serve``: a model served from several sites behind one gateway; ``status`` and ``stop``.
+"""``stratus serve``: a model served from several sites behind one or more gateways.
+
+``status``, ``stop``, ``drain``, ``undrain`` and ``weights`` live in :mod:`stratus.cli.serve_admin_cmd`.
 
 ``stratus serve MODEL --sites A,B`` is the everyday form (the ``start`` subcommand is implied), so the
 group routes any first argument that is not a subcommand to ``start``.
@@ -21,16 +23,18 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from stratus.catalog import Catalog
+from stratus.cli import serve_admin_cmd
 from stratus.cli.inputs import JSON, PLATFORM_HERE
-from stratus.cli.output import console, print_json, stderr
+from stratus.cli.output import console, print_json
+from stratus.cli.serve_admin_cmd import serving_folder
 from stratus.config import Platform, load_platform, resolve_platform_path
 from stratus.errors import ConfigError, ServingError
 from stratus.planner import site_offerings
 from stratus.processes import spawn, stop_process
 from stratus.runner.context import open_stores
 from stratus.serving.deployment import SUPERVISOR_MARKER, Deployment, load_deployment
-from stratus.serving.fleet import POLICIES, Fleet, FleetOptions, log_tail, running, stop_deployment
-from stratus.serving.gateway_client import site_states
+from stratus.serving.fleet import POLICIES, Fleet, FleetOptions, dns_available, log_tail
+from stratus.serving.fleet_state import process_states
 from stratus.serving.source import RegistryAccess, check_sites, resolve_model, stage_model
 from stratus.state import Repository, open_database, state_dir, state_url
 
@@ -53,18 +57,16 @@ app = typer.Typer(
         "  stratus serve export.onnx --sites gcp-eu-west,onprem-eu-gpu   the last run's ONNX output\n\n"
         "  stratus serve model.onnx --sites a,b --policy failover --port 9000\n\n"
         "  stratus serve models:/fraud@champion --sites a,b   from the model registry, by alias\n\n"
-        "  stratus serve status --json     health, latency and requests per site\n\n"
-        "  stratus serve stop              stop a deployment started with --detach\n\n"
-        "Clients call http://127.0.0.1:PORT/v2/models/NAME/infer; the gateway retries another site when one "
-        "fails and ejects sites that fail health checks. Ctrl-C stops everything."
+        "  stratus serve model.onnx --sites a,b --gateways 2 --detach   gateways on 127.0.0.1 and .2\n\n"
+        "  stratus serve status --json     every process, and each site as each gateway sees it\n\n"
+        "  stratus serve drain a | undrain a | weights a=3,b=1   on every gateway\n\n"
+        "  stratus serve stop              stop a deployment (also what a dead supervisor left)\n\n"
+        "Clients call http://127.0.0.1:PORT/v2/models/NAME/infer; a gateway retries another site when one "
+        "fails and ejects sites that fail health checks; a gateway or server that dies is restarted. "
+        "Ctrl-C stops everything."
     ),
     no_args_is_help=True,
 )
-
-
-def serving_folder(platform_file: Path) -> Path:
-    """Where a platform's deployment keeps its record, logs and staged models."""
-    return state_dir(platform_file) / "serve"
 
 
 @app.command("start")
@@ -81,7 +83,20 @@ def start_command(
         "--policy",
         help="latency: fastest site by observed latency; failover: --sites order; weighted; cost: cheapest.",
     ),
-    port: int = typer.Option(8080, "--port", help="The gateway's port on 127.0.0.1."),
+    port: int = typer.Option(8080, "--port", help="The gateways' port (gateway i on 127.0.0.i)."),
+    gateways: int = typer.Option(
+        1, "--gateways", min=1, max=254, help="Gateways to run active-active, each routing to every site."
+    ),
+    dns_port: int | None = typer.Option(
+        None,
+        "--dns-port",
+        min=1,
+        max=65535,
+        help="Also run the health-checked DNS responder on 127.0.0.1:PORT (UDP and TCP).",
+    ),
+    dns_name: str | None = typer.Option(
+        None, "--dns-name", help="The name it answers with the live gateways. Default: MODEL.stratus.local."
+    ),
     name: str | None = typer.Option(
         None, "--name", help="Model name in URLs. Default: the pipeline or file."
     ),
@@ -89,9 +104,19 @@ def start_command(
     detach: bool = typer.Option(False, "--detach", help="Start in the background and return once ready."),
     as_json: bool = JSON,
 ) -> None:
-    """Start a model server per site and the gateway; print the endpoint; Ctrl-C stops everything."""
+    """Start a model server per site and the gateways; print the endpoints; Ctrl-C stops everything."""
     if policy not in POLICIES:
         raise typer.BadParameter(f"{policy!r} is not a policy; expected one of {', '.join(POLICIES)}")
+    if dns_port is not None and not dns_available():
+        raise ConfigError(
+            "the health-checked DNS responder (stratus.serving.dns) is not part of this installation; "
+            "leave --dns-port out, or point clients at the gateways' addresses",
+            field="--dns-port",
+        )
+    if dns_name is not None and dns_port is None:
+        raise ConfigError(
+            "--dns-name names what the DNS responder answers: add --dns-port", field="--dns-name"
+        )
     platform_file = resolve_platform_path(platform)
     model_platform = load_platform(platform_file)
     site_list = _check_sites(sites, model_platform, platform_file)
@@ -105,19 +130,16 @@ def start_command(
     source = resolve_model(model, repo, name, registry)
     stores = open_stores(model_platform, platform_file.resolve().parent, site_list)
     check_sites(source, stores)
-    current = load_deployment(folder)
-    if current is not None and current.ready and running(current):
-        raise ServingError(
-            f"a deployment is already running here (gateway {current.gateway_url}, model {current.model}): "
-            "stop it with `stratus serve stop` or Ctrl-C in its terminal",
-            status=409,
-        )
+    _refuse_if_running(folder)
+    fleet_options = FleetOptions(
+        policy, port, gateways=gateways, dns_port=dns_port, dns_name=dns_name.strip() if dns_name else None
+    )
     if detach:
-        _start_detached(model, site_list, policy, port, name, platform_file, folder, as_json)
+        _start_detached(model, site_list, name, platform_file, folder, fleet_options, as_json)
         return
     paths = stage_model(source, stores, repo, folder / "models")
     costs = _serving_prices(model_platform, site_list, platform_file)
-    fleet = Fleet(source.name, source.description, paths, costs, folder, FleetOptions(policy, port))
+    fleet = Fleet(source.name, source.description, paths, costs, folder, fleet_options)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -136,7 +158,21 @@ def start_command(
     finally:
         fleet.stop()
     if not as_json:
-        console().print("stopped: gateway and every site's server")
+        console().print("stopped: every gateway and every site's server")
+
+
+def _refuse_if_running(folder: Path) -> None:
+    """A second deployment here would overwrite the record of the first and orphan what is left of it."""
+    current = load_deployment(folder)
+    if current is None:
+        return
+    alive = [state.label for state in process_states(current) if state.running]
+    if alive:
+        raise ServingError(
+            f"a deployment is already running here (model {current.model}, gateway {current.gateway_url}; "
+            f"alive: {', '.join(alive)}): stop it with `stratus serve stop`",
+            status=409,
+        )
 
 
 def _check_sites(text: str, platform: Platform, platform_file: Path) -> list[str]:
@@ -184,31 +220,41 @@ def _print_started(deployment: Deployment) -> None:
     out = console()
     out.print(
         f"serving [bold]{escape(deployment.model)}[/] ({escape(deployment.source)}) from "
-        f"{len(deployment.sites)} sites, policy {deployment.policy}"
+        f"{len(deployment.sites)} sites through {len(deployment.gateways)} gateways, "
+        f"policy {deployment.policy}"
     )
     table = Table("site", "server", "$/h (2 vCPU)", "log")
     for site in deployment.sites.values():
         table.add_row(site.site, site.url, f"{site.cost_per_hour:.4f}", site.log)
     out.print(table)
-    out.print(f"endpoint: [bold]{deployment.gateway_url}/v2/models/{escape(deployment.model)}/infer[/]")
+    for gateway in deployment.gateways:
+        out.print(
+            f"endpoint: [bold]{gateway.url}/v2/models/{escape(deployment.model)}/infer[/] ({gateway.name})"
+        )
+    if deployment.dns is not None:
+        out.print(f"DNS: {escape(deployment.dns.name)} answered at {deployment.dns.address} (UDP and TCP)")
     out.print("status: stratus serve status    drill: stratus chaos kill-site SITE    stop: Ctrl-C")
 
 
 def _start_detached(
     model: str,
     sites: list[str],
-    policy: str,
-    port: int,
     name: str | None,
     platform_file: Path,
     folder: Path,
+    options: FleetOptions,
     as_json: bool,
 ) -> None:
-    """Run the foreground command as a background supervisor and wait until its gateway is ready."""
+    """Run the foreground command as a background supervisor and wait until its gateways are ready."""
     command = [sys.executable, "-m", "stratus", "serve", "start", model, "--sites", ",".join(sites)]
-    command += ["--policy", policy, "--port", str(port), "--platform", str(platform_file)]
+    command += ["--policy", options.policy, "--port", str(options.gateway_port)]
+    command += ["--gateways", str(options.gateways), "--platform", str(platform_file)]
     if name:
         command += ["--name", name]
+    if options.dns_port is not None:
+        command += ["--dns-port", str(options.dns_port)]
+    if options.dns_name:
+        command += ["--dns-name", options.dns_name]
     log = folder / "supervisor.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
@@ -230,70 +276,8 @@ def _start_detached(
     raise ServingError(f"the deployment was not ready within 120 s:\n{log_tail(log)}", status=500)
 
 
-def _running_deployment(platform: Path | None) -> Deployment | None:
-    folder = serving_folder(resolve_platform_path(platform))
-    deployment = load_deployment(folder)
-    if deployment is None or not deployment.ready or not running(deployment):
-        return None
-    return deployment
-
-
-@app.command("status")
-def status_command(platform: Path | None = PLATFORM_HERE, as_json: bool = JSON) -> None:
-    """Each site's health as the gateway sees it, with latency and request counts. Exit 1 if none runs."""
-    deployment = _running_deployment(platform)
-    if deployment is None:
-        if as_json:
-            print_json({"running": False})
-        else:
-            stderr().print("no deployment is running: start one with `stratus serve MODEL --sites A,B`")
-        raise typer.Exit(1)
-    states = site_states(deployment.gateway_url, deployment.admin_token)
-    if as_json:
-        payload: dict[str, Any] = {"running": True, **deployment.to_json()}
-        for site, record in payload["sites"].items():
-            record["gateway"] = states.get(site, {})
-        print_json(payload)
-        return
-    out = console()
-    out.print(
-        f"[bold]{escape(deployment.model)}[/] at {deployment.gateway_url} "
-        f"(policy {deployment.policy}, since {deployment.started_at})"
-    )
-    table = Table(
-        "site", "state", "latency ms (EWMA)", "requests", "failures", "ejections", "restarts", "url"
-    )
-    for site in deployment.sites.values():
-        record = states.get(site.site, {})
-        ewma = record.get("ewma_ms")
-        table.add_row(
-            site.site,
-            _coloured(str(record.get("state", "unknown"))),
-            "-" if ewma is None else f"{ewma:.2f}",
-            str(record.get("requests", 0)),
-            str(record.get("failures", 0)),
-            str(record.get("ejections", 0)),
-            str(site.restarts),
-            site.url,
-        )
-    out.print(table)
-
-
-def _coloured(state: str) -> str:
-    colour = {"healthy": "green", "drained": "yellow"}.get(state, "red")
-    return f"[{colour}]{state}[/]"
-
-
-@app.command("stop")
-def stop_command(platform: Path | None = PLATFORM_HERE) -> None:
-    """Stop the running deployment (gateway first, then each site's server)."""
-    folder = serving_folder(resolve_platform_path(platform))
-    deployment = load_deployment(folder)
-    if deployment is None or not deployment.ready:
-        console().print("no deployment is running")
-        return
-    stop_process(deployment.supervisor_pid, SUPERVISOR_MARKER, timeout_s=60)
-    after = load_deployment(folder)
-    if after is not None and after.ready:  # the supervisor was gone: stop what it left behind
-        stop_deployment(after)
-    console().print(f"stopped {deployment.model} ({len(deployment.sites)} sites and the gateway)")
+app.command("status")(serve_admin_cmd.status_command)
+app.command("stop")(serve_admin_cmd.stop_command)
+app.command("drain")(serve_admin_cmd.drain_command)
+app.command("undrain")(serve_admin_cmd.undrain_command)
+app.command("weights")(serve_admin_cmd.weights_command)

@@ -1,7 +1,10 @@
 """The record of a running deployment: one file that `serve status`, `serve stop` and `chaos` read.
 
-The supervisor (the `stratus serve` process) rewrites it whenever something changes (a site restarted);
-other commands only read it. It holds the gateway's admin token, so it is written owner-only.
+The supervisor (the `stratus serve` process) rewrites it whenever something changes (a process
+restarted); other commands only read it. It names every process the supervisor started (servers,
+gateways, the DNS responder, the supervisor itself) with its PID and the exact command line, so that
+`serve status` and `serve stop` can tell a live process of ours from a reused PID even after the
+supervisor is gone. It holds the gateways' admin token, so it is written owner-only.
 """
 
 from __future__ import annotations
@@ -11,12 +14,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stratus.errors import ServingError
 from stratus.private_files import private_dir, write_private
 
-__all__ = ["Deployment", "SiteProcess", "deployment_file", "load_deployment", "save_deployment"]
+__all__ = [
+    "Deployment",
+    "DnsProcess",
+    "GatewayProcess",
+    "SiteProcess",
+    "deployment_file",
+    "load_deployment",
+    "remove_deployment",
+    "save_deployment",
+]
 
 SERVER_MARKER = "stratus.serving.server"
 GATEWAY_MARKER = "stratus.serving.gateway"
+DNS_MARKER = "stratus.serving.dns"
 SUPERVISOR_MARKER = "serve"
 
 
@@ -40,35 +54,77 @@ class SiteProcess:
 
 
 @dataclass
+class _Listener:
+    """A supervised process at a fixed address: restarted there, so clients and DNS records stay right."""
+
+    name: str
+    host: str
+    port: int
+    pid: int
+    log: str
+    command: list[str]
+    restarts: int = 0
+
+
+@dataclass
+class GatewayProcess(_Listener):
+    """One of the deployment's gateways (all route to every site)."""
+
+    @property
+    def url(self) -> str:
+        """The gateway's base URL."""
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass
+class DnsProcess(_Listener):
+    """The health-checked DNS responder that answers ``name`` with the live gateways' addresses."""
+
+    @property
+    def address(self) -> str:
+        """Where it answers, UDP and TCP."""
+        return f"{self.host}:{self.port}"
+
+
+@dataclass
 class Deployment:
-    """A model served from several sites behind one gateway."""
+    """A model served from several sites behind one or more gateways."""
 
     model: str
     source: str
     policy: str
     folder: str
     gateway_port: int
-    gateway_pid: int
-    gateway_log: str
     admin_token: str
     supervisor_pid: int
+    supervisor_command: list[str] = field(default_factory=list)
+    gateways: list[GatewayProcess] = field(default_factory=list)
     sites: dict[str, SiteProcess] = field(default_factory=dict)
+    dns: DnsProcess | None = None
     ready: bool = False
     started_at: str = ""
 
     @property
     def gateway_url(self) -> str:
-        """The one endpoint clients call."""
-        return f"http://127.0.0.1:{self.gateway_port}"
+        """The first gateway's endpoint (every gateway serves the same routes)."""
+        return self.gateways[0].url if self.gateways else f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def gateway_urls(self) -> list[str]:
+        """Every gateway's endpoint: what a client may fail over between, or a DNS name resolves to."""
+        return [gateway.url for gateway in self.gateways]
 
     def to_json(self, *, with_token: bool = False) -> dict[str, Any]:
         """The record as JSON; the admin token only when asked (never in `serve status --json`)."""
         payload = asdict(self)
         payload["gateway_url"] = self.gateway_url
+        payload["gateway_urls"] = self.gateway_urls
         if not with_token:
             payload.pop("admin_token")
         for name, site in self.sites.items():
             payload["sites"][name]["url"] = site.url
+        for record, gateway in zip(payload["gateways"], self.gateways, strict=True):
+            record["url"] = gateway.url
         return payload
 
 
@@ -84,16 +140,42 @@ def save_deployment(deployment: Deployment) -> None:
     write_private(path, json.dumps(deployment.to_json(with_token=True), indent=2).encode())
 
 
+def remove_deployment(folder: Path) -> None:
+    """Forget the deployment (once every process it names is gone)."""
+    deployment_file(folder).unlink(missing_ok=True)
+
+
 def load_deployment(folder: Path) -> Deployment | None:
-    """The recorded deployment, or None when there is none."""
+    """The recorded deployment, or None when there is none; ServingError for a record it cannot read."""
     path = deployment_file(folder)
     try:
         payload = json.loads(path.read_text())
     except FileNotFoundError:
         return None
-    payload.pop("gateway_url", None)
+    except (OSError, ValueError) as exc:
+        raise ServingError(f"{path}: cannot read the deployment record ({exc})", status=500) from None
+    try:
+        return _from_json(payload)
+    except (KeyError, TypeError) as exc:
+        raise ServingError(
+            f"{path}: not a deployment record this version of Stratus reads ({exc}); stop its processes "
+            "by their PIDs in the file, then delete it",
+            status=500,
+        ) from None
+
+
+def _from_json(payload: dict[str, Any]) -> Deployment:
+    for derived in ("gateway_url", "gateway_urls"):
+        payload.pop(derived, None)
     sites = {}
     for name, record in payload.pop("sites").items():
         record.pop("url", None)
         sites[name] = SiteProcess(**record)
-    return Deployment(**payload, sites=sites)
+    gateways = []
+    for record in payload.pop("gateways"):
+        record.pop("url", None)
+        gateways.append(GatewayProcess(**record))
+    dns = payload.pop("dns", None)
+    return Deployment(
+        **payload, sites=sites, gateways=gateways, dns=None if dns is None else DnsProcess(**dns)
+    )

@@ -1,41 +1,73 @@
-"""Start a model server per site and the gateway in front of them, keep them up, stop them in order.
+"""Start a model server per site and the gateways in front of them, keep them up, stop them in order.
 
 This is what `stratus serve` runs on a platform's local sites: each site's server is its own process on
-its own port, reading the model from that site's store. The supervisor restarts a site's server that
-died (after ``restart_delay_s``, on the same port), which is what lets the chaos drill measure how long
-the gateway takes to eject a site and to take it back. Stopping goes gateway first, so no client is sent
-to a server that is already gone.
+its own port, reading the model from that site's store; ``gateways`` gateways (active-active, each
+routing to every site) listen on the same port, gateway *i* on loopback address ``127.0.0.i`` (Linux
+routes all of 127/8 to ``lo``), so a DNS name can list each by its own A record; an optional DNS
+responder answers that name with the live gateways. The supervisor restarts any of them that dies on
+the same address (a server after ``restart_delay_s``, which is what lets the chaos drill measure how
+long the gateway takes to eject a site and take it back; a gateway or the DNS responder at once), with a
+growing delay for a process that keeps dying young. Stopping goes DNS, gateways, then servers, so no
+client is sent to a server that is already gone.
 """
 
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import os
+import re
 import secrets
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from stratus.errors import ServingError
 from stratus.private_files import private_dir, write_private
-from stratus.processes import free_ports, is_running, spawn, stop_process
+from stratus.processes import command_line, free_ports, is_running, spawn, stop_process
 from stratus.serving.deployment import (
+    DNS_MARKER,
     GATEWAY_MARKER,
     SERVER_MARKER,
     Deployment,
+    DnsProcess,
+    GatewayProcess,
     SiteProcess,
+    remove_deployment,
     save_deployment,
 )
+from stratus.serving.fleet_state import process_states
 from stratus.serving.limits import ServingLimits, limit_flags
+from stratus.serving.operator import apply_state, load_operator_state, remove_operator_state
 
-__all__ = ["POLICIES", "Fleet", "FleetOptions", "http_ready", "log_tail", "running", "stop_deployment"]
+__all__ = [
+    "POLICIES",
+    "Fleet",
+    "FleetOptions",
+    "default_dns_name",
+    "dns_available",
+    "dns_command",
+    "gateway_host",
+    "http_ready",
+    "log_tail",
+    "stop_deployment",
+]
 
 POLICIES = ("failover", "latency", "weighted", "cost")
+
+# A process that dies sooner than this after its start is restarted after a doubling delay (up to the
+# cap), so a gateway that cannot bind its port does not respawn ten times a second.
+_YOUNG_S = 10.0
+_MAX_RESTART_DELAY_S = 30.0
+
+Child = SiteProcess | GatewayProcess | DnsProcess
 
 
 @dataclass(frozen=True)
@@ -44,13 +76,48 @@ class FleetOptions:
 
     policy: str = "latency"
     gateway_port: int = 8080
+    gateways: int = 1
+    dns_port: int | None = None
+    dns_name: str | None = None
     drain_s: float = 5.0
     restart_delay_s: float = 1.0
+    gateway_restart_delay_s: float = 0.0
     start_timeout_s: float = 60.0
     health_interval_s: float = 0.25
     server_args: tuple[str, ...] = ()
     limits: ServingLimits = field(default_factory=ServingLimits)  # for the servers and the gateway alike
     env: dict[str, str] = field(default_factory=dict)
+
+
+def gateway_host(index: int) -> str:
+    """Gateway ``index`` (0-based) listens on ``127.0.0.{index + 1}``: one loopback address each."""
+    if not 0 <= index < 254:
+        raise ServingError(f"at most 254 gateways fit on 127.0.0.x, not {index + 1}", status=400)
+    return f"127.0.0.{index + 1}"
+
+
+def default_dns_name(model: str) -> str:
+    """``<model>.stratus.local.``, the model name made a valid DNS label."""
+    label = re.sub(r"[^a-z0-9-]+", "-", model.lower()).strip("-")[:63] or "model"
+    return f"{label}.stratus.local."
+
+
+def dns_available() -> bool:
+    """Whether this installation has the DNS responder (``stratus.serving.dns``) that ``--dns-port`` runs."""
+    return importlib.util.find_spec(DNS_MARKER) is not None
+
+
+def dns_command(name: str, gateways: list[GatewayProcess], listen_host: str, port: int) -> list[str] | None:
+    """The argv of the health-checked DNS responder for these gateways; None when it is not installed.
+
+    The one place that knows ``python -m stratus.serving.dns``'s flags, so the wiring stays in step with it.
+    """
+    if not dns_available():
+        return None
+    command = [sys.executable, "-m", DNS_MARKER, "--name", name, "--listen", f"{listen_host}:{port}"]
+    for gateway in gateways:
+        command += ["--gateway", f"{gateway.name}={gateway.host}:{gateway.port}"]
+    return command
 
 
 def http_ready(url: str, path: str = "/v2/health/ready", timeout_s: float = 1.0) -> bool:
@@ -66,6 +133,14 @@ def http_ready(url: str, path: str = "/v2/health/ready", timeout_s: float = 1.0)
         conn.close()
 
 
+def _tcp_listening(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 def log_tail(path: str | Path, lines: int = 20) -> str:
     """The end of a process's log, for error messages."""
     try:
@@ -76,7 +151,7 @@ def log_tail(path: str | Path, lines: int = 20) -> str:
 
 
 class Fleet:
-    """A deployment's processes: ``start`` returns once the gateway answers ready; ``stop`` is idempotent."""
+    """A deployment's processes: ``start`` returns once every gateway is ready; ``stop`` is idempotent."""
 
     def __init__(
         self,
@@ -94,6 +169,8 @@ class Fleet:
             raise ServingError(
                 f"unknown policy {self.options.policy!r}; expected one of {', '.join(POLICIES)}", status=400
             )
+        if self.options.gateways < 1:
+            raise ServingError(f"--gateways must be at least 1, not {self.options.gateways}", status=400)
         self.folder = folder
         self.model = model
         self.source = source
@@ -103,25 +180,54 @@ class Fleet:
         self.deployment: Deployment | None = None
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._started_at: dict[str, float] = {}
+        self._delays: dict[str, float] = {}
+        self._unconfigured: set[str] = set()  # restarted gateways that still need the operator's settings
 
     # -- start ----------------------------------------------------------------------------------------
 
     def start(self) -> Deployment:
-        """Start every site's server, then the gateway; on any failure stop what started and raise."""
+        """Start every site's server, then the gateways, then DNS; on any failure stop what started."""
         private_dir(self.folder)  # the gateway config and the record hold the admin token
-        ports = free_ports(len(self.model_paths))
+        remove_operator_state(self.folder)  # a new deployment starts with no site drained
+        deployment = self._plan()
+        self.deployment = deployment
+        save_deployment(deployment)  # from here on `serve stop` can clean up, whatever happens to us
+        try:
+            for site in deployment.sites.values():
+                self._launch(site)
+            for site in deployment.sites.values():
+                self._wait_http(site.url, site.log, f"the model server for site {site.site}", _key(site))
+            self._write_gateway_config(deployment)
+            for gateway in deployment.gateways:
+                self._launch(gateway)
+            for gateway in deployment.gateways:
+                self._wait_http(gateway.url, gateway.log, f"gateway {gateway.name}", _key(gateway))
+            if deployment.dns is not None:
+                self._launch(deployment.dns)
+                self._wait_dns(deployment.dns)
+        except BaseException:
+            self.stop()
+            raise
+        deployment.ready = True
+        save_deployment(deployment)
+        return deployment
+
+    def _plan(self) -> Deployment:
+        """The record of every process to start, with ports and command lines, before any starts."""
+        options = self.options
         deployment = Deployment(
             model=self.model,
             source=self.source,
-            policy=self.options.policy,
+            policy=options.policy,
             folder=str(self.folder),
-            gateway_port=self.options.gateway_port,
-            gateway_pid=0,
-            gateway_log=str(self.folder / "gateway.log"),
+            gateway_port=options.gateway_port,
             admin_token=secrets.token_urlsafe(24),
             supervisor_pid=os.getpid(),
+            supervisor_command=command_line(os.getpid()) or [],
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
+        ports = free_ports(len(self.model_paths))
         for (site, path), port in zip(self.model_paths.items(), ports, strict=True):
             deployment.sites[site] = SiteProcess(
                 site=site,
@@ -132,19 +238,26 @@ class Fleet:
                 model_path=str(path),
                 cost_per_hour=self.costs.get(site, 0.0),
             )
-        self.deployment = deployment
-        try:
-            for record in deployment.sites.values():
-                self._launch(record)
-            for record in deployment.sites.values():
-                self._wait(record.url, record.log, f"the model server for site {record.site}", record.site)
-            self._start_gateway(deployment)
-        except BaseException:
-            self.stop()
-            raise
-        deployment.ready = True
-        save_deployment(deployment)
+        config_path = self.folder / "gateway.json"
+        for i in range(options.gateways):
+            host, name = gateway_host(i), f"gateway-{i + 1}"
+            command = [sys.executable, "-m", GATEWAY_MARKER, "--config", str(config_path), "--host", host]
+            deployment.gateways.append(
+                GatewayProcess(name, host, options.gateway_port, 0, str(self.folder / f"{name}.log"), command)
+            )
+        if options.dns_port is not None:
+            deployment.dns = self._plan_dns(deployment.gateways, options.dns_port)
         return deployment
+
+    def _plan_dns(self, gateways: list[GatewayProcess], port: int) -> DnsProcess:
+        name = self.options.dns_name or default_dns_name(self.model)
+        command = dns_command(name, gateways, "127.0.0.1", port)
+        if command is None:
+            raise ServingError(
+                "--dns-port: the DNS responder (stratus.serving.dns) is not part of this installation",
+                status=400,
+            )
+        return DnsProcess(name, "127.0.0.1", port, 0, str(self.folder / "dns.log"), command)
 
     def _server_command(self, path: Path, port: int) -> list[str]:
         return [
@@ -163,31 +276,8 @@ class Fleet:
             *self.options.server_args,
         ]
 
-    def _launch(self, site: SiteProcess) -> None:
-        process = spawn(site.command, Path(site.log), self._env())
-        self.processes[site.site] = process
-        site.pid = process.pid
-
-    def _env(self) -> dict[str, str] | None:
-        return {**os.environ, **self.options.env} if self.options.env else None
-
-    def _wait(self, url: str, log: str, what: str, key: str, path: str = "/v2/health/ready") -> None:
-        deadline = time.monotonic() + self.options.start_timeout_s
-        process = self.processes[key]
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise ServingError(
-                    f"{what} exited with code {process.returncode}; log tail:\n{log_tail(log)}", status=500
-                )
-            if http_ready(url, path):
-                return
-            time.sleep(0.1)
-        raise ServingError(
-            f"{what} was not ready within {self.options.start_timeout_s:.0f} s; log tail:\n{log_tail(log)}",
-            status=500,
-        )
-
-    def _start_gateway(self, deployment: Deployment) -> None:
+    def _write_gateway_config(self, deployment: Deployment) -> None:
+        """One config for every gateway (each is given its own ``--host``); it holds the admin token."""
         config = {
             "host": "127.0.0.1",
             "port": deployment.gateway_port,
@@ -202,68 +292,150 @@ class Fleet:
         }
         config_path = self.folder / "gateway.json"
         write_private(config_path, json.dumps(config, indent=2).encode())
-        command = [sys.executable, "-m", GATEWAY_MARKER, "--config", str(config_path)]
-        process = spawn(command, Path(deployment.gateway_log), self._env())
-        self.processes["__gateway__"] = process
-        deployment.gateway_pid = process.pid
-        self._wait(deployment.gateway_url, deployment.gateway_log, "the gateway", "__gateway__")
+
+    def _launch(self, child: Child) -> None:
+        process = spawn(child.command, Path(child.log), self._env())
+        self.processes[_key(child)] = process
+        self._started_at[_key(child)] = time.monotonic()
+        child.pid = process.pid
+
+    def _env(self) -> dict[str, str] | None:
+        return {**os.environ, **self.options.env} if self.options.env else None
+
+    def _wait_http(self, url: str, log: str, what: str, key: str) -> None:
+        self._wait(lambda: http_ready(url), log, what, key)
+
+    def _wait_dns(self, dns: DnsProcess) -> None:
+        what = f"the DNS responder for {dns.name}"
+        self._wait(lambda: _tcp_listening(dns.host, dns.port), dns.log, what, _key(dns))
+
+    def _wait(self, ready: Callable[[], bool], log: str, what: str, key: str) -> None:
+        deadline = time.monotonic() + self.options.start_timeout_s
+        process = self.processes[key]
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise ServingError(
+                    f"{what} exited with code {process.returncode}; log tail:\n{log_tail(log)}", status=500
+                )
+            if ready():
+                return
+            time.sleep(0.1)
+        raise ServingError(
+            f"{what} was not ready within {self.options.start_timeout_s:.0f} s; log tail:\n{log_tail(log)}",
+            status=500,
+        )
 
     # -- supervise ------------------------------------------------------------------------------------
 
     def supervise(self, stop: threading.Event, poll_s: float = 0.1) -> None:
-        """Restart a site's server whenever it dies, until ``stop`` is set."""
+        """Restart any server, gateway or DNS responder that dies, until ``stop`` is set."""
         died_at: dict[str, float] = {}
         while not stop.wait(poll_s):
             deployment = self.deployment
             if deployment is None or self._stopping.is_set():
                 return
-            for site in deployment.sites.values():
-                process = self.processes.get(site.site)
+            for child in _children(deployment):
+                key = _key(child)
+                process = self.processes.get(key)
                 if process is None or process.poll() is None:
                     continue
-                first_seen = died_at.setdefault(site.site, time.monotonic())
-                if time.monotonic() - first_seen < self.options.restart_delay_s:
+                now = time.monotonic()
+                if key not in died_at:
+                    died_at[key] = now
+                    self._delays[key] = self._next_delay(child, key, now)
+                if now - died_at[key] < self._delays[key]:
                     continue
-                del died_at[site.site]
-                self._restart(site)
+                del died_at[key]
+                self._restart(child)
+            self._configure_restarted_gateways(deployment)
 
-    def _restart(self, site: SiteProcess) -> None:
+    def _next_delay(self, child: Child, key: str, now: float) -> float:
+        """The configured delay, doubled for each death in a row of a process younger than ``_YOUNG_S``."""
+        base = self.options.restart_delay_s if isinstance(child, SiteProcess) else 0.0
+        if now - self._started_at.get(key, 0.0) >= _YOUNG_S:
+            return base
+        return min(_MAX_RESTART_DELAY_S, max(base, self._delays.get(key, 0.0)) * 2 or 0.5)
+
+    def _restart(self, child: Child) -> None:
         with self._lock:
             if self._stopping.is_set() or self.deployment is None:
                 return
-            self._launch(site)
-            site.restarts += 1
+            self._launch(child)
+            child.restarts += 1
+            if isinstance(child, GatewayProcess):
+                self._unconfigured.add(child.name)
             save_deployment(self.deployment)
+
+    def _configure_restarted_gateways(self, deployment: Deployment) -> None:
+        """Give a restarted gateway the operator's drains and weights once it answers (retried each tick)."""
+        if not self._unconfigured:
+            return
+        state = load_operator_state(self.folder)
+        for gateway in deployment.gateways:
+            if gateway.name not in self._unconfigured:
+                continue
+            if not http_ready(gateway.url, "/v2/health/live", timeout_s=0.2):
+                continue
+            try:
+                apply_state(gateway.url, deployment.admin_token, state, timeout_s=1.0)
+            except ServingError:
+                continue
+            self._unconfigured.discard(gateway.name)
 
     # -- stop -----------------------------------------------------------------------------------------
 
     def stop(self, timeout_s: float = 15.0) -> None:
-        """Gateway first, then every server; mark the record stopped."""
+        """DNS, gateways, then every server; forget the deployment once all are gone."""
         self._stopping.set()
         with self._lock:
             if self.deployment is not None:
                 stop_deployment(self.deployment, self.processes, timeout_s)
 
 
+def _key(child: Child) -> str:
+    if isinstance(child, SiteProcess):
+        return f"server:{child.site}"
+    if isinstance(child, GatewayProcess):
+        return f"gateway:{child.name}"
+    return "dns"
+
+
+def _children(deployment: Deployment) -> list[Child]:
+    children: list[Child] = [*deployment.sites.values(), *deployment.gateways]
+    if deployment.dns is not None:
+        children.append(deployment.dns)
+    return children
+
+
 def stop_deployment(
     deployment: Deployment,
     processes: dict[str, subprocess.Popen[bytes]] | None = None,
     timeout_s: float = 15.0,
-) -> None:
-    """Stop a deployment's processes by their recorded PIDs, gateway first, and mark the record stopped.
+) -> list[str]:
+    """Stop a deployment's processes by their recorded PIDs (DNS, gateways, servers) and forget it.
 
     ``processes`` are the supervisor's own handles (to reap its children); without them, as after a
-    supervisor crash, the PIDs are checked against the command lines before any signal is sent.
+    supervisor crash, each PID is signalled only while its command line is exactly the recorded one.
+    Returns the processes that were still running (``server cheap (pid 123)``). The record is removed
+    once every process is gone; it is kept (and ServingError raised) if one could not be stopped.
     """
     handles = processes or {}
-    stop_process(deployment.gateway_pid, GATEWAY_MARKER, handles.get("__gateway__"), timeout_s=timeout_s)
-    # Nobody is sent to the servers any more, so there is nothing to drain: stop them hard.
-    for site in deployment.sites.values():
-        stop_process(site.pid, SERVER_MARKER, handles.get(site.site), hard=True, timeout_s=timeout_s)
-    deployment.ready = False
-    save_deployment(deployment)
-
-
-def running(deployment: Deployment) -> bool:
-    """True while the deployment's gateway process is alive."""
-    return is_running(deployment.gateway_pid, GATEWAY_MARKER)
+    stopped = []
+    order: list[Child] = [deployment.dns] if deployment.dns is not None else []
+    order += [*deployment.gateways, *deployment.sites.values()]
+    for child in order:
+        handle = handles.get(_key(child))
+        if not is_running(child.pid, child.command, handle):
+            if handle is not None:
+                handle.wait()
+            continue
+        # Nobody is sent to a server once the gateways are gone, so there is nothing to drain: stop it hard.
+        hard = isinstance(child, SiteProcess)
+        stop_process(child.pid, child.command, handle, hard=hard, timeout_s=timeout_s)
+        stopped.append(f"{_key(child).replace(':', ' ')} (pid {child.pid})")
+    survivors = [s.label for s in process_states(deployment) if s.running and s.role != "supervisor"]
+    if survivors:
+        raise ServingError(f"could not stop {', '.join(survivors)}; the record is kept", status=500)
+    remove_deployment(Path(deployment.folder))
+    remove_operator_state(Path(deployment.folder))
+    return stopped

@@ -1,4 +1,6 @@
-"""The admin API: site state, routes, drain/undrain; every call needs ``Authorization: Bearer <token>``.
+"""The admin API: site state, routes, drain/undrain, weights; every call needs a bearer token.
+
+Every call needs ``Authorization: Bearer <token>``.
 
 401 when the header is missing or not a bearer token, 403 when the token is wrong (compared in constant
 time), 403 as well when no token is configured at all: an admin API without a token would let anyone
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -65,11 +68,33 @@ class Admin:
             site.drained = parts[2] == "drain"
             log.warning("site %s %s by the admin API", site.name, "drained" if site.drained else "undrained")
             return 200, self.site_doc(site, now), []
+        if len(parts) == 4 and parts[0] == "sites" and parts[2] == "weight":
+            if method != "POST":
+                return 405, {"error": f"method {method} not allowed here; use POST"}, []
+            return self._set_weight(parts[1], parts[3], now)
         return (
             404,
-            {"error": "no admin route; use /admin/sites, /admin/routes, /admin/sites/NAME/drain|undrain"},
+            {
+                "error": "no admin route; use /admin/sites, /admin/routes, "
+                "/admin/sites/NAME/drain|undrain, /admin/sites/NAME/weight/NUMBER"
+            },
             [],
         )
+
+    def _set_weight(self, name: str, text: str, now: float) -> AdminAnswer:
+        """Change a site's weight for the ``weighted`` policy (the config's frozen upstream is replaced)."""
+        site = self.sites.get(name)
+        if site is None:
+            return 404, {"error": f"no site named {name!r}; sites: {', '.join(self.sites)}"}, []
+        try:
+            weight = float(text)
+        except ValueError:
+            weight = math.nan
+        if not math.isfinite(weight) or weight < 0:
+            return 400, {"error": f"weight {text!r}: expected a number >= 0"}, []
+        site.upstream = site.upstream.model_copy(update={"weight": weight})
+        log.warning("site %s weight set to %g by the admin API", site.name, weight)
+        return 200, self.site_doc(site, now), []
 
     def _authorize(self, authorization: bytes | None) -> AdminAnswer | None:
         if self._token is None:
