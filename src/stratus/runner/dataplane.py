@@ -201,14 +201,12 @@ class DataPlane:
         must = () if producer in listed else (producer,)
         sha = hash_file(path)
         size = path.stat().st_size
-        held = {store.site: _holds(store, sha, size) for store in stores}
+        # Probe first: asking a dead store whether it already holds the bytes would cost an SDK's retries.
+        health = probe_all(stores, self.probe_timeout_s) if self.probe_timeout_s is not None else {}
+        live = [store for store in stores if store.site not in health or health[store.site].reachable]
+        held = {store.site: _holds(store, sha, size) for store in live}
         result = quorum_write(
-            path,
-            stores,
-            residency,
-            min_held=quorum + len(must),
-            must_hold=must,
-            probe_timeout_s=self.probe_timeout_s,
+            path, stores, residency, min_held=quorum + len(must), must_hold=must, health=health
         )
         info = result.info
         self.repo.add_artifact(
@@ -227,7 +225,7 @@ class DataPlane:
                 )
         for site in result.held:
             self.repo.set_replica(info.sha256, site, "verified")
-            if not held[site]:
+            if not held.get(site):
                 self.written.append(Written(info.sha256, site, artifact, info.size_bytes, utcnow(), step))
                 if site != producer:
                     self._record_copy(

@@ -19,7 +19,7 @@ from typing import Literal
 
 from stratus.errors import StorageError
 from stratus.storage.copy import copy_many
-from stratus.storage.health import probe_all
+from stratus.storage.health import SiteHealth, probe_all
 from stratus.storage.store import ObjectInfo, SiteStore, check_residency, run
 
 __all__ = [
@@ -85,16 +85,18 @@ def quorum_write(
     must_hold: Collection[str] = (),
     rehash: bool = False,
     probe_timeout_s: float | None = None,
+    health: Mapping[str, SiteHealth] | None = None,
 ) -> WriteResult:
     """Publish ``local`` to every store at once; acknowledge once ``min_held`` of them verify.
 
     Each replica is uploaded from the local file (so no store depends on another being up), checked for
     size (``rehash=True`` also re-reads it) and counted only then. ``min_held`` defaults to every store;
-    sites in ``must_hold`` must verify whatever the count. With ``probe_timeout_s``, each store is first
-    probed (:mod:`.health`) and an unreachable one is not written at all, so a dead site costs one short
-    timeout rather than an SDK's retry budget. Residency is checked for every store before any byte moves
-    and is never a partial failure. Below quorum, StorageError names the failed sites (a failed
-    ``must_hold`` site first, so the caller can tell its own site's failure) and the verified ones.
+    sites in ``must_hold`` must verify whatever the count. With ``probe_timeout_s`` each store is first
+    probed (:mod:`.health`; or pass the caller's probes as ``health``) and an unreachable one is not
+    written at all, so a dead site costs one short timeout rather than an SDK's retry budget. Residency
+    is checked for every store before any byte moves and is never a partial failure. Below quorum,
+    StorageError names the failed sites (a failed ``must_hold`` site first, so the caller can tell its
+    own site's failure) and the verified ones.
     """
     if not stores:
         raise StorageError(f"dual-write of {local} needs at least one store")
@@ -103,7 +105,8 @@ def quorum_write(
         raise StorageError(f"dual-write of {local}: quorum {need} is not between 1 and {len(stores)} stores")
     for store in stores:
         check_residency(store, residency, f"{local}")
-    health = probe_all(stores, probe_timeout_s) if probe_timeout_s is not None else {}
+    if health is None:
+        health = probe_all(stores, probe_timeout_s) if probe_timeout_s is not None else {}
     down = {site: f"unreachable ({h.detail})" for site, h in health.items() if not h.reachable}
     live = [store for store in stores if store.site not in down]
     with ThreadPoolExecutor(max_workers=max(1, len(live)), thread_name_prefix="dual-write") as pool:
