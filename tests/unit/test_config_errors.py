@@ -324,7 +324,7 @@ def test_unknown_top_level_key_lists_the_allowed_keys(tmp_path: Path) -> None:
         tmp_path / "pipeline.yaml",
         line_of(bad, "stepz"),
         "stepz",
-        "unknown key 'stepz'; expected one of: name, tags, datasets, steps",
+        "unknown key 'stepz'; expected one of: name, tags, replicate, datasets, steps",
     )
 
 

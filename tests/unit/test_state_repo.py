@@ -37,6 +37,24 @@ def test_replica_writes_from_many_threads_leave_one_row_with_the_last_status(rep
     assert repo.replicas(sha) == {"site": "corrupt"}
 
 
+def test_a_deferred_replica_is_pending_and_never_downgrades_one_already_verified(repo: Repository) -> None:
+    old, new = "c" * 64, "d" * 64
+    for sha in (old, new):
+        repo.add_artifact(sha, size_bytes=1, is_dir=False, producer="p.o", run_id="r", residency=None)
+    repo.set_replica(old, "aws", "verified")
+    assert repo.mark_pending(old, "aws") is False  # a failed write proves nothing about bytes found there
+    assert repo.mark_pending(new, "aws") is True
+    assert repo.mark_pending(new, "aws") is True  # idempotent
+    repo.set_replica(new, "gcp", "verified")
+    repo.set_replica(old, "gcp", "missing")
+    assert repo.mark_pending(old, "gcp") is True  # lost, then deferred: it is owed again
+    assert repo.replicas(old) == {"aws": "verified", "gcp": "pending"}
+    assert repo.replicas(new) == {"aws": "pending", "gcp": "verified"}
+    assert repo.pending() == {new: ["aws"], old: ["gcp"]}  # oldest deferral first
+    repo.set_replica(new, "aws", "verified")
+    assert repo.pending() == {old: ["gcp"]}
+
+
 def test_reopening_a_run_marks_its_running_attempts_interrupted(repo: Repository) -> None:
     repo.create_run("r", pipeline="p", pipeline_file="", platform_file="", objective="cost", runner="h:1:0")
     done = repo.start_attempt(

@@ -30,6 +30,11 @@ def run_command(
         help="SQLAlchemy URL of the state database. Default: .stratus/state.db beside the platform file.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object for scripts."),
+    repair: bool = typer.Option(
+        True,
+        "--repair/--no-repair",
+        help="First write the replicas earlier runs left pending, at sites that answer again.",
+    ),
 ) -> None:
     """Plan, then run every step on its site, in parallel up to each site's capacity.
 
@@ -53,6 +58,7 @@ def run_command(
             resume=resume,
             objective=goal,
             on_event=progress,
+            repair=repair,
         )
     hint = f"stratus run {pipeline} --resume {report.run_id}"
     if as_json:

@@ -10,27 +10,40 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stratus.catalog import Catalog
 from stratus.cli.inputs import JSON, PLATFORM_HERE
 from stratus.cli.output import console, print_json
 from stratus.config import load_platform, resolve_platform_path
 from stratus.errors import ConfigError
 from stratus.runner.context import open_stores
-from stratus.runner.replicas import ArtifactState, inventory, repair_all, verify_all
-from stratus.state import Repository, open_database, state_url
-from stratus.storage import SiteStore
+from stratus.runner.replicas import ArtifactState, RepairLedger, inventory, repair_all, verify_all
+from stratus.state import Repository, open_database, state_dir, state_url
+from stratus.storage import DEFAULT_PROBE_TIMEOUT_S, SiteStore
 
 __all__ = ["app"]
 
 app = typer.Typer(
     help=(
         "Artifacts and their replicas across sites. Example: stratus storage verify --site gcp-eu-west\n\n"
-        "ls lists the manifest; verify re-reads and hashes every replica; repair re-copies missing or "
-        "corrupt replicas from one that verifies. verify and repair exit 1 while anything is unhealthy."
+        "ls lists the manifest (under-replicated artifacts first); verify re-reads and hashes every "
+        "replica; repair writes pending replicas and re-copies missing or corrupt ones from one that "
+        "verifies.\n\nExit codes of verify and repair: 0 healthy; 1 a replica is missing, corrupt or "
+        "pending, or could not be repaired; 4 every replica that could be read is fine but a site did "
+        "not answer (its replicas are reported unreachable and their recorded state is left as it was)."
     ),
     no_args_is_help=True,
 )
 
 _SITE = typer.Option(None, "--site", help="Only replicas at this site.")
+_TIMEOUT = typer.Option(
+    DEFAULT_PROBE_TIMEOUT_S,
+    "--timeout",
+    envvar="STRATUS_PROBE_TIMEOUT_S",
+    min=0.1,
+    help="Seconds a site's store gets to answer its probe before it counts as unreachable.",
+)
+#: Exit code of verify/repair when a site did not answer (and nothing that was read is wrong).
+EXIT_UNREACHABLE = 4
 _STATE_URL = typer.Option(
     None,
     "--state-url",
@@ -48,7 +61,7 @@ def ls_command(
 ) -> None:
     """List artifacts and where each replica is, as last recorded (nothing is read from the stores)."""
     repo, _ = _open(platform, site, state_url_option)
-    _show("ls", inventory(repo, site), as_json)
+    _show("ls", inventory(repo, site), as_json, {})
 
 
 @app.command("verify")
@@ -57,9 +70,13 @@ def verify_command(
     site: str | None = _SITE,
     state_url_option: str | None = _STATE_URL,
     as_json: bool = JSON,
+    timeout_s: float = _TIMEOUT,
 ) -> None:
-    """Re-read and hash every replica; record verified, missing or corrupt. Exit 1 if any is not verified."""
-    _check("verify", platform, site, state_url_option, as_json)
+    """Re-read and hash every replica; record verified, missing or corrupt. Exit 1 if any is not verified.
+
+    Each site is probed once first: an unreachable site's replicas are reported unreachable (exit 4).
+    """
+    _check("verify", platform, site, state_url_option, as_json, timeout_s)
 
 
 @app.command("repair")
@@ -68,9 +85,14 @@ def repair_command(
     site: str | None = _SITE,
     state_url_option: str | None = _STATE_URL,
     as_json: bool = JSON,
+    timeout_s: float = _TIMEOUT,
 ) -> None:
-    """Re-copy missing or corrupt replicas from a verified one. Exit 1 if something could not be repaired."""
-    _check("repair", platform, site, state_url_option, as_json)
+    """Write pending replicas, re-copy missing or corrupt ones from a verified one (cheapest first).
+
+    Each copy is recorded as a transfer in the FOCUS ledger. Exit 1 if something could not be repaired,
+    4 if a site did not answer (its replicas wait for the next repair).
+    """
+    _check("repair", platform, site, state_url_option, as_json, timeout_s)
 
 
 def _check(
@@ -79,12 +101,23 @@ def _check(
     site: str | None,
     url: str | None,
     as_json: bool,
+    timeout_s: float,
 ) -> None:
     repo, stores = _open(platform, site, url)
-    states = (verify_all if action == "verify" else repair_all)(repo, stores, site)
-    _show(action, states, as_json)
-    if not all(s.healthy for s in states):
+    down: dict[str, str] = {}
+    if action == "verify":
+        states = verify_all(repo, stores, site, timeout_s=timeout_s, down=down)
+    else:
+        platform_file = resolve_platform_path(platform)
+        ledger = RepairLedger.for_platform(
+            load_platform(platform_file), Catalog.load(state_dir(platform_file) / "catalog")
+        )
+        states = repair_all(repo, stores, site, timeout_s=timeout_s, ledger=ledger, down=down)
+    _show(action, states, as_json, down)
+    if any(s.error or s.under_replicated for s in states):
         sys.exit(1)
+    if down:
+        sys.exit(EXIT_UNREACHABLE)
 
 
 def _open(
@@ -98,8 +131,9 @@ def _open(
     return Repository(open_database(state_url(platform_file, url))), stores
 
 
-def _show(action: str, states: list[ArtifactState], as_json: bool) -> None:
+def _show(action: str, states: list[ArtifactState], as_json: bool, down: dict[str, str]) -> None:
     healthy = sum(1 for s in states if s.healthy)
+    under = sum(1 for s in states if s.under_replicated)
     if as_json:
         print_json(
             {
@@ -107,19 +141,26 @@ def _show(action: str, states: list[ArtifactState], as_json: bool) -> None:
                 "artifacts": [s.to_json() for s in states],
                 "healthy": healthy,
                 "unhealthy": len(states) - healthy,
+                "under_replicated": under,
+                "unreachable_sites": dict(sorted(down.items())),
             }
         )
         return
     out = console()
+    for name, why in sorted(down.items()):
+        out.print(f"[yellow]site {escape(name)} is unreachable: {escape(why)}[/]", soft_wrap=True)
     if not states:
         out.print("No artifacts recorded yet: run a pipeline first (stratus run PIPELINE).")
         return
     table = Table(header_style="bold")
     for column in ("artifact", "sha256", "bytes", "replicas"):
         table.add_column(column, justify="right" if column == "bytes" else "left")
+    colour = {"unreachable": "yellow", "pending": "yellow"}
     for state in states:
         replicas = ", ".join(
-            f"{escape(site)}" if status == "verified" else f"[red]{escape(site)} ({status})[/]"
+            f"{escape(site)}"
+            if status == "verified"
+            else f"[{colour.get(status, 'red')}]{escape(site)} ({status})[/]"
             for site, status in sorted(state.replicas.items())
         )
         if state.repaired:
@@ -133,3 +174,5 @@ def _show(action: str, states: list[ArtifactState], as_json: bool) -> None:
             out.print(f"[red]{state.sha256[:12]}: {escape(state.error)}[/]", soft_wrap=True)
     summary = {"ls": "recorded", "verify": "verified on every replica", "repair": "healthy after repair"}
     out.print(f"{healthy} of {len(states)} artifacts {summary[action]}.")
+    if under:
+        out.print(f"{under} under-replicated: run `stratus storage repair` once their sites answer.")

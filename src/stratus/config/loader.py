@@ -133,9 +133,12 @@ def _check_sites(pipeline: Pipeline, platform: Platform, located: Located) -> No
         check(dataset.site, ("datasets", name, "site"))
         for i, site in enumerate(dataset.replicas):
             check(site, ("datasets", name, "replicas", i))
+    if pipeline.replicate is not None:
+        for i, site in enumerate(pipeline.replicate.sites):
+            check(site, _replicate_item(located, ("replicate",), i))
     for name, step in pipeline.steps.items():
-        for i, site in enumerate(step.replicate):
-            check(site, ("steps", name, "replicate", i))
+        for i, site in enumerate(step.replicate.sites):
+            check(site, _replicate_item(located, ("steps", name, "replicate"), i))
         for i, site in enumerate(step.constraints.sites):
             check(site, ("steps", name, "constraints", "sites", i))
         if isinstance(step.sites, list):
@@ -146,3 +149,8 @@ def _check_sites(pipeline: Pipeline, platform: Platform, located: Located) -> No
                 ("steps", name, "sites"),
                 f"asks for {step.sites} sites; the platform has {len(platform.sites)}: {known}",
             )
+
+
+def _replicate_item(located: Located, base: tuple[str | int, ...], i: int) -> tuple[str | int, ...]:
+    """Where the i-th replica site is written: ``replicate: [a, b]`` or ``replicate: {sites: [a, b]}``."""
+    return (*base, i) if (*base, i) in located.positions else (*base, "sites", i)

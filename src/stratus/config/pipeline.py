@@ -23,6 +23,7 @@ __all__ = [
     "OutputSpec",
     "Pipeline",
     "RegisterSpec",
+    "ReplicateSpec",
     "Resources",
     "Step",
     "StepKind",
@@ -114,6 +115,41 @@ class Constraints(StrictModel):
 StepKind = Literal["single", "distributed", "federated"]
 
 
+class ReplicateSpec(StrictModel):
+    """Sites that must hold a step's outputs, and how many of them a write needs before it counts.
+
+    ``replicate: [a, b]`` is short for ``replicate: {sites: [a, b]}`` (every listed site, as before).
+    With ``min: N`` a write is acknowledged once N listed sites hold verified bytes; the others are
+    recorded *pending* and written by ``stratus storage repair`` (or the next run) once they answer. The
+    step's own site, when not listed, always holds its outputs and does not count towards ``min``.
+    """
+
+    sites: list[str] = Field(default_factory=list, description="sites that must hold every output")
+    min: PositiveInt | None = Field(
+        default=None, description="listed sites that must hold verified bytes before the write counts"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"sites": value} if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _min_fits(self) -> ReplicateSpec:
+        listed = len(set(self.sites))
+        if self.min is not None and self.min > listed:
+            raise ValueError(
+                f"replicate.min is {self.min} but only {listed} distinct site(s) are listed; "
+                f"expected a number from 1 to {listed}"
+            )
+        return self
+
+    @property
+    def quorum(self) -> int:
+        """How many listed sites a write needs: ``min``, else all of them."""
+        return len(set(self.sites)) if self.min is None else self.min
+
+
 class RegisterSpec(StrictModel):
     """Register an output (an ONNX model) in the platform's model registry when the step succeeds."""
 
@@ -131,7 +167,10 @@ class Step(StrictModel):
     resources: Resources = Field(default_factory=Resources)
     estimated_hours: PositiveFloat = 1.0
     spot: bool = False
-    replicate: list[str] = Field(default_factory=list, description="sites that must hold every output")
+    replicate: ReplicateSpec = Field(
+        default_factory=ReplicateSpec,
+        description="sites that must hold every output: [a, b], or {sites: [a, b], min: 1} for a quorum",
+    )
     constraints: Constraints = Field(default_factory=Constraints)
     declassify: bool = Field(default=False, description="outputs carry no residency (e.g. only aggregates)")
     params: dict[str, Any] = Field(default_factory=dict, description="passed to the step as ctx.params")
@@ -198,5 +237,17 @@ class Pipeline(StrictModel):
 
     name: str = Field(pattern=_NAME)
     tags: dict[str, str] = Field(default_factory=dict)
+    replicate: ReplicateSpec | None = Field(
+        default=None, description="the `replicate` of every step that does not set its own"
+    )
     datasets: dict[Name, DatasetSpec] = Field(default_factory=dict)
     steps: dict[Name, Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _inherit_replicate(self) -> Pipeline:
+        # Applied here, once, so the planner and the runner read one field (`step.replicate`) and agree.
+        if self.replicate is not None:
+            for name, step in self.steps.items():
+                if "replicate" not in step.model_fields_set:
+                    self.steps[name] = step.model_copy(update={"replicate": self.replicate})
+        return self

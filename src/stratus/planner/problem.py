@@ -153,7 +153,7 @@ def _flows(
         flows.append(Flow(key, None, origin, dataset.size_gb, tuple(readers.get(key, ())), replicas))
     for name in steps:
         step = pipeline.steps[name]
-        replicas = tuple(dict.fromkeys(site_index[s] for s in step.replicate))
+        replicas = tuple(dict.fromkeys(site_index[s] for s in step.replicate.sites))
         for output, spec in step.outputs.items():
             key = f"{name}.{output}"
             flows.append(
@@ -182,7 +182,7 @@ def _check_residency_of_copies(
             check(f"dataset:{name}", site, "dataset location")
     for step_name, step in pipeline.steps.items():
         for output in step.outputs:
-            for site in step.replicate:
+            for site in step.replicate.sites:
                 check(f"{step_name}.{output}", site, f"steps.{step_name}.replicate")
     if problems:
         lines = [m for per_site in problems.values() for ms in per_site.values() for m in ms]

@@ -98,15 +98,16 @@ def execute_step(
             if result.failure == "cancelled":
                 kind = "cancelled"
             return fail(kind, f"{result.error} (log: {result.log_path})", result)
-        targets = ", ".join(dict.fromkeys([site, *step.replicate]))
+        targets = ", ".join(dict.fromkeys([site, *step.replicate.sites]))
         state("publishing", f"writing {len(step.outputs)} output(s) to {targets}")
         outputs = {
             out: ctx.data.publish(
                 path,
-                [site, *step.replicate],
+                [site, *step.replicate.sites],
                 artifact=f"{name}.{out}",
                 step=name,
                 residency=ctx.residency.get(f"{name}.{out}", frozenset()),
+                min_replicas=step.replicate.min,
             )
             for out, path in produced.items()
         }

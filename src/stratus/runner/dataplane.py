@@ -7,7 +7,7 @@ verified only once its bytes are known good, so the manifest never claims a copy
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +16,16 @@ from stratus.errors import StorageError
 from stratus.runner.billing import Biller
 from stratus.runner.placement import Placer
 from stratus.state import Repository, utcnow
-from stratus.storage import SiteStore, copy_object, dual_write, hash_file, pack_dir, unpack
+from stratus.storage import (
+    DEFAULT_PROBE_TIMEOUT_S,
+    SiteStore,
+    copy_object,
+    hash_file,
+    pack_dir,
+    probe_all,
+    quorum_write,
+    unpack,
+)
 
 __all__ = ["DataPlane", "Written"]
 
@@ -45,6 +54,10 @@ class DataPlane:
         self.placer = placer
         self.biller = biller
         self.written: list[Written] = []
+        #: Each write first probes its stores this long, so a dead site is skipped (pending) at once.
+        self.probe_timeout_s: float | None = DEFAULT_PROBE_TIMEOUT_S
+        #: Told about every replica left pending (the runner turns these into run notes).
+        self.on_note: Callable[[str], None] | None = None
         self._guard = threading.Lock()
         self._copying: dict[tuple[str, str], threading.Lock] = {}
 
@@ -109,6 +122,48 @@ class DataPlane:
         assert failure is not None
         raise failure
 
+    def ensure_replicas(
+        self,
+        sha256: str,
+        sites: Sequence[str],
+        *,
+        min_replicas: int | None,
+        artifact: str,
+        step: str | None,
+        residency: frozenset[str],
+    ) -> None:
+        """Make the listed ``sites`` hold bytes already stored elsewhere (a reused step's outputs).
+
+        The same quorum as a fresh write: sites that cannot be written are recorded pending as long as
+        ``min_replicas`` of them (default: all) hold verified bytes; below that, the first failure raises.
+        """
+        listed = list(dict.fromkeys(sites))
+        if not listed:
+            return
+        health = probe_all([self.stores[s] for s in listed], self.probe_timeout_s or DEFAULT_PROBE_TIMEOUT_S)
+        failures: dict[str, StorageError] = {}
+        for site in listed:
+            if not health[site].reachable:
+                failures[site] = self.stores[site].error(f"unreachable ({health[site].detail})")
+                continue
+            try:
+                self.ensure_at(
+                    sha256,
+                    site,
+                    artifact=artifact,
+                    step=step,
+                    reason="replica (dual-write)",
+                    residency=residency,
+                )
+            except StorageError as exc:
+                failures[site] = exc
+        need = len(listed) if min_replicas is None else min_replicas
+        if len(listed) - len(failures) < need:
+            raise next(iter(failures.values()))
+        for site, failure in failures.items():
+            if self.repo.mark_pending(sha256, site) and self.on_note is not None:
+                self.on_note(f"{artifact}: replica at {site} pending ({failure.detail})")
+
     def fetch(self, sha256: str, site: str, dest: Path) -> Path:
         """Bring the bytes from ``site``'s store to ``dest`` (a packed folder is unpacked there)."""
         store = self.stores[site]
@@ -130,15 +185,30 @@ class DataPlane:
         artifact: str,
         step: str | None,
         residency: frozenset[str],
+        min_replicas: int | None = None,
     ) -> str:
-        """Dual-write ``local`` to ``sites`` (first is the producer's); return its hash once all verify."""
+        """Write ``local`` to ``sites`` (first is the producer's); return its hash once a quorum verifies.
+
+        ``min_replicas`` counts the other listed sites (default: all of them). The producer's own site
+        must hold the bytes unless it is itself listed again, where it counts like any other. Sites that
+        could not be written are recorded pending, never verified, and reported through ``on_note``.
+        """
         is_dir = local.is_dir()
         path = pack_dir(local, local.with_name(f".{local.name}.tar")) if is_dir else local
+        producer, listed = sites[0], list(dict.fromkeys(sites[1:]))
         stores = [self.stores[s] for s in dict.fromkeys(sites)]
+        quorum = len(listed) if min_replicas is None else min_replicas
+        must = () if producer in listed else (producer,)
         sha = hash_file(path)
         size = path.stat().st_size
-        held = {store.site: _holds(store, sha, size) for store in stores}
-        info = dual_write(path, stores, residency)
+        # Probe first: asking a dead store whether it already holds the bytes would cost an SDK's retries.
+        health = probe_all(stores, self.probe_timeout_s) if self.probe_timeout_s is not None else {}
+        live = [store for store in stores if store.site not in health or health[store.site].reachable]
+        held = {store.site: _holds(store, sha, size) for store in live}
+        result = quorum_write(
+            path, stores, residency, min_held=quorum + len(must), must_hold=must, health=health
+        )
+        info = result.info
         self.repo.add_artifact(
             info.sha256,
             size_bytes=info.size_bytes,
@@ -147,22 +217,19 @@ class DataPlane:
             run_id=self.run_id,
             residency=",".join(sorted(residency)) or None,
         )
-        primary = stores[0].site
-        for store in stores:
-            self.repo.set_replica(info.sha256, store.site, "verified")
-            if not held[store.site]:
-                self.written.append(
-                    Written(info.sha256, store.site, artifact, info.size_bytes, utcnow(), step)
+        for site, why in result.failed.items():
+            if self.repo.mark_pending(info.sha256, site) and self.on_note is not None:
+                self.on_note(
+                    f"{artifact}: replica at {site} pending ({why}); written once the site answers "
+                    "(`stratus storage repair`, or the next run)"
                 )
-                if store.site != primary:
+        for site in result.held:
+            self.repo.set_replica(info.sha256, site, "verified")
+            if not held.get(site):
+                self.written.append(Written(info.sha256, site, artifact, info.size_bytes, utcnow(), step))
+                if site != producer:
                     self._record_copy(
-                        info.sha256,
-                        artifact,
-                        primary,
-                        store.site,
-                        info.size_bytes,
-                        "replica (dual-write)",
-                        step,
+                        info.sha256, artifact, producer, site, info.size_bytes, "replica (dual-write)", step
                     )
         return info.sha256
 

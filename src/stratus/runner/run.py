@@ -27,6 +27,7 @@ from stratus.runner.dataplane import DataPlane
 from stratus.runner.datasets import bind_datasets, make_keys
 from stratus.runner.events import EventSink, RunEvent
 from stratus.runner.placement import Placer
+from stratus.runner.replicas import RepairLedger, complete_pending, pending_notes
 from stratus.runner.report import RunReport, build_report
 from stratus.runner.scheduler import Scheduler
 from stratus.state import DONE, Database, Repository, RunStatus, open_database, state_dir, state_url, utcnow
@@ -54,8 +55,12 @@ def run(
     faults: Faults | None = None,
     retry: RetryPolicy | None = None,
     files: Mapping[str, str] | None = None,
+    repair: bool = True,
 ) -> RunReport:
     """Execute ``pipeline`` on ``platform`` and return its report (also when it failed).
+
+    With ``repair`` (the default) the run first writes replicas that earlier quorum writes left pending,
+    at every site that answers again (billed to this run), and says what it did in the run's notes.
 
     Raises ConfigError (a step's module is missing), PlanError (nothing feasible) or RunError (unknown
     ``resume`` id, another pipeline's run) before anything executes.
@@ -87,6 +92,11 @@ def run(
         faults=faults or Faults(),
         retry=retry or RetryPolicy(),
     )
+    ctx.data.on_note = lambda message: ctx.emit(RunEvent("note", message))
+    if repair:
+        ledger = RepairLedger(platform, placer.egress_usd_per_gb, run_id, pipeline.tags)
+        for note in pending_notes(*complete_pending(repo, sites.stores, ledger=ledger)):
+            ctx.emit(RunEvent("note", note))
     done = {a.step: a.site for a in repo.attempts(run_id) if a.status in DONE and a.step in pipeline.steps}
     plan = placer.plan(pinned=done)
     if resume is None:
@@ -181,6 +191,7 @@ def run_file(
     on_event: EventSink | None = None,
     faults: Faults | None = None,
     retry: RetryPolicy | None = None,
+    repair: bool = True,
 ) -> RunReport:
     """Run a pipeline file: the platform defaults to ``stratus.yaml`` beside it, state to ``.stratus/``.
 
@@ -207,5 +218,6 @@ def run_file(
         on_event=on_event,
         faults=faults,
         retry=retry,
+        repair=repair,
         files={"pipeline": str(pipeline_path.resolve()), "platform": str(platform_path.resolve())},
     )

@@ -127,15 +127,14 @@ class Scheduler:
                 continue
             try:
                 for out, sha in outputs.items():
-                    for site in step.replicate:
-                        ctx.data.ensure_at(
-                            sha,
-                            site,
-                            artifact=f"{name}.{out}",
-                            step=name,
-                            reason="replica (dual-write)",
-                            residency=ctx.residency.get(f"{name}.{out}", frozenset()),
-                        )
+                    ctx.data.ensure_replicas(
+                        sha,
+                        step.replicate.sites,
+                        min_replicas=step.replicate.min,
+                        artifact=f"{name}.{out}",
+                        step=name,
+                        residency=ctx.residency.get(f"{name}.{out}", frozenset()),
+                    )
             except StorageError:
                 continue  # cannot honour `replicate` from the cached copy: run the step instead
             ctx.repo.record_cached(

@@ -291,6 +291,38 @@ class Repository:
                     .values(status=status, checked_at=utcnow())
                 )
 
+    def mark_pending(self, sha256: str, site: str) -> bool:
+        """Record that ``site`` should hold ``sha256`` but does not yet (its write was deferred).
+
+        A replica already recorded verified stays verified: a failed write proves nothing about bytes an
+        earlier check found there. Returns whether the replica is now pending.
+        """
+        try:
+            with self.db.session() as session, session.begin():
+                row = session.get(ReplicaRow, (sha256, site))
+                if row is None:
+                    session.add(ReplicaRow(sha256=sha256, site=site, status="pending", checked_at=utcnow()))
+                    return True
+                if row.status == "verified":
+                    return False
+                row.status, row.checked_at = "pending", utcnow()
+                return True
+        except IntegrityError:  # inserted by another thread in between: retry against its row
+            return self.mark_pending(sha256, site)
+
+    def pending(self) -> dict[str, list[str]]:
+        """Replicas still to be written, sha256 → sites, oldest artifact first."""
+        with self.db.session() as session:
+            query = (
+                select(ReplicaRow.sha256, ReplicaRow.site)
+                .where(ReplicaRow.status == "pending")
+                .order_by(ReplicaRow.checked_at, ReplicaRow.site)
+            )
+            found: dict[str, list[str]] = {}
+            for sha, site in session.execute(query):
+                found.setdefault(sha, []).append(site)
+            return found
+
     def replicas(self, sha256: str) -> dict[str, str]:
         """Site → replica status for one artifact."""
         with self.db.session() as session:
