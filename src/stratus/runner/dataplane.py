@@ -7,7 +7,7 @@ verified only once its bytes are known good, so the manifest never claims a copy
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +17,7 @@ from stratus.runner.billing import Biller
 from stratus.runner.placement import Placer
 from stratus.state import Repository, utcnow
 from stratus.storage import SiteStore, copy_object, dual_write, hash_file, pack_dir, unpack
+from stratus.storage.transfer import IntegrityError
 
 __all__ = ["DataPlane", "Written"]
 
@@ -108,6 +109,51 @@ class DataPlane:
             return moved
         assert failure is not None
         raise failure
+
+    def stage(
+        self,
+        sha256: str,
+        site: str,
+        dest: Path,
+        *,
+        artifact: str,
+        step: str | None,
+        reason: str,
+        residency: frozenset[str],
+        note: Callable[[str], None],
+    ) -> Path:
+        """Make ``site`` hold verified bytes of ``sha256`` and fetch them to ``dest``.
+
+        The fetch re-hashes what it reads. A replica at ``site`` that fails that check is not the site
+        failing (moving the step elsewhere would not help, and may be impossible under residency): it
+        is marked corrupt, replaced from another verified holder, and fetched again, and ``note`` says so.
+        """
+
+        def ensure() -> None:
+            self.ensure_at(sha256, site, artifact=artifact, step=step, reason=reason, residency=residency)
+
+        ensure()
+        try:
+            return self.fetch(sha256, site, dest)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+            mismatch = exc.detail
+        self.repo.set_replica(sha256, site, "corrupt")
+        note(
+            f"{artifact}: the replica at {site} is corrupt ({mismatch}); "
+            "marked corrupt, fetching a verified replica from another site"
+        )
+        try:
+            ensure()
+        except StorageError as exc:
+            raise StorageError(
+                f"the replica of {artifact} at {site} is corrupt ({mismatch}), and it cannot be replaced: "
+                f"{exc.detail}",
+                site=exc.site,
+                url=exc.url,
+            ) from exc
+        return self.fetch(sha256, site, dest)
 
     def fetch(self, sha256: str, site: str, dest: Path) -> Path:
         """Bring the bytes from ``site``'s store to ``dest`` (a packed folder is unpacked there)."""

@@ -1,0 +1,90 @@
+"""Replicas the manifest calls verified are correct: reruns heal corrupt copies, consumers route around them.
+
+Corruption is written straight into a site's object file, as bit rot or a bad disk would; everything else
+is the CLI as a user runs it (``stratus run`` and ``stratus storage`` in subprocesses).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.run_world import object_path, one_json, pipeline, stratus_cli, write_world
+from tests.run_world import storage_json as storage
+
+pytestmark = pytest.mark.slow  # each test runs the pipeline two or three times (a dozen worker processes)
+
+
+def run(world: Path) -> tuple[int, dict[str, Any], str]:
+    result = stratus_cli("run", world, "--json", cwd=world.parent)
+    return result.returncode, one_json(result.stdout), result.stderr
+
+
+def artifact(payload: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [a for a in payload["artifacts"] if a["name"] == name]
+    return found
+
+
+def flip_first_byte(path: Path) -> bytes:
+    """Corrupt the object in place, keeping its size; returns the good bytes."""
+    good = path.read_bytes()
+    path.write_bytes(bytes([good[0] ^ 0x01]) + good[1:])
+    return good
+
+
+def test_a_rerun_replaces_a_corrupt_single_replica_instead_of_marking_it_verified(tmp_path: Path) -> None:
+    world = write_world(tmp_path)
+    code, first, err = run(world)
+    assert code == 0, err
+    total = artifact(first, "total.sum")
+    assert total["replicas"] == ["cheap"]  # the only copy
+    path = object_path(world, "cheap", total["sha256"])
+    good = flip_first_byte(path)
+
+    code, checked = storage(world, "verify")
+    assert code == 1
+    [row] = [a for a in checked["artifacts"] if "total.sum" in a["names"]]
+    assert row["replicas"] == {"cheap": "corrupt"}
+
+    code, second, err = run(world)
+    assert code == 0, err
+    assert [(s["step"], s["status"]) for s in second["steps"]] == [
+        ("square", "cached"),
+        ("total", "succeeded"),  # its output's only replica was corrupt: the step ran again
+        ("evens", "cached"),
+        ("combine", "cached"),
+    ]
+    assert path.read_bytes() == good  # the publish wrote over the corrupt copy
+    code, checked = storage(world, "verify")
+    assert code == 0, checked
+    assert checked["unhealthy"] == 0
+
+
+def test_a_corrupt_input_at_the_consumers_site_is_replaced_from_a_verified_replica(tmp_path: Path) -> None:
+    def spec(variant: int) -> dict[str, Any]:
+        # `total` may only run at `cheap`: failing over to another site is no way out of a bad replica.
+        pinned = {"params": {"sleep": 0, "variant": variant}, "constraints": {"sites": ["cheap"]}}
+        return pipeline(total=pinned)
+
+    world = write_world(tmp_path, pipeline_spec=spec(1))
+    code, first, err = run(world)
+    assert code == 0, err
+    squares = artifact(first, "square.squares")
+    assert squares["replicas"] == ["cheap", "vault"]
+    flip_first_byte(object_path(world, "cheap", squares["sha256"]))
+
+    write_world(tmp_path, pipeline_spec=spec(2))  # a new param: `total` runs again and reads squares
+    code, second, err = run(world)
+    assert code == 0, err
+    assert [(s["step"], s["status"], s["site"]) for s in second["steps"]][:2] == [
+        ("square", "cached", "cheap"),
+        ("total", "succeeded", "cheap"),
+    ]
+    sha = squares["sha256"]
+    assert f"square.squares: the replica at cheap is corrupt (hash mismatch fetching {sha}" in err
+    assert "marked corrupt, fetching a verified replica from another site" in err
+    assert artifact(second, "square.squares")["replicas"] == ["cheap", "vault"]
+    code, checked = storage(world, "verify")
+    assert code == 0, checked
