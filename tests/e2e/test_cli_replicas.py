@@ -6,12 +6,16 @@ is the CLI as a user runs it (``stratus run`` and ``stratus storage`` in subproc
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.run_world import object_path, one_json, pipeline, stratus_cli, write_world
+from tests.run_world import cli_env, object_path, one_json, pipeline, stratus_cli, write_world
 from tests.run_world import storage_json as storage
 
 pytestmark = pytest.mark.slow  # each test runs the pipeline two or three times (a dozen worker processes)
@@ -88,3 +92,67 @@ def test_a_corrupt_input_at_the_consumers_site_is_replaced_from_a_verified_repli
     assert artifact(second, "square.squares")["replicas"] == ["cheap", "vault"]
     code, checked = storage(world, "verify")
     assert code == 0, checked
+
+
+# A writer that stages part of an object in a store's tmp/ and then waits (for stdin, or a kill -9).
+WRITER = """
+import sys
+from stratus.storage import open_store
+from stratus.storage.store import run
+
+store = open_store("cheap", sys.argv[1])
+
+
+async def stage():
+    upload = await store.backend.start_upload(store.key("0" * 64))
+    await upload.part(1, b"half an object")
+    return upload
+
+
+upload = run(stage)
+print("staged", flush=True)
+sys.stdin.read()
+"""
+
+
+def start_writer(root: Path) -> subprocess.Popen[str]:
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, f"file://{root}"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    assert writer.stdout is not None
+    assert writer.stdout.readline() == "staged\n"
+    return writer
+
+
+def test_staging_files_of_killed_writers_are_swept_and_a_live_writers_file_is_kept(tmp_path: Path) -> None:
+    world = write_world(tmp_path)
+    root = tmp_path / "sites" / "cheap"
+    dead, live = start_writer(root), start_writer(root)
+    try:
+        dead.kill()  # SIGKILL: the writer gets no chance to clean up
+        dead.wait(timeout=30)
+        staged = {path.name for path in (root / "tmp").iterdir()}
+        assert len(staged) == 2
+        assert all(name.endswith(".part") for name in staged)
+        an_hour_ago = time.time() - 3600  # both files look abandoned by age alone
+        for path in (root / "tmp").iterdir():
+            os.utime(path, (an_hour_ago, an_hour_ago))
+
+        code, _, err = run(world)
+        assert code == 0, err
+        [kept] = list((root / "tmp").iterdir())  # the run swept the dead writer's file before writing
+        live.kill()
+        live.wait(timeout=30)
+        os.utime(kept, (an_hour_ago, an_hour_ago))
+        code, repaired = storage(world, "repair")
+        assert code == 0, repaired
+        assert repaired["swept"] == {"cheap": 1, "backup": 0, "vault": 0}
+        assert list((root / "tmp").iterdir()) == []
+    finally:
+        for writer in (dead, live):
+            writer.kill()
+            writer.wait(timeout=30)

@@ -15,7 +15,7 @@ from stratus.cli.output import console, print_json
 from stratus.config import load_platform, resolve_platform_path
 from stratus.errors import ConfigError
 from stratus.runner.context import open_stores
-from stratus.runner.replicas import ArtifactState, inventory, repair_all, verify_all
+from stratus.runner.replicas import ArtifactState, inventory, repair_all, sweep_all, verify_all
 from stratus.state import Repository, open_database, state_url
 from stratus.storage import SiteStore
 
@@ -82,7 +82,7 @@ def _check(
 ) -> None:
     repo, stores = _open(platform, site, url)
     states = (verify_all if action == "verify" else repair_all)(repo, stores, site)
-    _show(action, states, as_json)
+    _show(action, states, as_json, sweep_all(stores, site) if action == "repair" else None)
     if not all(s.healthy for s in states):
         sys.exit(1)
 
@@ -98,19 +98,23 @@ def _open(
     return Repository(open_database(state_url(platform_file, url))), stores
 
 
-def _show(action: str, states: list[ArtifactState], as_json: bool) -> None:
+def _show(
+    action: str, states: list[ArtifactState], as_json: bool, swept: dict[str, int] | None = None
+) -> None:
     healthy = sum(1 for s in states if s.healthy)
     if as_json:
-        print_json(
-            {
-                "action": action,
-                "artifacts": [s.to_json() for s in states],
-                "healthy": healthy,
-                "unhealthy": len(states) - healthy,
-            }
-        )
+        payload = {
+            "action": action,
+            "artifacts": [s.to_json() for s in states],
+            "healthy": healthy,
+            "unhealthy": len(states) - healthy,
+        }
+        print_json(payload if swept is None else {**payload, "swept": swept})
         return
     out = console()
+    if swept and sum(swept.values()):
+        where = ", ".join(f"{escape(site)}: {n}" for site, n in sorted(swept.items()) if n)
+        out.print(f"Removed {sum(swept.values())} staging file(s) that killed writers left ({where}).")
     if not states:
         out.print("No artifacts recorded yet: run a pipeline first (stratus run PIPELINE).")
         return

@@ -6,6 +6,7 @@ verified only once its bytes are known good, so the manifest never claims a copy
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class DataPlane:
         self.written: list[Written] = []
         self._guard = threading.Lock()
         self._copying: dict[tuple[str, str], threading.Lock] = {}
+        self._swept: set[str] = set()
 
     def ensure_at(
         self,
@@ -94,6 +96,7 @@ class DataPlane:
                 f"no site holds a verified copy of {artifact} ({sha256}) to copy to {site}; "
                 "run `stratus storage repair`, or rerun the step that produced it"
             )
+        self._sweep_once(dst)
         failure: StorageError | None = None
         for holder in holders:
             try:
@@ -183,6 +186,8 @@ class DataPlane:
         stores = [self.stores[s] for s in dict.fromkeys(sites)]
         sha = hash_file(path)
         size = path.stat().st_size
+        for store in stores:
+            self._sweep_once(store)
         held = {store.site: _holds(store, sha, size) for store in stores}
         info = dual_write(path, stores, residency)
         self.repo.add_artifact(
@@ -236,6 +241,19 @@ class DataPlane:
             usd_per_gb=self.placer.egress_usd_per_gb(from_site, to_site),
             at=utcnow(),
         )
+
+    def _sweep_once(self, store: SiteStore) -> None:
+        """Before this run first writes to a store, remove what killed writers left in its staging area.
+
+        Safe beside live writers (see :meth:`SiteStore.sweep`); a store that cannot be swept is left to the
+        write that follows, which reports the store's failure in its own words.
+        """
+        with self._guard:
+            if store.site in self._swept:
+                return
+            self._swept.add(store.site)
+        with contextlib.suppress(StorageError):
+            store.sweep()
 
     def _record_copy(
         self, sha256: str, artifact: str, src: str, dst: str, size: int, reason: str, step: str | None

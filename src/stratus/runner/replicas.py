@@ -15,7 +15,7 @@ from stratus.errors import StorageError
 from stratus.state import Repository
 from stratus.storage import SiteStore, repair, verify
 
-__all__ = ["ArtifactState", "inventory", "repair_all", "verify_all"]
+__all__ = ["ArtifactState", "inventory", "repair_all", "sweep_all", "verify_all"]
 
 
 @dataclass
@@ -115,3 +115,20 @@ def repair_all(
                     step=None,
                 )
     return states
+
+
+def sweep_all(stores: Mapping[str, SiteStore], site: str | None = None) -> dict[str, int]:
+    """Remove the staging debris killed writers left in every store (or ``site``'s); files removed per site.
+
+    Safe while runs write to the same stores (see :meth:`SiteStore.sweep`). A store that cannot be
+    reached is skipped: its artifacts' errors already name it.
+    """
+    removed: dict[str, int] = {}
+    for name, store in stores.items():
+        if site is not None and name != site:
+            continue
+        try:
+            removed[name] = store.sweep()
+        except StorageError:
+            continue
+    return removed

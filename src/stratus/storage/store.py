@@ -215,10 +215,15 @@ class SiteStore:
         with self.translating(f"opening {sha256}"):
             return self.backend.open_read(self.key(sha256))
 
-    def sweep(self, max_age_s: float = 3600.0) -> int:
-        """Remove staging debris older than ``max_age_s`` (temp files, orphaned multipart uploads)."""
+    def sweep(self, max_age_s: float | None = None) -> int:
+        """Remove staging debris older than ``max_age_s`` (temp files, orphaned multipart uploads).
+
+        The default is the backend's own ``debris_age_s``: safe while other processes write to the store
+        (a local writer's file is locked, so a minute suffices; an S3 upload only says when it began).
+        """
+        age = self.backend.debris_age_s if max_age_s is None else max_age_s
         with self.translating("sweeping staging debris"):
-            return run(lambda: self.backend.sweep(f"{self.root}/objects", self.tmp_prefix, max_age_s))
+            return run(lambda: self.backend.sweep(f"{self.root}/objects", self.tmp_prefix, age))
 
     def _require(self, sha256: str) -> int:
         found = self.info(sha256)
