@@ -156,3 +156,62 @@ def test_staging_files_of_killed_writers_are_swept_and_a_live_writers_file_is_ke
         for writer in (dead, live):
             writer.kill()
             writer.wait(timeout=30)
+
+
+def start_run(world: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """``stratus run`` in the background, its output to ``log``; returns it once it printed its run id."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "stratus", "run", str(world)],
+            cwd=world.parent,
+            env=cli_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if line.startswith("run ") and ": " in line:
+                return proc, line.split()[1].rstrip(":")
+        assert proc.poll() is None, log.read_text()
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"no run id within 60 s:\n{log.read_text()}")
+
+
+def slow_world(folder: Path) -> Path:
+    spec = pipeline(sleep=0.3)
+    spec["datasets"]["numbers"]["params"]["sleep"] = 3  # the first run is still going when the second starts
+    return write_world(folder, pipeline_spec=spec)
+
+
+def test_a_second_run_of_the_same_pipeline_waits_for_the_first_and_reuses_its_results(tmp_path: Path) -> None:
+    world = slow_world(tmp_path)
+    first, first_id = start_run(world, tmp_path / "first.log")
+    try:
+        code, second, err = run(world)
+        assert first.wait(timeout=120) == 0, (tmp_path / "first.log").read_text()
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    assert code == 0, err
+    assert [(s["step"], s["status"], s["cached_from"]) for s in second["steps"]] == [
+        (step, "cached", first_id) for step in ("square", "total", "evens", "combine")
+    ]
+    assert second["cost_usd"] == 0  # nothing ran twice, so nothing was billed twice
+    assert second["waited_for"] == first_id
+    waited = f"pipeline flow on this platform is in progress (run {first_id}, process {first.pid} on "
+    assert waited in " ".join(err.split())
+
+
+def test_a_run_lock_left_by_a_killed_run_is_taken_over(tmp_path: Path) -> None:
+    world = slow_world(tmp_path)
+    killed, killed_id = start_run(world, tmp_path / "killed.log")
+    killed.kill()  # SIGKILL while it holds the lock: it never releases it
+    killed.wait(timeout=30)
+    code, payload, err = run(world)
+    assert code == 0, err
+    assert payload["waited_for"] is None
+    took = f"took over the run lock of run {killed_id}, process {killed.pid} on "
+    assert took in " ".join(err.split())
+    assert "its process is gone or stopped renewing its lease" in " ".join(err.split())

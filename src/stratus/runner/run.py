@@ -6,14 +6,11 @@ every step already done in it and redoing only the attempts that were cut short.
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-
-import psutil
 
 from stratus.catalog import Catalog
 from stratus.config import Pipeline, Platform, load_pipeline, load_platform, resolve_platform_path
@@ -28,6 +25,7 @@ from stratus.runner.datasets import bind_datasets, make_keys
 from stratus.runner.events import EventSink, RunEvent
 from stratus.runner.placement import Placer
 from stratus.runner.report import RunReport, build_report
+from stratus.runner.runlock import acquire_run_lock, run_lock_name, runner_alive, runner_identity
 from stratus.runner.scheduler import Scheduler
 from stratus.state import DONE, Database, Repository, RunStatus, open_database, state_dir, state_url, utcnow
 
@@ -57,9 +55,56 @@ def run(
 ) -> RunReport:
     """Execute ``pipeline`` on ``platform`` and return its report (also when it failed).
 
-    Raises ConfigError (a step's module is missing), PlanError (nothing feasible) or RunError (unknown
-    ``resume`` id, another pipeline's run) before anything executes.
+    One run of a pipeline on a platform at a time (:mod:`.runlock`): while another holds it, this one
+    waits, says so, and then reuses whatever that run produced. Raises ConfigError (a step's module is
+    missing), PlanError (nothing feasible) or RunError (unknown ``resume`` id, another pipeline's run, a
+    run still being run) before anything executes.
     """
+    if resume is not None:
+        _check_resumable(Repository(db), pipeline, resume)
+
+    def note(message: str) -> None:
+        if on_event is not None:
+            on_event(RunEvent("note", message))
+
+    lock = acquire_run_lock(db, run_lock_name(pipeline, platform), pipeline.name, note)
+    try:
+        report = _run_locked(
+            pipeline,
+            platform,
+            db=db,
+            pipeline_dir=pipeline_dir,
+            platform_dir=platform_dir,
+            runs_dir=runs_dir,
+            catalog=catalog,
+            resume=resume,
+            objective=objective,
+            on_event=on_event,
+            faults=faults,
+            retry=retry,
+            files=files,
+        )
+    finally:
+        lock.release()
+    return replace(report, notes=(*lock.notes, *report.notes), waited_for=lock.waited_for)
+
+
+def _run_locked(
+    pipeline: Pipeline,
+    platform: Platform,
+    *,
+    db: Database,
+    pipeline_dir: Path,
+    platform_dir: Path,
+    runs_dir: Path,
+    catalog: Catalog | None,
+    resume: str | None,
+    objective: Objective,
+    on_event: EventSink | None,
+    faults: Faults | None,
+    retry: RetryPolicy | None,
+    files: Mapping[str, str] | None,
+) -> RunReport:
     repo = Repository(db)
     placer = Placer(pipeline, platform, catalog or Catalog.bundled(), objective)
     versions = {
@@ -128,7 +173,7 @@ def run(
 def _open_run(
     repo: Repository, pipeline: Pipeline, resume: str | None, objective: str, files: Mapping[str, str]
 ) -> tuple[str, int]:
-    me = f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time():.2f}"
+    me = runner_identity()
     if resume is None:
         run_id = new_run_id()
         repo.create_run(
@@ -140,6 +185,11 @@ def _open_run(
             runner=me,
         )
         return run_id, 0
+    _check_resumable(repo, pipeline, resume)
+    return resume, repo.reopen_run(resume, me)
+
+
+def _check_resumable(repo: Repository, pipeline: Pipeline, resume: str) -> None:
     row = repo.run(resume)
     if row is None:
         recent = ", ".join(r.id for r in repo.runs()[:5]) or "none yet"
@@ -148,27 +198,11 @@ def _open_run(
         raise RunError(
             f"run {resume!r} ran pipeline {row.pipeline!r}, not {pipeline.name!r}; pass that pipeline's file"
         )
-    if row.status == "running" and _alive(row.runner):
+    if row.status == "running" and runner_alive(row.runner):
         raise RunError(
             f"run {resume!r} is still being run by process {row.runner}; "
             "wait for it to finish, or stop it first, then resume"
         )
-    return resume, repo.reopen_run(resume, me)
-
-
-def _alive(runner: str | None) -> bool:
-    """Whether ``host:pid:started`` is still a live process here (another host's cannot be checked).
-
-    The start time guards against a recycled pid that now belongs to something else.
-    """
-    host, pid, started = [*(runner or "").split(":"), "", "", ""][:3]
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        process = psutil.Process(int(pid))
-        return process.status() != psutil.STATUS_ZOMBIE and f"{process.create_time():.2f}" == started
-    except psutil.Error:
-        return False
 
 
 def run_file(
