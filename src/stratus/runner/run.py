@@ -6,11 +6,14 @@ every step already done in it and redoing only the attempts that were cut short.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import ParamSpec
 
 from stratus.catalog import Catalog
 from stratus.config import Pipeline, Platform, load_pipeline, load_platform, resolve_platform_path
@@ -37,6 +40,39 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
+P = ParamSpec("P")
+
+
+def _one_at_a_time(body: Callable[P, RunReport]) -> Callable[P, RunReport]:
+    """Hold the pipeline's run lock (:mod:`.runlock`) around ``body``: a second run waits, then reuses.
+
+    A resume of a run that is still being run is refused at once rather than queued behind it.
+    """
+
+    @functools.wraps(body)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> RunReport:
+        given = inspect.signature(body).bind(*args, **kwargs).arguments
+        pipeline: Pipeline = given["pipeline"]
+        db: Database = given["db"]
+        on_event: EventSink | None = given.get("on_event")
+        if given.get("resume") is not None:
+            _check_resumable(Repository(db), pipeline, given["resume"])
+
+        def note(message: str) -> None:
+            if on_event is not None:
+                on_event(RunEvent("note", message))
+
+        lock = acquire_run_lock(db, run_lock_name(pipeline, given["platform"]), pipeline.name, note)
+        try:
+            report = body(*args, **kwargs)
+        finally:
+            lock.release()
+        return replace(report, notes=(*lock.notes, *report.notes), waited_for=lock.waited_for)
+
+    return locked
+
+
+@_one_at_a_time
 def run(
     pipeline: Pipeline,
     platform: Platform,
@@ -55,56 +91,11 @@ def run(
 ) -> RunReport:
     """Execute ``pipeline`` on ``platform`` and return its report (also when it failed).
 
-    One run of a pipeline on a platform at a time (:mod:`.runlock`): while another holds it, this one
-    waits, says so, and then reuses whatever that run produced. Raises ConfigError (a step's module is
+    One run of a pipeline on a platform at a time: while another holds the run lock, this one waits,
+    says so, and then reuses whatever that run produced. Raises ConfigError (a step's module is
     missing), PlanError (nothing feasible) or RunError (unknown ``resume`` id, another pipeline's run, a
     run still being run) before anything executes.
     """
-    if resume is not None:
-        _check_resumable(Repository(db), pipeline, resume)
-
-    def note(message: str) -> None:
-        if on_event is not None:
-            on_event(RunEvent("note", message))
-
-    lock = acquire_run_lock(db, run_lock_name(pipeline, platform), pipeline.name, note)
-    try:
-        report = _run_locked(
-            pipeline,
-            platform,
-            db=db,
-            pipeline_dir=pipeline_dir,
-            platform_dir=platform_dir,
-            runs_dir=runs_dir,
-            catalog=catalog,
-            resume=resume,
-            objective=objective,
-            on_event=on_event,
-            faults=faults,
-            retry=retry,
-            files=files,
-        )
-    finally:
-        lock.release()
-    return replace(report, notes=(*lock.notes, *report.notes), waited_for=lock.waited_for)
-
-
-def _run_locked(
-    pipeline: Pipeline,
-    platform: Platform,
-    *,
-    db: Database,
-    pipeline_dir: Path,
-    platform_dir: Path,
-    runs_dir: Path,
-    catalog: Catalog | None,
-    resume: str | None,
-    objective: Objective,
-    on_event: EventSink | None,
-    faults: Faults | None,
-    retry: RetryPolicy | None,
-    files: Mapping[str, str] | None,
-) -> RunReport:
     repo = Repository(db)
     placer = Placer(pipeline, platform, catalog or Catalog.bundled(), objective)
     versions = {
