@@ -181,3 +181,14 @@ def one_json(stdout: str) -> dict[str, Any]:
     assert stdout.lstrip()[end:].strip() == "", f"more than one JSON value on stdout:\n{stdout}"
     assert isinstance(payload, dict)
     return payload
+
+
+def storage_json(world: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    """``stratus storage ARGS --json`` beside ``world``'s platform file: exit code and the JSON object."""
+    result = stratus_cli("storage", *args, "--json", cwd=world.parent)
+    return result.returncode, one_json(result.stdout)
+
+
+def object_path(world: Path, site: str, sha: str) -> Path:
+    """Where a local site of the world keeps an object (to corrupt or delete it as a disk would)."""
+    return world.parent / "sites" / site / "objects" / "sha256" / sha[:2] / sha

@@ -24,7 +24,8 @@ def first(world: Path) -> tuple[dict[str, Any], str]:
 
 def test_json_is_one_object_with_the_documented_shape(first: tuple[dict[str, Any], str]) -> None:
     payload, _ = first
-    assert list(payload) == ["run_id", "status", "steps", "artifacts", "cost_usd"]
+    assert list(payload) == ["run_id", "status", "steps", "artifacts", "cost_usd", "waited_for"]
+    assert payload["waited_for"] is None
     assert payload["status"] == "succeeded"
     assert isinstance(payload["cost_usd"], float)
     assert payload["cost_usd"] > 0

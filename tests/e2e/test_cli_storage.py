@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.run_world import one_json, stratus_cli, write_world
+from tests.run_world import object_path, stratus_cli, write_world
+from tests.run_world import storage_json as storage
 
 
 @pytest.fixture(scope="module")
@@ -16,15 +17,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = stratus_cli("run", world, "--json", cwd=world.parent)
     assert result.returncode == 0, result.stderr
     return world
-
-
-def storage(world: Path, *args: str) -> tuple[int, dict[str, Any]]:
-    result = stratus_cli("storage", *args, "--json", cwd=world.parent)
-    return result.returncode, one_json(result.stdout)
-
-
-def object_path(world: Path, site: str, sha: str) -> Path:
-    return world.parent / "sites" / site / "objects" / "sha256" / sha[:2] / sha
 
 
 def by_name(payload: dict[str, Any], name: str) -> dict[str, Any]:

@@ -181,6 +181,34 @@ def test_fetch_detects_corruption(kind: str, stores: Stores, tmp_path: Path) -> 
     assert store.rehash(sha) != sha
 
 
+def test_publish_and_copy_write_over_a_corrupt_copy_of_the_same_size(
+    kind: str, stores: Stores, tmp_path: Path
+) -> None:
+    """A size check cannot tell bit rot from a copy: neither a publish nor a copy may skip over it."""
+    src, dst = stores.open(kind, "src"), stores.open(kind, "dst")  # same endpoint: S3 copies server-side
+    local, sha = _blob(tmp_path, 300_000)
+    good = local.read_bytes()
+    rotten = bytes([good[0] ^ 0x01]) + good[1:]
+    src.publish(local)
+    stores.raw_write(kind, src, sha, rotten)
+    assert src.has(sha, 300_000)  # present and of the right size: only a re-read tells
+    assert src.publish(local).sha256 == sha
+    assert src.rehash(sha) == sha, f"publishing over a corrupt copy at {src.url} kept it"
+    assert src.holds(sha, 300_000)
+
+    dst.publish(local)
+    stores.raw_write(kind, dst, sha, rotten)
+    assert copy_object(sha, src, dst) == 300_000, "a corrupt copy at the destination is no copy"
+    assert dst.rehash(sha) == sha
+    assert copy_object(sha, src, dst) == 0
+
+    stores.raw_write(kind, src, sha, rotten)  # now the source is rotten: nothing may land at dst
+    dst.remove(sha)
+    with pytest.raises(StorageError, match=f"site src .*stored bytes of {sha} do not match their address"):
+        copy_object(sha, src, dst)
+    assert not dst.has(sha), f"{dst.url} holds the rotten bytes of {sha}"
+
+
 @pytest.mark.parametrize(("src_kind", "dst_kind"), list(itertools.product(KINDS, KINDS)))
 def test_copy_between_backends(src_kind: str, dst_kind: str, stores: Stores, tmp_path: Path) -> None:
     src, dst = stores.open(src_kind, "src"), stores.open(dst_kind, "dst")

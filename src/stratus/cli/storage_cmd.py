@@ -16,7 +16,7 @@ from stratus.cli.output import console, print_json
 from stratus.config import load_platform, resolve_platform_path
 from stratus.errors import ConfigError
 from stratus.runner.context import open_stores
-from stratus.runner.replicas import ArtifactState, RepairLedger, inventory, repair_all, verify_all
+from stratus.runner.replicas import ArtifactState, RepairLedger, inventory, repair_all, sweep_all, verify_all
 from stratus.state import Repository, open_database, state_dir, state_url
 from stratus.storage import DEFAULT_PROBE_TIMEOUT_S, SiteStore
 
@@ -113,7 +113,7 @@ def _check(
             load_platform(platform_file), Catalog.load(state_dir(platform_file) / "catalog")
         )
         states = repair_all(repo, stores, site, timeout_s=timeout_s, ledger=ledger, down=down)
-    _show(action, states, as_json, down)
+    _show(action, states, as_json, down, sweep_all(stores, site) if action == "repair" else None)
     if any(s.error or s.under_replicated for s in states):
         sys.exit(1)
     if down:
@@ -131,24 +131,32 @@ def _open(
     return Repository(open_database(state_url(platform_file, url))), stores
 
 
-def _show(action: str, states: list[ArtifactState], as_json: bool, down: dict[str, str]) -> None:
+def _show(
+    action: str,
+    states: list[ArtifactState],
+    as_json: bool,
+    down: dict[str, str],
+    swept: dict[str, int] | None = None,
+) -> None:
     healthy = sum(1 for s in states if s.healthy)
     under = sum(1 for s in states if s.under_replicated)
     if as_json:
-        print_json(
-            {
-                "action": action,
-                "artifacts": [s.to_json() for s in states],
-                "healthy": healthy,
-                "unhealthy": len(states) - healthy,
-                "under_replicated": under,
-                "unreachable_sites": dict(sorted(down.items())),
-            }
-        )
+        payload = {
+            "action": action,
+            "artifacts": [s.to_json() for s in states],
+            "healthy": healthy,
+            "unhealthy": len(states) - healthy,
+            "under_replicated": under,
+            "unreachable_sites": dict(sorted(down.items())),
+        }
+        print_json(payload if swept is None else {**payload, "swept": swept})
         return
     out = console()
     for name, why in sorted(down.items()):
         out.print(f"[yellow]site {escape(name)} is unreachable: {escape(why)}[/]", soft_wrap=True)
+    if swept and sum(swept.values()):
+        where = ", ".join(f"{escape(site)}: {n}" for site, n in sorted(swept.items()) if n)
+        out.print(f"Removed {sum(swept.values())} staging file(s) that killed writers left ({where}).")
     if not states:
         out.print("No artifacts recorded yet: run a pipeline first (stratus run PIPELINE).")
         return

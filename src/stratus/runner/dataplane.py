@@ -6,6 +6,7 @@ verified only once its bytes are known good, so the manifest never claims a copy
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from stratus.storage import (
     quorum_write,
     unpack,
 )
+from stratus.storage.transfer import IntegrityError
 
 __all__ = ["DataPlane", "Written"]
 
@@ -60,6 +62,7 @@ class DataPlane:
         self.on_note: Callable[[str], None] | None = None
         self._guard = threading.Lock()
         self._copying: dict[tuple[str, str], threading.Lock] = {}
+        self._swept: set[str] = set()
 
     def ensure_at(
         self,
@@ -106,6 +109,7 @@ class DataPlane:
                 f"no site holds a verified copy of {artifact} ({sha256}) to copy to {site}; "
                 "run `stratus storage repair`, or rerun the step that produced it"
             )
+        self._sweep_once(dst)
         failure: StorageError | None = None
         for holder in holders:
             try:
@@ -164,6 +168,51 @@ class DataPlane:
             if self.repo.mark_pending(sha256, site) and self.on_note is not None:
                 self.on_note(f"{artifact}: replica at {site} pending ({failure.detail})")
 
+    def stage(
+        self,
+        sha256: str,
+        site: str,
+        dest: Path,
+        *,
+        artifact: str,
+        step: str | None,
+        reason: str,
+        residency: frozenset[str],
+        note: Callable[[str], None],
+    ) -> Path:
+        """Make ``site`` hold verified bytes of ``sha256`` and fetch them to ``dest``.
+
+        The fetch re-hashes what it reads. A replica at ``site`` that fails that check is not the site
+        failing (moving the step elsewhere would not help, and may be impossible under residency): it
+        is marked corrupt, replaced from another verified holder, and fetched again, and ``note`` says so.
+        """
+
+        def ensure() -> None:
+            self.ensure_at(sha256, site, artifact=artifact, step=step, reason=reason, residency=residency)
+
+        ensure()
+        try:
+            return self.fetch(sha256, site, dest)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+            mismatch = exc.detail
+        self.repo.set_replica(sha256, site, "corrupt")
+        note(
+            f"{artifact}: the replica at {site} is corrupt ({mismatch}); "
+            "marked corrupt, fetching a verified replica from another site"
+        )
+        try:
+            ensure()
+        except StorageError as exc:
+            raise StorageError(
+                f"the replica of {artifact} at {site} is corrupt ({mismatch}), and it cannot be replaced: "
+                f"{exc.detail}",
+                site=exc.site,
+                url=exc.url,
+            ) from exc
+        return self.fetch(sha256, site, dest)
+
     def fetch(self, sha256: str, site: str, dest: Path) -> Path:
         """Bring the bytes from ``site``'s store to ``dest`` (a packed folder is unpacked there)."""
         store = self.stores[site]
@@ -204,6 +253,8 @@ class DataPlane:
         # Probe first: asking a dead store whether it already holds the bytes would cost an SDK's retries.
         health = probe_all(stores, self.probe_timeout_s) if self.probe_timeout_s is not None else {}
         live = [store for store in stores if store.site not in health or health[store.site].reachable]
+        for store in live:
+            self._sweep_once(store)
         held = {store.site: _holds(store, sha, size) for store in live}
         result = quorum_write(
             path, stores, residency, min_held=quorum + len(must), must_hold=must, health=health
@@ -257,6 +308,19 @@ class DataPlane:
             usd_per_gb=self.placer.egress_usd_per_gb(from_site, to_site),
             at=utcnow(),
         )
+
+    def _sweep_once(self, store: SiteStore) -> None:
+        """Before this run first writes to a store, remove what killed writers left in its staging area.
+
+        Safe beside live writers (see :meth:`SiteStore.sweep`); a store that cannot be swept is left to the
+        write that follows, which reports the store's failure in its own words.
+        """
+        with self._guard:
+            if store.site in self._swept:
+                return
+            self._swept.add(store.site)
+        with contextlib.suppress(StorageError):
+            store.sweep()
 
     def _record_copy(
         self, sha256: str, artifact: str, src: str, dst: str, size: int, reason: str, step: str | None

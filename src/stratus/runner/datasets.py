@@ -48,7 +48,7 @@ def _current(ctx: RunContext, name: str, spec: DatasetSpec, make_key: str | None
     store = ctx.sites.stores[spec.site]
     row = ctx.repo.dataset(ctx.pipeline.name, name)
     fresh = row is not None and row.site == spec.site and (spec.make is None or row.make_key == make_key)
-    if row is not None and fresh and store.has(row.sha256):
+    if row is not None and fresh and _still_held(ctx, row.sha256, spec.site):
         ctx.repo.set_replica(row.sha256, spec.site, "verified")
         for replica in spec.replicas:
             ctx.data.ensure_at(
@@ -58,12 +58,24 @@ def _current(ctx: RunContext, name: str, spec: DatasetSpec, make_key: str | None
         return row.sha256
     if spec.make is None:
         raise RunError(
-            f"dataset {name!r} is not in site {spec.site}'s store ({store.url}) and declares no `make:`; "
+            f"dataset {name!r} is missing or corrupt in site {spec.site}'s store ({store.url}) and declares "
+            "no `make:`; "
             f"put the data there, or add `make: module:function` to datasets.{name}"
         )
     sha = _make(ctx, name, spec)
     ctx.repo.set_dataset(ctx.pipeline.name, name, sha256=sha, site=spec.site, make_key=make_key)
     return sha
+
+
+def _still_held(ctx: RunContext, sha256: str, site: str) -> bool:
+    """A replica the manifest calls verified that is still there, or bytes there that re-hash to ``sha256``.
+
+    Presence alone never turns a replica that ``storage verify`` found corrupt back into a verified one.
+    """
+    store = ctx.sites.stores[site]
+    if ctx.repo.replicas(sha256).get(site) == "verified":
+        return store.has(sha256)
+    return store.holds(sha256)
 
 
 def _make(ctx: RunContext, name: str, spec: DatasetSpec) -> str:

@@ -31,6 +31,7 @@ __all__ = [
     "inventory",
     "pending_notes",
     "repair_all",
+    "sweep_all",
     "verify_all",
 ]
 
@@ -316,3 +317,20 @@ def pending_notes(states: list[ArtifactState], down: Mapping[str, str]) -> list[
         if state.error
     )
     return notes
+
+
+def sweep_all(stores: Mapping[str, SiteStore], site: str | None = None) -> dict[str, int]:
+    """Remove the staging debris killed writers left in every store (or ``site``'s); files removed per site.
+
+    Safe while runs write to the same stores (see :meth:`SiteStore.sweep`). A store that cannot be
+    reached is skipped: its artifacts' errors already name it.
+    """
+    removed: dict[str, int] = {}
+    for name, store in stores.items():
+        if site is not None and name != site:
+            continue
+        try:
+            removed[name] = store.sweep()
+        except StorageError:
+            continue
+    return removed

@@ -49,6 +49,7 @@ class RunReport:
     cost_usd: Decimal
     notes: tuple[str, ...] = ()
     error: str | None = None
+    waited_for: str | None = None  # the run of the same pipeline this one waited for, if any
 
     @property
     def succeeded(self) -> bool:
@@ -61,7 +62,11 @@ class RunReport:
         return tuple(s.step for s in self.steps if s.status == "cached")
 
     def to_json(self) -> dict[str, Any]:
-        """``{"run_id", "status", "steps": [...with metrics], "artifacts": [...], "cost_usd"}``."""
+        """``{"run_id", "status", "steps": [...with metrics], "artifacts": [...], "cost_usd", "waited_for"}``.
+
+        ``waited_for`` is the id of the run of the same pipeline this one waited for (None when it did not
+        wait, or the holder had not recorded its run yet); its results were then reused from the cache.
+        """
         return {
             "run_id": self.run_id,
             "status": self.status,
@@ -83,6 +88,7 @@ class RunReport:
                 for a in self.artifacts
             ],
             "cost_usd": float(self.cost_usd),
+            "waited_for": self.waited_for,
         }
 
 

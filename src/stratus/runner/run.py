@@ -6,14 +6,14 @@ every step already done in it and redoing only the attempts that were cut short.
 
 from __future__ import annotations
 
-import os
+import functools
+import inspect
 import secrets
-import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
-
-import psutil
+from typing import ParamSpec
 
 from stratus.catalog import Catalog
 from stratus.config import Pipeline, Platform, load_pipeline, load_platform, resolve_platform_path
@@ -29,6 +29,7 @@ from stratus.runner.events import EventSink, RunEvent
 from stratus.runner.placement import Placer
 from stratus.runner.replicas import RepairLedger, complete_pending, pending_notes
 from stratus.runner.report import RunReport, build_report
+from stratus.runner.runlock import acquire_run_lock, run_lock_name, runner_alive, runner_identity
 from stratus.runner.scheduler import Scheduler
 from stratus.state import DONE, Database, Repository, RunStatus, open_database, state_dir, state_url, utcnow
 
@@ -40,6 +41,39 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
 
 
+P = ParamSpec("P")
+
+
+def _one_at_a_time(body: Callable[P, RunReport]) -> Callable[P, RunReport]:
+    """Hold the pipeline's run lock (:mod:`.runlock`) around ``body``: a second run waits, then reuses.
+
+    A resume of a run that is still being run is refused at once rather than queued behind it.
+    """
+
+    @functools.wraps(body)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> RunReport:
+        given = inspect.signature(body).bind(*args, **kwargs).arguments
+        pipeline: Pipeline = given["pipeline"]
+        db: Database = given["db"]
+        on_event: EventSink | None = given.get("on_event")
+        if given.get("resume") is not None:
+            _check_resumable(Repository(db), pipeline, given["resume"])
+
+        def note(message: str) -> None:
+            if on_event is not None:
+                on_event(RunEvent("note", message))
+
+        lock = acquire_run_lock(db, run_lock_name(pipeline, given["platform"]), pipeline.name, note)
+        try:
+            report = body(*args, **kwargs)
+        finally:
+            lock.release()
+        return replace(report, notes=(*lock.notes, *report.notes), waited_for=lock.waited_for)
+
+    return locked
+
+
+@_one_at_a_time
 def run(
     pipeline: Pipeline,
     platform: Platform,
@@ -59,11 +93,13 @@ def run(
 ) -> RunReport:
     """Execute ``pipeline`` on ``platform`` and return its report (also when it failed).
 
-    With ``repair`` (the default) the run first writes replicas that earlier quorum writes left pending,
-    at every site that answers again (billed to this run), and says what it did in the run's notes.
+    One run of a pipeline on a platform at a time: while another holds the run lock, this one waits,
+    says so, and then reuses whatever that run produced. With ``repair`` (the default) the run first
+    writes replicas that earlier quorum writes left pending, at every site that answers again (billed to
+    this run), and says what it did in the run's notes.
 
     Raises ConfigError (a step's module is missing), PlanError (nothing feasible) or RunError (unknown
-    ``resume`` id, another pipeline's run) before anything executes.
+    ``resume`` id, another pipeline's run, a run still being run) before anything executes.
     """
     repo = Repository(db)
     placer = Placer(pipeline, platform, catalog or Catalog.bundled(), objective)
@@ -138,7 +174,7 @@ def run(
 def _open_run(
     repo: Repository, pipeline: Pipeline, resume: str | None, objective: str, files: Mapping[str, str]
 ) -> tuple[str, int]:
-    me = f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time():.2f}"
+    me = runner_identity()
     if resume is None:
         run_id = new_run_id()
         repo.create_run(
@@ -150,6 +186,11 @@ def _open_run(
             runner=me,
         )
         return run_id, 0
+    _check_resumable(repo, pipeline, resume)
+    return resume, repo.reopen_run(resume, me)
+
+
+def _check_resumable(repo: Repository, pipeline: Pipeline, resume: str) -> None:
     row = repo.run(resume)
     if row is None:
         recent = ", ".join(r.id for r in repo.runs()[:5]) or "none yet"
@@ -158,27 +199,11 @@ def _open_run(
         raise RunError(
             f"run {resume!r} ran pipeline {row.pipeline!r}, not {pipeline.name!r}; pass that pipeline's file"
         )
-    if row.status == "running" and _alive(row.runner):
+    if row.status == "running" and runner_alive(row.runner):
         raise RunError(
             f"run {resume!r} is still being run by process {row.runner}; "
             "wait for it to finish, or stop it first, then resume"
         )
-    return resume, repo.reopen_run(resume, me)
-
-
-def _alive(runner: str | None) -> bool:
-    """Whether ``host:pid:started`` is still a live process here (another host's cannot be checked).
-
-    The start time guards against a recycled pid that now belongs to something else.
-    """
-    host, pid, started = [*(runner or "").split(":"), "", "", ""][:3]
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
-        return False
-    try:
-        process = psutil.Process(int(pid))
-        return process.status() != psutil.STATUS_ZOMBIE and f"{process.create_time():.2f}" == started
-    except psutil.Error:
-        return False
 
 
 def run_file(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from stratus.executors import StepRequest
 from stratus.runner.context import RunContext
+from stratus.runner.events import RunEvent
 
 __all__ = ["stage_inputs", "step_request"]
 
@@ -16,13 +17,21 @@ def stage_inputs(
 ) -> dict[str, Path]:
     """Make ``site``'s store hold every input (copied from the cheapest holder), then fetch them locally.
 
+    A corrupt replica at ``site`` is replaced from a verified one elsewhere, and the run says so.
     Residency is enforced on every copy, so no caller can move bound data out of its jurisdiction.
     """
     local: dict[str, Path] = {}
     for ref, sha in inputs.items():
-        residency = ctx.residency.get(ref, frozenset())
-        ctx.data.ensure_at(sha, site, artifact=ref, step=step, reason=f"input of {step}", residency=residency)
-        local[ref] = ctx.data.fetch(sha, site, folder / ref.replace(":", "-"))
+        local[ref] = ctx.data.stage(
+            sha,
+            site,
+            folder / ref.replace(":", "-"),
+            artifact=ref,
+            step=step,
+            reason=f"input of {step}",
+            residency=ctx.residency.get(ref, frozenset()),
+            note=lambda message: ctx.emit(RunEvent("note", message, step=step, site=site)),
+        )
     return local
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from stratus.errors import ConfigError, StorageError
 from stratus.registry import ModelRef, fetch_model
 from stratus.state import Repository
-from stratus.storage import SiteStore, copy_object
+from stratus.storage import SiteStore, copy_object, hash_file
+from stratus.storage.transfer import IntegrityError
 
 __all__ = ["ModelSource", "RegistryAccess", "check_sites", "resolve_model", "stage_model"]
 
@@ -126,10 +127,19 @@ def stage_model(
     check_sites(source, stores)
     paths: dict[str, Path] = {}
     for site in stores:
-        _ensure_held(source.sha256, site, stores, repo, source.residency)
         dest = cache / site / f"{source.sha256}.onnx"
-        if not dest.is_file():
-            dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.is_file() and hash_file(dest) == source.sha256:
+            paths[site] = dest  # fetched before, and still the bytes its name promises
+            continue
+        _ensure_held(source.sha256, site, stores, repo, source.residency)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            stores[site].fetch(source.sha256, dest)
+        except StorageError as exc:
+            if not isinstance(exc.__cause__, IntegrityError):
+                raise
+            repo.set_replica(source.sha256, site, "corrupt")  # then copy a verified replica over it
+            _ensure_held(source.sha256, site, stores, repo, source.residency)
             stores[site].fetch(source.sha256, dest)
         paths[site] = dest
     return paths
@@ -138,9 +148,13 @@ def stage_model(
 def _ensure_held(
     sha: str, site: str, stores: dict[str, SiteStore], repo: Repository, residency: frozenset[str]
 ) -> None:
-    if stores[site].has(sha):
+    replicas = repo.replicas(sha)
+    if replicas.get(site) == "verified" and stores[site].has(sha):
+        return  # the fetch re-hashes what it reads
+    if stores[site].holds(sha):
+        repo.set_replica(sha, site, "verified")  # unrecorded or last seen bad: vouched for by a re-read
         return
-    holders = [s for s, status in repo.replicas(sha).items() if status == "verified" and s in stores]
+    holders = [s for s, status in replicas.items() if status == "verified" and s in stores and s != site]
     for holder in holders:
         if stores[holder].has(sha):
             copy_object(sha, stores[holder], stores[site], residency)

@@ -2,6 +2,7 @@
 
 from stratus.state.db import Base, Database, UtcDateTime, default_url, open_database
 from stratus.state.location import STATE_DIRNAME, STATE_URL_ENV, state_dir, state_url
+from stratus.state.locks import Holder, LockRow, Locks
 from stratus.state.models import (
     ArtifactName,
     ArtifactRow,
@@ -26,6 +27,9 @@ __all__ = [
     "Base",
     "Database",
     "DatasetRow",
+    "Holder",
+    "LockRow",
+    "Locks",
     "ReplicaRow",
     "ReplicaState",
     "Repository",

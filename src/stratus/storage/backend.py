@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import io
 import os
 import time
@@ -76,6 +77,10 @@ class Backend(ABC):
     async def list(self, prefix: str) -> list[tuple[str, int]]:
         """Every object under ``prefix`` (recursively) as (key, size)."""
 
+    #: Age past which staging debris counts as abandoned when the caller names none. A day: an S3
+    #: multipart upload says only when it started, and a large upload over a slow link is alive for hours.
+    debris_age_s: float = 86_400.0
+
     async def sweep(self, prefix: str, tmp_prefix: str, max_age_s: float) -> int:
         """Remove staging debris older than ``max_age_s`` (temp keys, orphaned multipart parts)."""
         return 0
@@ -112,7 +117,12 @@ class _OrderedUpload(Upload):
 
 
 class _LocalUpload(_OrderedUpload):
-    """Writes to a temporary file and renames it over the final path on completion (POSIX-atomic)."""
+    """Writes to a temporary file and renames it over the final path on completion (POSIX-atomic).
+
+    The writer holds an exclusive ``flock`` on its temporary file until it is renamed or removed, so a
+    sweep can tell a live writer's file from one a killed writer left (the kernel drops the lock of a
+    process that dies, even by ``kill -9``).
+    """
 
     def __init__(self, final: Path, tmp: Path) -> None:
         super().__init__()
@@ -120,6 +130,7 @@ class _LocalUpload(_OrderedUpload):
         self._tmp = tmp
         tmp.parent.mkdir(parents=True, exist_ok=True)
         self._file: BinaryIO | None = tmp.open("wb")
+        fcntl.flock(self._file.fileno(), fcntl.LOCK_EX)
 
     async def _write(self, data: bytes) -> None:
         assert self._file is not None, "upload already finished"
@@ -130,18 +141,18 @@ class _LocalUpload(_OrderedUpload):
             assert self._file is not None, "upload already finished"
             self._file.flush()
             os.fsync(self._file.fileno())
+            self._final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._tmp, self._final)  # still locked: no sweep can take the file from under us
             self._file.close()
             self._file = None
-            self._final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._tmp, self._final)
 
         await asyncio.to_thread(finish)
 
     async def abort(self) -> None:
+        self._tmp.unlink(missing_ok=True)
         if self._file is not None:
             self._file.close()
             self._file = None
-        self._tmp.unlink(missing_ok=True)
 
 
 class LocalBackend(Backend):
@@ -149,6 +160,9 @@ class LocalBackend(Backend):
 
     part_size = 8 * MiB
     window = 4
+    #: A live writer's temporary file is locked, so age only has to cover the instant between creating
+    #: the file and locking it.
+    debris_age_s = 60.0
 
     def __init__(self, tmp_dir: Path | None = None) -> None:
         self.tmp_dir = tmp_dir
@@ -206,15 +220,30 @@ class LocalBackend(Backend):
 
     async def sweep(self, prefix: str, tmp_prefix: str, max_age_s: float) -> int:
         cutoff = time.time() - max_age_s
-        removed = 0
-        for path, _size in await self.list(tmp_prefix):
-            try:
-                if os.stat(path).st_mtime <= cutoff:
-                    os.unlink(path)
-                    removed += 1
-            except FileNotFoundError:
-                continue
-        return removed
+        found = await self.list(tmp_prefix)
+        removed = [path for path, _size in found if path.endswith(".part") and _abandoned(path, cutoff)]
+        return len(removed)
+
+
+def _abandoned(path: str, cutoff: float) -> bool:
+    """Remove a temporary file last written before ``cutoff`` that no writer holds locked; True if removed."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # gone (renamed by its writer, removed by another sweep) or not ours to open
+        return False
+    try:
+        if os.fstat(fd).st_mtime > cutoff:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live writer holds it
+        os.unlink(path)  # under our lock: its writer is dead, and names are never reused
+        return True
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(fd)
 
 
 class _MemoryUpload(_OrderedUpload):

@@ -1,7 +1,8 @@
 """Copying objects between sites: zero bytes when already there, verified bytes when not.
 
-A copy is content-addressed, so "already there" is a size check at the destination key, and a copy that
-completes has, by construction, the SHA-256 it is named by (:mod:`.transfer` refuses to commit otherwise).
+A copy is content-addressed, so "already there" is an object of the right size at the destination key
+whose bytes, read back, hash to that key (a corrupt copy there is written over), and a copy that completes
+has, by construction, the SHA-256 it is named by (:mod:`.transfer` refuses to commit otherwise).
 Between two stores on the same S3 endpoint the service copies server-side; everything else streams through
 this process in parts. Many objects move concurrently on one event loop: for thousands of small objects
 the cost is per request, so presence is learnt from one listing instead of one HEAD per object.
@@ -48,6 +49,11 @@ async def _size(store: SiteStore, sha256: str, listing: Mapping[str, int] | None
         return await store.size_async(sha256)
 
 
+async def _verifies(store: SiteStore, sha256: str, size: int) -> bool:
+    with store.translating(f"checking {sha256}"):
+        return await store.holds_async(sha256, size)
+
+
 async def copy_async(
     sha256: str,
     src: SiteStore,
@@ -59,8 +65,8 @@ async def copy_async(
     size, present = await asyncio.gather(_size(src, sha256, src_listing), _size(dst, sha256, dst_listing))
     if size is None:
         raise src.error(f"object {sha256} is not in this store, so it cannot be copied to site {dst.site}")
-    if present == size:
-        return 0
+    if present == size and await _verifies(dst, sha256, size):
+        return 0  # an equal size alone is no copy: a flipped bit keeps it, so the bytes were re-read
     key = dst.key(sha256)
     with dst.translating(f"copying {sha256} from site {src.site} ({src.url})"):
         if dst.backend.same_endpoint(src.backend):
@@ -69,8 +75,10 @@ async def copy_async(
             except PermissionError:
                 pass  # the destination's credentials cannot read the source: stream it instead
             else:
-                if await dst.backend.size(key) == size:
+                # The service copied whatever the source holds, rotten or not: read it back to vouch for it.
+                if await dst.holds_async(sha256, size):
                     return size
+                await dst.backend.delete(key)  # then stream, which names the source if it is corrupt
         try:
             if large is not None and size > dst.backend.part_size:
                 async with large:

@@ -114,6 +114,13 @@ class SiteStore:
         key = self.key(sha256)
         return await transfer(None, size, lambda s, e: self.backend.read(key, s, e), None, None)
 
+    async def holds_async(self, sha256: str, size_bytes: int | None = None) -> bool:
+        """See :meth:`holds`: the only evidence that lets a writer skip writing these bytes again."""
+        size = await self.size_async(sha256)
+        if size is None or (size_bytes is not None and size != size_bytes):
+            return False
+        return await self.rehash_async(sha256, size) == sha256
+
     # -- the contract --------------------------------------------------------------------------------
 
     def info(self, sha256: str) -> ObjectInfo | None:
@@ -123,20 +130,33 @@ class SiteStore:
         return None if size is None else ObjectInfo(sha256, size)
 
     def has(self, sha256: str, size_bytes: int | None = None) -> bool:
-        """Present (and, when ``size_bytes`` is given, of that size: a short object is not a copy)."""
+        """Present (and, when ``size_bytes`` is given, of that size: a short object is not a copy).
+
+        A cheap check that proves nothing about the bytes (a flipped bit keeps the size): before skipping
+        a write or vouching for a replica, use :meth:`holds`.
+        """
         found = self.info(sha256)
         return found is not None and (size_bytes is None or found.size_bytes == size_bytes)
 
+    def holds(self, sha256: str, size_bytes: int | None = None) -> bool:
+        """Present, of ``size_bytes`` when given, and its stored bytes hash to ``sha256`` (read back)."""
+        with self.translating(f"checking {sha256}"):
+            return run(lambda: self.holds_async(sha256, size_bytes))
+
     def publish(self, local: Path, residency: frozenset[str] = frozenset()) -> ObjectInfo:
-        """Store a local file under its SHA-256; atomic (nothing visible unless whole and verified)."""
+        """Store a local file under its SHA-256; atomic (nothing visible unless whole and verified).
+
+        An object already under that address is kept only when its bytes hash to it; a corrupt or short
+        one is replaced, so publishing again is how a rerun heals a damaged single replica.
+        """
         check_residency(self, residency, f"{local}")
         try:
             size = local.stat().st_size
             sha = hash_file(local)
         except OSError as exc:
             raise self.error(f"cannot read {local} to publish it: {exc}") from exc
-        if self.has(sha, size):
-            return ObjectInfo(sha, size)
+        if self.holds(sha, size):
+            return ObjectInfo(sha, size)  # present and re-read: a corrupt copy is written over below
         source = LocalBackend()
         with self.translating(f"publishing {local} as {sha}"):
             try:
@@ -195,10 +215,15 @@ class SiteStore:
         with self.translating(f"opening {sha256}"):
             return self.backend.open_read(self.key(sha256))
 
-    def sweep(self, max_age_s: float = 3600.0) -> int:
-        """Remove staging debris older than ``max_age_s`` (temp files, orphaned multipart uploads)."""
+    def sweep(self, max_age_s: float | None = None) -> int:
+        """Remove staging debris older than ``max_age_s`` (temp files, orphaned multipart uploads).
+
+        The default is the backend's own ``debris_age_s``: safe while other processes write to the store
+        (a local writer's file is locked, so a minute suffices; an S3 upload only says when it began).
+        """
+        age = self.backend.debris_age_s if max_age_s is None else max_age_s
         with self.translating("sweeping staging debris"):
-            return run(lambda: self.backend.sweep(f"{self.root}/objects", self.tmp_prefix, max_age_s))
+            return run(lambda: self.backend.sweep(f"{self.root}/objects", self.tmp_prefix, age))
 
     def _require(self, sha256: str) -> int:
         found = self.info(sha256)
