@@ -103,7 +103,7 @@ def start_command(
         folder / "models" / "registry",
     )
     source = resolve_model(model, repo, name, registry)
-    stores = open_stores(model_platform, platform_file.resolve().parent, site_list)
+    stores = dict(open_stores(model_platform, platform_file.resolve().parent, site_list))
     check_sites(source, stores)
     current = load_deployment(folder)
     if current is not None and current.ready and running(current):

@@ -12,11 +12,13 @@ from stratus.storage.artifacts import pack_dir, unpack
 from stratus.storage.copy import copy_many, copy_object
 from stratus.storage.replication import ReplicaStatus, dual_write, repair, verify
 from stratus.storage.store import ObjectInfo, SiteStore, hash_file, open_store
+from stratus.storage.timeouts import Timeouts
 
 __all__ = [
     "ObjectInfo",
     "ReplicaStatus",
     "SiteStore",
+    "Timeouts",
     "copy_many",
     "copy_object",
     "dual_write",
