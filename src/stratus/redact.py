@@ -68,9 +68,10 @@ SECRET_OPTION_KEYS = frozenset(
 
 #: Values that look like credentials by key but are method names (gcsfs ``token: anon``) or flags.
 _NOT_SECRET = frozenset({"anon", "google_default", "cache", "cloud", "browser", "true", "false", "none"})
-#: Shorter values are not registered: masking every "ab" in every message would destroy it, and a
-#: credential that short protects nothing.
-_MIN_SECRET_LEN = 4
+#: Shorter values are not matched by value: masking every "stratus" (the sandbox's S3 access key id) in
+#: every bucket name would destroy messages, and a credential that short protects little. Shapes (URL
+#: passwords, token parameters) are still masked whatever their length.
+_MIN_SECRET_LEN = 8
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
