@@ -1,8 +1,8 @@
 """How every command talks to people and to scripts: rich for humans, exactly one JSON object for --json.
 
 Everything a command prints passes through :func:`stratus.redact.redact` (tables, errors, events, JSON,
-log records from the SDKs), so a credential echoed by a vendor message never reaches a terminal or a CI
-log, whichever code path printed it.
+log records from the SDKs, uncaught tracebacks), so a credential echoed by a vendor message never reaches
+a terminal or a CI log, whichever code path printed it.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
+from types import TracebackType
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -53,6 +55,10 @@ def print_json(payload: dict[str, Any]) -> None:
     sys.stdout.write(redact(json.dumps(payload, indent=2, sort_keys=False)) + "\n")
 
 
+def _redacted_excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    sys.stderr.write(redact("".join(traceback.format_exception(kind, value, tb))))
+
+
 class _RedactingFormatter(logging.Formatter):
     def __init__(self, tracebacks: bool) -> None:
         super().__init__("%(levelname)s %(name)s: %(message)s")
@@ -66,7 +72,9 @@ class _RedactingFormatter(logging.Formatter):
 
 def configure_logging(debug: bool) -> None:
     """Log records go to stderr redacted, without tracebacks unless --debug; the SDKs' own failure
-    reports (which repeat what our error says, with URLs and tokens) only with --debug."""
+    reports (which repeat what our error says, with URLs and tokens) only with --debug. A crash that
+    escapes every handler (a bug) still prints its traceback, redacted."""
+    sys.excepthook = _redacted_excepthook
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_RedactingFormatter(tracebacks=debug))
     root = logging.getLogger()
