@@ -2,10 +2,14 @@
 
 The CLI catches :class:`StratusError` in one place and prints it without a traceback, so every message
 must say what happened, where, and how to fix it. Vendor exceptions are translated where they enter our
-code (``raise StorageError(...) from exc``).
+code (``raise StorageError(...) from exc``). Vendor messages can carry credentials, so every message is
+rendered through :func:`stratus.redact.redact`: no secret reaches a terminal, a log or the state database
+by way of ``str(error)``.
 """
 
 from __future__ import annotations
+
+from stratus.redact import display_url, redact
 
 __all__ = [
     "CatalogError",
@@ -25,6 +29,9 @@ class StratusError(Exception):
     """Root of every error Stratus raises on purpose; ``exit_code`` is what the CLI returns for it."""
 
     exit_code: int = 1
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class ConfigError(StratusError):
@@ -84,13 +91,13 @@ class StorageError(StratusError):
 
     def __init__(self, message: str, *, site: str | None = None, url: str | None = None) -> None:
         self.site = site
-        self.url = url
+        self.url = display_url(url) if url else url
         self.detail = message
         where = ""
         if site and url:
-            where = f"site {site} ({url}): "
+            where = f"site {site} ({self.url}): "
         elif site or url:
-            where = f"{site or url}: "
+            where = f"{site or self.url}: "
         super().__init__(f"{where}{message}")
 
 

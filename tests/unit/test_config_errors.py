@@ -365,8 +365,8 @@ def test_unknown_site_key_in_platform(tmp_path: Path) -> None:
         tmp_path / "stratus.yaml",
         line_of(bad, "zone: a"),
         "sites.aws-us-east.zone",
-        "expected one of: provider, region, jurisdiction, continent, storage, storage_options, compute, "
-        "offerings",
+        "expected one of: provider, region, jurisdiction, continent, storage, storage_options, "
+        "storage_timeouts, compute, offerings",
     )
 
 

@@ -20,7 +20,7 @@ from stratus.cli import (
     serve_cmd,
     storage_cmd,
 )
-from stratus.cli.output import stderr
+from stratus.cli.output import configure_logging, stderr
 from stratus.errors import StratusError
 
 __all__ = ["app", "main"]
@@ -75,6 +75,7 @@ def main() -> None:
     if "--debug" in sys.argv[1:]:
         _session.debug = True
         sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a != "--debug")]
+    configure_logging(_session.debug)
     try:
         app()
     except StratusError as exc:

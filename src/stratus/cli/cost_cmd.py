@@ -30,6 +30,7 @@ from stratus.ledger import (
     run_ids,
     to_focus_csv,
 )
+from stratus.redact import display_url
 from stratus.state import Database, default_url, open_database, state_dir
 
 __all__ = ["app", "export_command", "report_command"]
@@ -177,11 +178,12 @@ def _open(platform: Path, state_url: str | None) -> tuple[Database | None, str]:
         state_url = default_url(folder)
         if not Path(make_url(state_url).database or "").is_file():
             return None, str(folder)
+    shown = display_url(state_url)
     try:
-        shown = make_url(state_url).render_as_string(hide_password=True)
+        make_url(state_url)
     except ArgumentError as exc:
         raise ConfigError(
-            f"{state_url!r} is not a database URL; expected e.g. sqlite:///path/state.db",
+            f"{shown!r} is not a database URL; expected e.g. sqlite:///path/state.db",
             field="--state-url",
         ) from exc
     try:

@@ -128,7 +128,7 @@ def start_command(
         folder / "models" / "registry",
     )
     source = resolve_model(model, repo, name, registry)
-    stores = open_stores(model_platform, platform_file.resolve().parent, site_list)
+    stores = dict(open_stores(model_platform, platform_file.resolve().parent, site_list))
     check_sites(source, stores)
     _refuse_if_running(folder)
     fleet_options = FleetOptions(

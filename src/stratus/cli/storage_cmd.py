@@ -15,10 +15,10 @@ from stratus.cli.inputs import JSON, PLATFORM_HERE
 from stratus.cli.output import console, print_json
 from stratus.config import load_platform, resolve_platform_path
 from stratus.errors import ConfigError
-from stratus.runner.context import open_stores
+from stratus.runner.context import SiteStores, open_stores
 from stratus.runner.replicas import ArtifactState, RepairLedger, inventory, repair_all, sweep_all, verify_all
 from stratus.state import Repository, open_database, state_dir, state_url
-from stratus.storage import DEFAULT_PROBE_TIMEOUT_S, SiteStore
+from stratus.storage import DEFAULT_PROBE_TIMEOUT_S
 
 __all__ = ["app"]
 
@@ -120,14 +120,12 @@ def _check(
         sys.exit(EXIT_UNREACHABLE)
 
 
-def _open(
-    platform: Path | None, site: str | None, url: str | None
-) -> tuple[Repository, dict[str, SiteStore]]:
+def _open(platform: Path | None, site: str | None, url: str | None) -> tuple[Repository, SiteStores]:
     platform_file = resolve_platform_path(platform)
     model = load_platform(platform_file)
     if site is not None and site not in model.sites:
         raise ConfigError(f"unknown site {site!r}; the platform's sites are: {', '.join(model.sites)}")
-    stores = open_stores(model, platform_file.resolve().parent)
+    stores = open_stores(model, platform_file.resolve().parent)  # each opened only if a replica needs it
     return Repository(open_database(state_url(platform_file, url))), stores
 
 

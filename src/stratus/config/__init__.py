@@ -21,6 +21,7 @@ from stratus.config.platform import (
     ReservedSpec,
     ServerlessSpec,
     Site,
+    StorageTimeouts,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "ServerlessSpec",
     "Site",
     "Step",
+    "StorageTimeouts",
     "find_cycle",
     "load_pipeline",
     "load_platform",

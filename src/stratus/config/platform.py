@@ -19,6 +19,7 @@ __all__ = [
     "ReservedSpec",
     "ServerlessSpec",
     "Site",
+    "StorageTimeouts",
 ]
 
 STORAGE_SCHEMES = ("file", "memory", "s3", "gs", "gcs", "az", "abfs")
@@ -75,6 +76,14 @@ class InlineOffering(StrictModel):
     reserved: ReservedSpec | None = None
 
 
+class StorageTimeouts(StrictModel):
+    """How long a site's object store gets before a request fails (applied to every cloud SDK)."""
+
+    connect_s: PositiveFloat = Field(default=5.0, le=600, description="seconds to open a connection")
+    read_s: PositiveFloat = Field(default=30.0, le=3600, description="seconds to wait for the next bytes")
+    attempts: PositiveInt = Field(default=3, le=20, description="tries per request, the first included")
+
+
 class Site(StrictModel):
     """One place that stores data and runs steps: a cloud region, a cluster, a machine."""
 
@@ -88,6 +97,10 @@ class Site(StrictModel):
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description="passed to the fsspec filesystem (endpoint_url, ...); keep secrets in env",
+    )
+    storage_timeouts: StorageTimeouts = Field(
+        default_factory=StorageTimeouts,
+        description="connect/read timeouts and tries per request for the site's store (docs/hardening.md)",
     )
     compute: Compute = Field(default_factory=Compute)
     offerings: Literal["catalog"] | list[InlineOffering] = "catalog"

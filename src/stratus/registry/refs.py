@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from stratus.errors import RegistryError
+from stratus.redact import display_url
 
 __all__ = [
     "ModelRef",
@@ -118,9 +119,5 @@ def artifacts_dir(state_dir: Path) -> Path:
 
 
 def display_uri(uri: str) -> str:
-    """``uri`` safe to print: a password in it becomes ``***``."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``uri`` safe to print: a password in it becomes ``***`` (:func:`stratus.redact.display_url`)."""
+    return display_url(uri)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stratus.errors import RegistryError
+from stratus.redact import register_url
 from stratus.registry import backend
 from stratus.registry.info import (
     ONNX_FILE_TAG,
@@ -78,6 +79,7 @@ class Registry:
                 embedded_db=state_dir / "mlflow.db",
                 artifact_root=artifacts_dir(state_dir),
             )
+        register_url(tracking_uri)
         check_tracking_uri(tracking_uri)
         is_server = tracking_uri.split(":", 1)[0] in ("http", "https")
         return cls(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -48,7 +48,7 @@ class DataPlane:
     """Copies, fetches and publishes for one run, recording each in the manifest and the ledger."""
 
     def __init__(
-        self, run_id: str, repo: Repository, stores: dict[str, SiteStore], placer: Placer, biller: Biller
+        self, run_id: str, repo: Repository, stores: Mapping[str, SiteStore], placer: Placer, biller: Biller
     ) -> None:
         self.run_id = run_id
         self.repo = repo

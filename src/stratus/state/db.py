@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from stratus.errors import ConfigError, StratusError
+from stratus.redact import display_url, register_url
 
 __all__ = ["Base", "Database", "UtcDateTime", "default_url", "open_database"]
 
@@ -69,11 +70,13 @@ def open_database(url: str) -> Database:
     A malformed URL or a missing driver is a ConfigError, an unreachable server a StratusError, both
     naming the URL with its password hidden.
     """
+    register_url(url)
+    shown = display_url(url)
     try:
-        shown = make_url(url).render_as_string(hide_password=True)
+        make_url(url)
     except ArgumentError as exc:
         raise ConfigError(
-            f"{url!r} is not a database URL; expected e.g. sqlite:///path/state.db or "
+            f"{shown!r} is not a database URL; expected e.g. sqlite:///path/state.db or "
             "postgresql+psycopg://user@host/db",
             field="--state-url",
         ) from exc

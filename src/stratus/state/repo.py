@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from stratus.redact import redact
 from stratus.state.db import Base, Database
 from stratus.state.models import (
     ArtifactName,
@@ -99,7 +100,7 @@ class Repository:
             session.execute(
                 update(RunRow)
                 .where(RunRow.id == run_id)
-                .values(status=status, error=error, finished_at=utcnow())
+                .values(status=status, error=redact(error) if error else error, finished_at=utcnow())
             )
 
     # -- step attempts -------------------------------------------------------------------------------
@@ -151,7 +152,7 @@ class Repository:
                 .where(StepRunRow.id == attempt_id)
                 .values(
                     status=status,
-                    error=error,
+                    error=redact(error),  # vendor messages end up here: never a credential
                     finished_at=utcnow(),
                     duration_s=duration_s,
                     peak_memory_bytes=peak_memory_bytes,

@@ -24,6 +24,7 @@ from stratus.storage.replication import (
     verify,
 )
 from stratus.storage.store import ObjectInfo, SiteStore, hash_file, open_store
+from stratus.storage.timeouts import Timeouts
 
 __all__ = [
     "DEFAULT_PROBE_TIMEOUT_S",
@@ -32,6 +33,7 @@ __all__ = [
     "Restored",
     "SiteHealth",
     "SiteStore",
+    "Timeouts",
     "WriteResult",
     "copy_many",
     "copy_object",

@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from stratus.errors import StorageError
 from stratus.storage.backend import Backend, LocalBackend, MemoryBackend
 from stratus.storage.remote import FsspecBackend, S3Backend
+from stratus.storage.timeouts import S3FS_WRAPPER_TRIES, Timeouts, gcs_filesystem, limit_azure, s3_options
 
 __all__ = ["Location", "locate"]
 
@@ -79,20 +80,51 @@ def _import_sdk(scheme: _Scheme, url: str) -> None:
         ) from exc
 
 
-def _remote(url: str, scheme: _Scheme, options: Mapping[str, Any]) -> Location:
-    _import_sdk(scheme, url)
+def _credentials_from_url(parts: SplitResult, scheme: _Scheme, kwargs: dict[str, Any], url: str) -> str:
+    """``s3://KEY:SECRET@bucket/prefix``: the key and secret become options (unless given there too) and
+    the bucket is what follows the ``@``; other schemes take credentials in ``storage_options`` only."""
+    if scheme.module != "s3fs":
+        raise StorageError(
+            f"a password in a {parts.scheme}:// URL is not supported; put the credentials in the "
+            "site's storage_options (and keep them in the environment)",
+            url=url,
+        )
+    kwargs.setdefault("key", unquote(parts.username or ""))
+    kwargs.setdefault("secret", unquote(parts.password or ""))
+    return parts.netloc.rsplit("@", 1)[1]
+
+
+def _filesystem(scheme: _Scheme, kwargs: dict[str, Any], limits: Timeouts) -> Any:
+    """The SDK's filesystem with our timeouts and retry budget applied (see :mod:`.timeouts`)."""
+    if scheme.module == "gcsfs":
+        return gcs_filesystem(kwargs, limits)
     fsspec = importlib.import_module("fsspec")
+    if scheme.module == "s3fs":
+        fs = fsspec.filesystem(scheme.protocol, **s3_options(kwargs, limits))
+        fs.retries = S3FS_WRAPPER_TRIES
+        return fs
+    fs = fsspec.filesystem(scheme.protocol, **kwargs)
+    limit_azure(fs, kwargs, limits)
+    return fs
+
+
+def _remote(url: str, scheme: _Scheme, options: Mapping[str, Any], limits: Timeouts) -> Location:
+    _import_sdk(scheme, url)
     parts = urlsplit(url)
-    container = parts.netloc.split("@", 1)[0]  # abfs://container@account.dfs.core.windows.net/prefix
+    # Each instance gets its own timeouts, so none is shared through fsspec's instance cache.
+    kwargs: dict[str, Any] = {"use_listings_cache": False, "skip_instance_cache": True, **options}
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = _credentials_from_url(parts, scheme, kwargs, url)
+    container = netloc.split("@", 1)[0]  # abfs://container@account.dfs.core.windows.net/prefix
     if not container:
         raise StorageError(
             f"the URL names no bucket or container; expected {parts.scheme}://NAME/prefix", url=url
         )
-    kwargs: dict[str, Any] = {"use_listings_cache": False, **options}
-    if "@" in parts.netloc and scheme.module == "adlfs" and "account_name" not in kwargs:
-        kwargs["account_name"] = parts.netloc.split("@", 1)[1].split(".", 1)[0]
+    if "@" in netloc and scheme.module == "adlfs" and "account_name" not in kwargs:
+        kwargs["account_name"] = netloc.split("@", 1)[1].split(".", 1)[0]
     try:
-        fs = fsspec.filesystem(scheme.protocol, **kwargs)
+        fs = _filesystem(scheme, kwargs, limits)
     except Exception as exc:  # any SDK complaint about the options is the user's to fix
         raise StorageError(f"cannot open the store with the given options: {exc}", url=url) from exc
     root = f"{container}/{parts.path.strip('/')}".rstrip("/")
@@ -100,14 +132,22 @@ def _remote(url: str, scheme: _Scheme, options: Mapping[str, Any]) -> Location:
     return Location(backend, root, parts.scheme)
 
 
-def locate(url: str, options: Mapping[str, Any] | None = None, base_dir: Path | None = None) -> Location:
-    """Parse ``url`` and build its backend; ``file://`` paths that are relative resolve against base_dir."""
+def locate(
+    url: str,
+    options: Mapping[str, Any] | None = None,
+    base_dir: Path | None = None,
+    timeouts: Timeouts | None = None,
+) -> Location:
+    """Parse ``url`` and build its backend; ``file://`` paths that are relative resolve against base_dir.
+
+    Network stores get ``timeouts`` (default :class:`Timeouts`): bounded connects, reads and retries.
+    """
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme == "file":
         return _local(url, base_dir)
     if scheme == "memory":
         return _memory(url)
     if scheme in _SCHEMES:
-        return _remote(url, _SCHEMES[scheme], options or {})
+        return _remote(url, _SCHEMES[scheme], options or {}, timeouts or Timeouts())
     expected = ", ".join(f"{s}://" for s in KNOWN_SCHEMES)
     raise StorageError(f"unknown storage scheme; expected one of {expected}", url=url)

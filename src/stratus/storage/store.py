@@ -19,8 +19,10 @@ from typing import Any, BinaryIO, TypeVar
 from fsspec.asyn import get_loop, sync
 
 from stratus.errors import StorageError
+from stratus.redact import display_url, register_options, register_url
 from stratus.storage.backend import Backend, LocalBackend, MiB
 from stratus.storage.opener import locate
+from stratus.storage.timeouts import Timeouts
 from stratus.storage.transfer import IntegrityError, transfer
 
 __all__ = ["ObjectInfo", "SiteStore", "check_residency", "hash_file", "open_store", "run"]
@@ -66,7 +68,7 @@ class SiteStore:
 
     def __init__(self, site: str, url: str, backend: Backend, root: str, jurisdiction: str | None) -> None:
         self.site = site
-        self.url = url
+        self.url = display_url(url)  # for messages: a password in the URL never leaves open_store
         self.backend = backend
         self.root = root.rstrip("/")
         self.jurisdiction = jurisdiction.upper() if jurisdiction else None
@@ -250,10 +252,17 @@ def open_store(
     options: Mapping[str, Any] | None = None,
     base_dir: Path | None = None,
     jurisdiction: str | None = None,
+    timeouts: Timeouts | None = None,
 ) -> SiteStore:
-    """Open a site's store from its URL (file, memory, s3, gs/gcs, az/abfs) and fsspec options."""
+    """Open a site's store from its URL (file, memory, s3, gs/gcs, az/abfs) and fsspec options.
+
+    Credentials in ``options`` and the URL are registered with :mod:`stratus.redact` first, so no
+    message about this store (ours or a vendor's) can show them. ``timeouts`` bounds network stores.
+    """
+    register_options(options)
+    register_url(url)
     try:
-        location = locate(url, options, base_dir)
+        location = locate(url, options, base_dir, timeouts)
     except StorageError as exc:
         raise StorageError(exc.detail, site=site, url=url) from exc.__cause__
     return SiteStore(site, url, location.backend, location.root, jurisdiction)
