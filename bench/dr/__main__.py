@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.dr.report import TITLE, Report, render, targets_met
 from bench.dr.scenarios import SCENARIOS, Settings
 from bench.dr.world import World, build_world, serve, stop
-from bench.results import RESULTS, replace_section
+from bench.results import RESULTS, machine, replace_section
 from bench.serving.processes import LOAD_CPU, SERVER_CPU, pin
 from stratus.errors import StorageError
 
@@ -63,6 +63,7 @@ def main() -> None:
         parser.error("--threads and --max-requests must be at least 1")
 
     started = time.monotonic()
+    machine_line = machine()
     settings = Settings(args.threads, args.warmup, args.settle, args.timeout, args.max_requests)
     folder = Path(tempfile.mkdtemp(prefix="stratus-bench-dr-"))
     print(f"stores and model (scratch {folder}) …", flush=True)
@@ -87,7 +88,7 @@ def main() -> None:
             print(f"scratch folder kept: {folder}")
         else:
             shutil.rmtree(folder, ignore_errors=True)
-    text = render(Report(drills, settings, stores, pinned, time.monotonic() - started))
+    text = render(Report(drills, settings, stores, pinned, time.monotonic() - started, machine_line))
     print()
     print(text)
     if args.json:
