@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stratus-installed
 
-.PHONY: demo demo-federated test lint typecheck unit bench bench-replication bench-serving bench-training clean
+.PHONY: demo demo-federated test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,7 +61,7 @@ unit: $(STAMP)
 test: lint typecheck $(AZURITE)
 	$(BIN)/pytest -n 2 --dist loadfile
 
-bench: $(STAMP) bench-replication bench-serving bench-training
+bench: $(STAMP) bench-replication bench-serving bench-training bench-dr
 	$(BIN)/python -m bench.planner
 
 # Stratus's copies against rclone's between two SeaweedFS servers on loopback (about 5 minutes).
@@ -77,6 +77,12 @@ bench-serving: $(STAMP)
 # rounds against local training (about 7 minutes on 2 cores; needs root, else the delayed cases are skipped).
 bench-training: $(STAMP)
 	$(BIN)/python -m bench.training
+
+# Serving through the DNS responder while a model server, a gateway, then a whole site (server, gateway and
+# its S3/GCS sandbox store) is SIGKILLed: failures seen by a re-resolving and a naive client, time to eject
+# and to recover (about 2 minutes).
+bench-dr: $(STAMP)
+	$(BIN)/python -m bench.dr
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
