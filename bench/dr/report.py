@@ -11,7 +11,7 @@ from bench.results import revision
 
 __all__ = ["Report", "render", "targets_met"]
 
-TITLE = "DR"
+TITLE = "DR — serving through health-checked DNS"
 _TIMES = (
     ("site ejected", "site ejected by every gateway"),
     ("server restarted", "server ready again"),
