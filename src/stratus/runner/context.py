@@ -17,6 +17,7 @@ from stratus.executors import Executor, executor_for
 from stratus.runner.billing import Biller
 from stratus.runner.dataplane import DataPlane
 from stratus.runner.events import EventSink, RunEvent
+from stratus.runner.incidents import Incidents
 from stratus.runner.placement import Placer
 from stratus.state import Repository
 from stratus.storage import SiteStore, open_store
@@ -97,6 +98,7 @@ class RunContext:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     stop: threading.Event = field(default_factory=threading.Event)
     notes: list[str] = field(default_factory=list)
+    incidents: Incidents = field(default_factory=Incidents)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def emit(self, event: RunEvent) -> None:
