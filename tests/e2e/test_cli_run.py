@@ -24,15 +24,28 @@ def first(world: Path) -> tuple[dict[str, Any], str]:
 
 def test_json_is_one_object_with_the_documented_shape(first: tuple[dict[str, Any], str]) -> None:
     payload, _ = first
-    assert list(payload) == ["run_id", "status", "steps", "artifacts", "cost_usd", "waited_for"]
+    assert list(payload) == [
+        "run_id",
+        "status",
+        "steps",
+        "artifacts",
+        "cost_usd",
+        "waited_for",
+        "sites_down",
+        "replans",
+    ]
     assert payload["waited_for"] is None
+    assert payload["sites_down"] == payload["replans"] == []
     assert payload["status"] == "succeeded"
     assert isinstance(payload["cost_usd"], float)
     assert payload["cost_usd"] > 0
     for step in payload["steps"]:
         assert list(step) == [
-            "step", "site", "offering", "status", "attempts", "duration_s", "metrics", "cached_from"
+            "step", "site", "offering", "status", "attempts", "duration_s", "metrics", "cached_from",
+            "error_class", "error", "log_path", "log_tail",
         ]  # fmt: skip
+        assert (step["error_class"], step["error"], step["log_tail"]) == (None, None, [])
+        assert step["log_path"].endswith(f"/{step['step']}/attempt-1/step.log")
     assert [(s["step"], s["site"], s["offering"], s["status"], s["attempts"]) for s in payload["steps"]] == [
         ("square", "cheap", "node-cheap", "succeeded", 1),
         ("total", "cheap", "node-cheap", "succeeded", 1),
@@ -77,15 +90,18 @@ def test_a_failed_run_exits_1_with_the_cause_and_how_to_resume(tmp_path: Path) -
     payload = one_json(result.stdout)
     assert payload["status"] == "failed"
     assert [s["status"] for s in payload["steps"]] == ["failed", "pending", "pending", "pending"]
+    assert payload["steps"][0]["error_class"] == "user"
     assert (
-        "failed: step 'square' failed after 1 attempt(s): raised RuntimeError: flaky failure 1"
-        in result.stderr
+        "failed: step 'square' failed in its own code, so it was not retried "
+        "(set retry_on_error: true to retry it): raised RuntimeError: flaky failure 1"
+        in " ".join(result.stderr.split())
     )
 
     human = stratus_cli("run", world, cwd=tmp_path)
     assert human.returncode == 1
     out = " ".join(human.stdout.split())
-    assert "failed: step 'square' failed after 1 attempt(s): raised RuntimeError: flaky failure 2" in out
+    assert "raised RuntimeError: flaky failure 2" in out
+    assert "square failed at cheap: an error in the step's code after 1 attempt(s)" in out
     assert f"Fix the cause, then continue with: stratus run {world} --resume " in out
 
 

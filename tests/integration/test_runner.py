@@ -116,7 +116,12 @@ def test_a_rerun_reuses_every_step_and_a_changed_param_reruns_only_what_depends_
 
 def test_a_failing_step_retries_with_backoff_then_succeeds_and_says_so(tmp_path: Path) -> None:
     marker = tmp_path / "failures"
-    spec = pipeline(square={"run": "flow_steps:flaky", "params": {"marker": str(marker), "fail_times": 1}})
+    flaky = {
+        "run": "flow_steps:flaky",
+        "params": {"marker": str(marker), "fail_times": 1},
+        "retry_on_error": True,
+    }
+    spec = pipeline(square=flaky)
     world = write_world(tmp_path, pipeline_spec=spec)
     report, seen = run(world)
     assert report.succeeded, report.error
@@ -124,13 +129,18 @@ def test_a_failing_step_retries_with_backoff_then_succeeds_and_says_so(tmp_path:
     assert seen.states("square")[:4] == ["staging", "running", "retrying", "staging"]
     [note] = seen.notes()
     assert note.startswith("square: attempt 1 failed at cheap (raised RuntimeError: flaky failure 1 (log: ")
-    assert note.endswith("); retrying in 0.1 s (1 of 3 attempts used)")
+    assert note.endswith("); an error in the step's code, retrying in 0.1 s (1 of 3 attempts used)")
     assert report.notes == (note,)
 
 
 def test_a_step_out_of_attempts_fails_the_run_and_names_the_cause(tmp_path: Path) -> None:
     marker = tmp_path / "failures"
-    flaky = {"run": "flow_steps:flaky", "params": {"marker": str(marker), "fail_times": 9}, "max_attempts": 2}
+    flaky = {
+        "run": "flow_steps:flaky",
+        "params": {"marker": str(marker), "fail_times": 9},
+        "max_attempts": 2,
+        "retry_on_error": True,
+    }
     world = write_world(tmp_path, pipeline_spec=pipeline(square=flaky))
     report, _ = run(world)
     assert report.status == "failed"

@@ -5,6 +5,7 @@ Each test writes a tiny step module into its own folder and submits it exactly a
 
 from __future__ import annotations
 
+import socket
 import textwrap
 from decimal import Decimal
 from pathlib import Path
@@ -54,6 +55,20 @@ STEPS = textwrap.dedent(
     def bad_metrics(ctx):
         ctx.output("out").write_text("x")
         return {"when": object()}
+
+    def killed(ctx):
+        import os, signal
+        print("going down", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def exits(ctx):
+        import sys
+        sys.exit(4)
+
+    def refused(ctx):
+        import socket
+        with socket.create_connection(("127.0.0.1", ctx.params["port"]), timeout=5):
+            pass
     """
 )
 
@@ -114,6 +129,7 @@ def test_a_raising_step_reports_exit_1_and_the_exception_in_words(code: Path) ->
     assert not result.ok
     assert result.exit_code == 1
     assert result.failure == "error"
+    assert result.error_class == "user"
     assert result.error == "raised ValueError: boom at row 7"
     assert "Traceback" in (result.log_path or Path()).read_text()
     with pytest.raises(ExecutorError) as caught:
@@ -124,6 +140,7 @@ def test_a_raising_step_reports_exit_1_and_the_exception_in_words(code: Path) ->
 def test_a_step_that_misses_an_output_is_told_which_path_to_write(code: Path) -> None:
     result = finish(LocalExecutor("site-a"), request(code, "forgets"))
     assert result.failure == "error"
+    assert result.error_class == "user"
     assert result.error is not None
     assert "the step did not write its outputs: out → " in result.error
     assert "found out.npy: write exactly ctx.outputs['out']" in result.error
@@ -253,3 +270,25 @@ def test_the_registry_maps_backends_to_executors_with_capabilities_as_types() ->
         "sites.k8s.compute.backend: site 'k8s' uses compute.backend 'kubernetes', which this version "
         "cannot run yet; use one of: local, serverless"
     )
+
+
+def test_a_worker_killed_by_a_signal_has_crashed_an_infrastructure_failure(code: Path) -> None:
+    result = finish(LocalExecutor("site-a"), request(code, "killed"))
+    assert (result.exit_code, result.failure, result.error_class) == (-9, "crashed", "infrastructure")
+    assert result.error == "killed by SIGKILL; last log lines:\n  going down"
+
+
+def test_sys_exit_in_step_code_is_the_steps_own_error(code: Path) -> None:
+    result = finish(LocalExecutor("site-a"), request(code, "exits"))
+    assert (result.exit_code, result.failure, result.error_class) == (1, "error", "user")
+    assert result.error == "called sys.exit(4); return from the step function instead"
+
+
+def test_step_code_that_cannot_connect_is_unreachable_an_infrastructure_failure(code: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connecting is refused
+    result = finish(LocalExecutor("site-a"), request(code, "refused", port=port))
+    assert (result.exit_code, result.failure, result.error_class) == (1, "unreachable", "infrastructure")
+    assert result.error is not None
+    assert result.error.startswith("raised ConnectionRefusedError: [Errno 111] ")

@@ -1,7 +1,9 @@
 """How ``stratus run`` looks: a live line per step while it runs, then what happened and what it cost.
 
 On a terminal the lines redraw in place (state, site, elapsed, the step's latest log line); in a pipe or
-CI log each change is printed once, so the output reads as a story and stays greppable.
+CI log each change is printed once, so the output reads as a story and stays greppable. Either way each
+line a step logs is printed as it arrives, prefixed ``[step@site]``. With ``--json`` all of this goes to
+stderr, so stdout holds only the JSON object.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from stratus.runner import RunEvent, RunReport, metrics_words
+from stratus.runner import RunEvent, RunReport, StepReport, metrics_words
 
-__all__ = ["Progress", "render_report"]
+__all__ = ["Progress", "log_line", "render_failure", "render_report"]
 
 _STYLE = {
     "succeeded": "green",
@@ -75,6 +77,7 @@ class Progress:
         row = self.rows.setdefault(event.step, _Row())
         if event.kind == "log":
             row.note = event.message[-100:]
+            self.console.print(escape(log_line(event)), soft_wrap=True, highlight=False, markup=True)
             return
         assert event.state is not None
         if event.state in _ACTIVE and (row.started is None or row.ended is not None):
@@ -100,6 +103,17 @@ class Progress:
             state = f"[{style}]{row.state}[/]" if style else row.state
             table.add_row(escape(step), state, escape(row.site), row.elapsed(), escape(row.note))
         return table
+
+
+def log_line(event: RunEvent) -> str:
+    """A step's log line as the run shows it: ``[train@gcp-eu-west] epoch 3 loss 0.21``.
+
+    ``ctx.log`` writes ``[train] ...`` into the step's own log file; that prefix is replaced, not doubled.
+    """
+    step = event.step or "?"
+    message = event.message.removeprefix(f"[{step}] ")
+    where = f"{step}@{event.site}" if event.site else step
+    return f"[{where}] {message}"
 
 
 def render_report(console: Console, report: RunReport, resume_hint: str) -> None:
@@ -141,6 +155,30 @@ def render_report(console: Console, report: RunReport, resume_hint: str) -> None
         console.print("[bold]What happened:[/]")
         for note in report.notes:
             console.print(f"  - {escape(note)}", soft_wrap=True)
+    for down in report.sites_down:
+        console.print(f"[yellow]site {escape(down.site)} was down:[/] {escape(down.reason)}", soft_wrap=True)
+    for step in report.steps:
+        if step.status not in ("succeeded", "cached", "pending") and (step.log_tail or step.error_class):
+            render_failure(console, step)
     if report.error:
         console.print(f"[bold red]failed:[/] {escape(report.error)}", soft_wrap=True)
         console.print(f"Fix the cause, then continue with: {escape(resume_hint)}", soft_wrap=True)
+
+
+def render_failure(console: Console, step: StepReport) -> None:
+    """Whose failure it was, and the last lines of the step's log with where to read the rest."""
+    whose = {
+        "user": "an error in the step's code",
+        "infrastructure": "an infrastructure failure",
+    }.get(step.error_class or "", "a failure")
+    console.print(
+        f"[bold red]{escape(step.step)}[/] failed at {escape(step.site or '-')}: {whose} "
+        f"after {step.attempts} attempt(s)",
+        soft_wrap=True,
+    )
+    if step.log_tail:
+        console.print(f"  last {len(step.log_tail)} lines of {escape(step.log_path or '')}:", soft_wrap=True)
+        for line in step.log_tail:
+            console.print(f"  | {escape(line)}", soft_wrap=True, highlight=False)
+    elif step.log_path:
+        console.print(f"  log: {escape(step.log_path)} (empty)", soft_wrap=True)

@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from stratus.cli.inputs import OBJECTIVE, PIPELINE, PLATFORM, load_files, parse_objective
 from stratus.cli.output import console, print_json, stderr
-from stratus.cli.render_run import Progress, render_report
+from stratus.cli.render_run import Progress, render_failure, render_report
 from stratus.runner import run_file
 
 __all__ = ["run_command"]
@@ -40,7 +40,12 @@ def run_command(
 
     Steps whose code, params and inputs match an earlier success are reused, not rerun.
 
-    Failures retry with backoff; a preempted step or a failed site moves it to the next-best site.
+    A step's log lines are printed as they happen, prefixed [step@site] (on stderr with --json).
+
+    Infrastructure failures retry with backoff; an error in a step's own code fails it at once, showing
+    its log's last lines (unless the step sets retry_on_error: true). A preempted step moves to the
+    next-best site; a site whose store does not answer (probed before the run) or that fails under a
+    step is marked down for the run, and the remaining steps are re-planned on the healthy sites.
 
     Example: stratus run examples/fraud-detection/pipeline.yaml
 
@@ -67,5 +72,8 @@ def run_command(
         render_report(out, report, hint)
     if not report.succeeded:
         if as_json:
+            for step in report.steps:
+                if step.status == "failed":
+                    render_failure(stderr(), step)
             stderr().print(f"[bold red]failed:[/] {escape(report.error or '')}", soft_wrap=True)
         sys.exit(1)

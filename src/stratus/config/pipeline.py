@@ -174,7 +174,16 @@ class Step(StrictModel):
     constraints: Constraints = Field(default_factory=Constraints)
     declassify: bool = Field(default=False, description="outputs carry no residency (e.g. only aggregates)")
     params: dict[str, Any] = Field(default_factory=dict, description="passed to the step as ctx.params")
-    max_attempts: PositiveInt = Field(default=3, description="tries before the run fails (retries back off)")
+    max_attempts: PositiveInt = Field(
+        default=3,
+        description="tries before the run fails (retries back off): for infrastructure failures, and for "
+        "errors of the step's own code only with retry_on_error",
+    )
+    retry_on_error: bool = Field(
+        default=False,
+        description="also retry when the step's own code fails (an exception, a missing output); "
+        "off: such a failure happens again on every try, so the step runs once",
+    )
     kind: StepKind = Field(
         default="single",
         description="single: one site; distributed: ranks on several sites (DDP); federated: one participant "

@@ -11,10 +11,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from stratus.config import Resources
 from stratus.errors import ExecutorError
+from stratus.failures import ErrorClass, FailureKind, classify_failure
 
 __all__ = [
     "Executor",
@@ -24,9 +25,6 @@ __all__ = [
     "StepResult",
     "SupportsPreemption",
 ]
-
-#: Why a step ended badly, so the runner can choose between retrying here and moving elsewhere.
-FailureKind = Literal["error", "timeout", "memory", "preempted", "cancelled"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +62,13 @@ class StepResult:
     def ok(self) -> bool:
         """The step returned normally and wrote every output."""
         return self.failure is None and self.exit_code == 0
+
+    @property
+    def error_class(self) -> ErrorClass | None:
+        """Whose failure it was (see :mod:`stratus.failures`); None when the step succeeded."""
+        if self.ok:
+            return None
+        return classify_failure(self.failure or "crashed")
 
     def raise_for_failure(self, step: str, site: str) -> None:
         """Raise ExecutorError naming the step, site, cause and log when the step did not succeed."""

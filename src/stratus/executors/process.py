@@ -192,9 +192,12 @@ class ProcessHandle(Handle):
         elif report.get("failure") == "memory":
             failure = "memory"
             error = f"{report.get('error') or 'ran out of memory'}{self._limits.memory_hint}"
-        elif code != 0 or not report.get("ok", False):
-            failure = "error"
+        elif report.get("failure") in ("error", "unreachable"):
+            failure = report["failure"]  # the worker caught the step's exception and classified it
             error = report.get("error") or _exit_words(code, self.log_path)
+        elif code != 0 or not report.get("ok", False):
+            failure = "crashed"  # died without a word: a signal, or the interpreter itself failed
+            error = _exit_words(code, self.log_path)
         return StepResult(
             exit_code=code,
             duration_s=duration,

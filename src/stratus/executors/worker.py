@@ -5,7 +5,9 @@ Imports the step's ``module:function`` with the pipeline's folder on ``sys.path`
 the error) atomically. Anything the step prints goes to the log the runner tails.
 
 Exit codes: 0 success, 1 the step raised or missed an output, 2 the request or entry point is broken,
-3 the memory limit was hit.
+3 the memory limit was hit. ``result.json`` says which kind of failure it was: ``error`` (the step's
+own code) or ``unreachable`` (the step's code raised a connection, timeout or 5xx error; see
+:mod:`stratus.failures`); a worker that dies without writing it has crashed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 import psutil
 
+from stratus.failures import classify_exception
 from stratus.step import StepContext
 
 __all__ = ["main"]
@@ -74,10 +77,11 @@ def main(argv: list[str] | None = None) -> int:
         gb = (limit or 0) / 1e9
         _report(result_path, ok=False, failure="memory", error=f"exceeded its memory limit of {gb:g} GB")
         return 3
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in step code is its failure, not the worker's
         _limit_memory(None)
         traceback.print_exc()
-        _report(result_path, ok=False, failure="error", error=f"raised {type(exc).__name__}: {exc}")
+        failure = "unreachable" if classify_exception(exc) == "infrastructure" else "error"
+        _report(result_path, ok=False, failure=failure, error=_raised_words(exc))
         return 1
     _limit_memory(None)
     # Of a distributed step's ranks only rank 0 publishes; the others need not write the outputs.
@@ -90,6 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[{context.step}] done in {time.monotonic() - started:.2f} s", file=sys.stderr)
     _report(result_path, ok=True, metrics=_plain(returned or {}))
     return 0
+
+
+def _raised_words(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r}); return from the step function instead"
+    return f"raised {type(exc).__name__}: {exc}"
 
 
 def _load(entrypoint: str) -> Callable[[StepContext], Any]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from stratus.errors import ExecutorError, RegistryError, StorageError
 from stratus.executors import StepResult
+from stratus.failures import ErrorClass, classify_exception
 from stratus.planner import Placement
 from stratus.runner.context import RunContext
 from stratus.runner.events import RunEvent, StepState, metrics_words
@@ -30,7 +32,8 @@ OutcomeKind = Literal["succeeded", "failed", "preempted", "site-down", "cancelle
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an attempt ended. ``site-down`` and ``preempted`` move the step elsewhere; ``failed`` retries."""
+    """How an attempt ended. ``site-down`` and ``preempted`` move the step elsewhere; ``failed`` retries
+    when ``error_class`` is ``infrastructure`` (or the step opted in with ``retry_on_error``)."""
 
     step: str
     site: str
@@ -38,6 +41,8 @@ class Outcome:
     kind: OutcomeKind
     error: str | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    error_class: ErrorClass | None = None  # set for every kind but succeeded
+    log_path: Path | None = None
 
 
 def execute_step(
@@ -68,7 +73,9 @@ def execute_step(
     def state(value: StepState, message: str = "") -> None:
         ctx.emit(RunEvent("step", message, step=name, state=value, site=site, attempt=attempt))
 
-    def fail(kind: OutcomeKind, error: str, result: StepResult | None = None) -> Outcome:
+    def fail(
+        kind: OutcomeKind, error: str, error_class: ErrorClass, result: StepResult | None = None
+    ) -> Outcome:
         status: StepStatus = "failed"
         if kind == "preempted" or kind == "cancelled":
             status = kind
@@ -80,7 +87,9 @@ def execute_step(
             peak_memory_bytes=result.peak_memory_bytes if result else None,
             exit_code=result.exit_code if result else None,
         )
-        return Outcome(name, site, attempt, kind, error)
+        return Outcome(
+            name, site, attempt, kind, error, error_class=error_class, log_path=workdir / "step.log"
+        )
 
     try:
         if step.kind == "single":
@@ -97,7 +106,8 @@ def execute_step(
             kind: OutcomeKind = "preempted" if result.preempted else "failed"
             if result.failure == "cancelled":
                 kind = "cancelled"
-            return fail(kind, f"{result.error} (log: {result.log_path})", result)
+            why = result.error_class or "infrastructure"
+            return fail(kind, f"{result.error} (log: {result.log_path})", why, result)
         targets = ", ".join(dict.fromkeys([site, *step.replicate.sites]))
         state("publishing", f"writing {len(step.outputs)} output(s) to {targets}")
         outputs = {
@@ -114,14 +124,15 @@ def execute_step(
         if step.registration is not None:
             where = list(dict.fromkeys([site, *participant_sites(ctx, name, placement)]))
             state("publishing", register_output(ctx, name, where, inputs, produced, result.metrics))
-    except RegistryError as exc:
-        return fail("failed", f"RegistryError: {exc}")
+    except RegistryError as exc:  # a model that cannot be registered, or a registry that cannot be reached
+        return fail("failed", f"RegistryError: {exc}", classify_exception(exc))
     except ExecutorError as exc:
-        return fail("site-down", str(exc))
+        return fail("site-down", str(exc), "infrastructure")
     except StorageError as exc:
         # The step's own store failing is the site failing; another site's store failing is an error
         # here (a replica that cannot be written fails the step, naming that site and URL).
-        return fail("site-down" if exc.site == site else "failed", f"StorageError: {exc}")
+        whose: OutcomeKind = "site-down" if exc.site == site else "failed"
+        return fail(whose, f"StorageError: {exc}", "infrastructure")
     ctx.repo.succeed_attempt(
         attempt_id,
         ctx.run_id,
@@ -133,5 +144,6 @@ def execute_step(
     )
     for folder in ("inputs", "outputs"):  # the bytes now live in the stores; keep only the log
         shutil.rmtree(workdir / folder, ignore_errors=True)
-    state("succeeded", metrics_words(result.metrics, limit=6))
+    ran = f"ran {result.duration_s:.1f} s"
+    state("succeeded", ", ".join(w for w in (ran, metrics_words(result.metrics, limit=6)) if w))
     return Outcome(name, site, attempt, "succeeded", metrics=result.metrics)

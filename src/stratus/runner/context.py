@@ -18,6 +18,7 @@ from stratus.redact import redact
 from stratus.runner.billing import Biller
 from stratus.runner.dataplane import DataPlane
 from stratus.runner.events import EventSink, RunEvent
+from stratus.runner.incidents import Incidents
 from stratus.runner.placement import Placer
 from stratus.state import Repository
 from stratus.storage import SiteStore, Timeouts, open_store
@@ -83,6 +84,12 @@ class SiteStores(Mapping[str, SiteStore]):
                 )
             return self._open[name]
 
+    def put(self, name: str, store: SiteStore) -> None:
+        """Use ``store`` for ``name`` from now on (the runner swaps in one that refuses at once for a site
+        that is down for the rest of the run)."""
+        with self._lock:
+            self._open[name] = store
+
     def __contains__(self, name: object) -> bool:
         return name in self._sites
 
@@ -130,6 +137,7 @@ class RunContext:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     stop: threading.Event = field(default_factory=threading.Event)
     notes: list[str] = field(default_factory=list)
+    incidents: Incidents = field(default_factory=Incidents)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def emit(self, event: RunEvent) -> None:

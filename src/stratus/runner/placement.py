@@ -40,11 +40,16 @@ class Placer:
         self.catalog = catalog
         self.objective = objective
         self.excluded: dict[str, dict[str, str]] = {}  # step → site → why
+        self.down: dict[str, str] = {}  # site → why: excluded for every step from now on
         self.problem: Problem = build_problem(pipeline, platform, catalog, objective)
 
     def exclude(self, step: str, site: str, why: str) -> None:
         """Never place ``step`` at ``site`` again in this run."""
         self.excluded.setdefault(step, {})[site] = why
+
+    def mark_down(self, site: str, why: str) -> None:
+        """Never place any step at ``site`` again in this run (steps already finished there stay)."""
+        self.down.setdefault(site, why)
 
     def plan(self, pinned: Mapping[str, str] | None = None) -> Plan:
         """An optimal plan that avoids excluded sites and keeps ``pinned`` steps where they ran.
@@ -70,18 +75,25 @@ class Placer:
             elif name in pinned:
                 pass  # its sites are also its ranks': pinning the coordinator would rule them out
             else:
-                allowed = [s for s in allowed if s not in self.excluded.get(name, {})]
+                lost = {s: why for s, why in self._lost(name).items() if s in allowed}
+                allowed = [s for s in allowed if s not in lost]
                 if not allowed:
-                    lost = "; ".join(f"{s}: {why}" for s, why in self.excluded.get(name, {}).items())
+                    words = "; ".join(f"{s}: {why}" for s, why in lost.items())
                     raise InfeasibleError(
-                        f"no site is left for step {name!r}: {lost}",
-                        {name: {s: [why] for s, why in self.excluded.get(name, {}).items()}},
+                        f"no site is left for step {name!r}: {words}",
+                        {name: {s: [why] for s, why in lost.items()}},
                     )
             constraints = step.constraints.model_copy(update={"sites": allowed})
             steps[name] = step.model_copy(update={"constraints": constraints})
         pipeline = self.pipeline.model_copy(update={"steps": steps})
         self.problem = build_problem(pipeline, self.platform, self.catalog, self.objective)
         return plan(pipeline, self.platform, self.catalog, objective=self.objective)
+
+    def _lost(self, step: str) -> dict[str, str]:
+        """The sites ``step`` may no longer use in this run, and why: its own exclusions, then sites down."""
+        lost = {site: f"site down: {why}" for site, why in self.down.items()}
+        lost.update(self.excluded.get(step, {}))
+        return lost
 
     def pricing(self, placement: Placement) -> Pricing:
         """The paid and list hourly price of a placement, from the candidates the planner chose among."""

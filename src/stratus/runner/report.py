@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+from stratus.failures import ErrorClass
 from stratus.ledger import report as ledger_report
+from stratus.runner.incidents import Incidents, Replan, SiteDown, StepFailure
 from stratus.state import DONE, Repository, StepRunRow
 
-__all__ = ["ArtifactReport", "RunReport", "StepReport", "build_report"]
+__all__ = ["LOG_TAIL_LINES", "ArtifactReport", "RunReport", "StepReport", "build_report", "log_tail"]
+
+#: How many of a failed step's last log lines the run's output shows.
+LOG_TAIL_LINES = 20
+_TAIL_BYTES = 64 * 1024  # enough for 20 long lines; a multi-GB log is never read whole
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,10 @@ class StepReport:
     duration_s: float
     metrics: Mapping[str, Any] = field(default_factory=dict)
     cached_from: str | None = None
+    error_class: ErrorClass | None = None  # whose failure the last attempt's was, when the step failed
+    error: str | None = None
+    log_path: str | None = None  # the last attempt's log
+    log_tail: tuple[str, ...] = ()  # its last lines, when the step failed
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,8 @@ class RunReport:
     notes: tuple[str, ...] = ()
     error: str | None = None
     waited_for: str | None = None  # the run of the same pipeline this one waited for, if any
+    sites_down: tuple[SiteDown, ...] = ()
+    replans: tuple[Replan, ...] = ()
 
     @property
     def succeeded(self) -> bool:
@@ -62,10 +76,10 @@ class RunReport:
         return tuple(s.step for s in self.steps if s.status == "cached")
 
     def to_json(self) -> dict[str, Any]:
-        """``{"run_id", "status", "steps": [...with metrics], "artifacts": [...], "cost_usd", "waited_for"}``.
-
-        ``waited_for`` is the id of the run of the same pipeline this one waited for (None when it did not
-        wait, or the holder had not recorded its run yet); its results were then reused from the cache.
+        """``{"run_id", "status", "steps": [...], "artifacts": [...], "cost_usd", "waited_for", "sites_down",
+        "replans"}``: each step with its metrics, and when it failed, whose failure it was (``error_class``:
+        ``user`` or ``infrastructure``), the error and its log's last lines. ``waited_for`` is the id of the
+        run of the same pipeline this one waited for (None when it did not wait); its results were reused.
         """
         return {
             "run_id": self.run_id,
@@ -80,6 +94,10 @@ class RunReport:
                     "duration_s": round(s.duration_s, 3),
                     "metrics": dict(s.metrics),
                     "cached_from": s.cached_from,
+                    "error_class": s.error_class,
+                    "error": s.error,
+                    "log_path": s.log_path,
+                    "log_tail": list(s.log_tail),
                 }
                 for s in self.steps
             ],
@@ -89,18 +107,41 @@ class RunReport:
             ],
             "cost_usd": float(self.cost_usd),
             "waited_for": self.waited_for,
+            "sites_down": [
+                {"site": d.site, "reason": d.reason, "at": d.at.isoformat()} for d in self.sites_down
+            ],
+            "replans": [
+                {
+                    "cause": r.cause,
+                    "at": r.at.isoformat(),
+                    "moved": [{"step": m.step, "from": m.from_site, "to": m.to_site} for m in r.moved],
+                }
+                for r in self.replans
+            ],
         }
 
 
 def build_report(
-    repo: Repository, run_id: str, steps: Sequence[str], notes: Sequence[str] = (), error: str | None = None
+    repo: Repository,
+    run_id: str,
+    steps: Sequence[str],
+    notes: Sequence[str] = (),
+    error: str | None = None,
+    *,
+    incidents: Incidents | None = None,
 ) -> RunReport:
-    """Assemble the report of ``run_id`` from the manifest and the ledger (the single source of cost)."""
+    """Assemble the report of ``run_id`` from the manifest and the ledger (the single source of cost).
+
+    ``incidents`` adds what only this session saw: sites down, re-plans and each failure's class.
+    """
+    incidents = incidents or Incidents()
     row = repo.run(run_id)
     attempts: dict[str, list[StepRunRow]] = {}
     for attempt in repo.attempts(run_id):
         attempts.setdefault(attempt.step, []).append(attempt)
-    step_reports = tuple(_step_report(name, attempts.get(name, [])) for name in steps)
+    step_reports = tuple(
+        _step_report(name, attempts.get(name, []), incidents.failures.get(name)) for name in steps
+    )
     artifacts = []
     for ref, sha in sorted(repo.names(run_id).items(), key=lambda item: _ref_order(item[0], steps)):
         artifact = repo.artifact(sha)
@@ -115,15 +156,18 @@ def build_report(
         cost_usd=cost,
         notes=tuple(notes),
         error=error if error is not None else (row.error if row else None),
+        sites_down=tuple(incidents.sites_down),
+        replans=tuple(incidents.replans),
     )
 
 
-def _step_report(name: str, attempts: list[StepRunRow]) -> StepReport:
+def _step_report(name: str, attempts: list[StepRunRow], failure: StepFailure | None) -> StepReport:
     if not attempts:
         return StepReport(name, None, None, "pending", 0, 0.0)
     done = [a for a in attempts if a.status in DONE]
     last = done[-1] if done else attempts[-1]
     tries = sum(1 for a in attempts if a.status != "cached")
+    failed = last.status not in DONE and last.status != "running"
     return StepReport(
         step=name,
         site=last.site,
@@ -133,7 +177,24 @@ def _step_report(name: str, attempts: list[StepRunRow]) -> StepReport:
         duration_s=last.duration_s or 0.0,
         metrics=json.loads(last.metrics_json or "{}"),
         cached_from=last.cached_from,
+        error_class=failure.error_class if failed and failure else None,
+        error=last.error if failed else None,
+        log_path=last.log_path,
+        log_tail=tuple(log_tail(Path(last.log_path))) if failed and last.log_path else (),
     )
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines of a step's log (read from the end: logs can be large); [] if unreadable."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - _TAIL_BYTES))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
 
 
 def _ref_order(ref: str, steps: Sequence[str]) -> tuple[int, str]:

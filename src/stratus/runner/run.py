@@ -26,6 +26,7 @@ from stratus.runner.context import Faults, RetryPolicy, RunContext, open_sites
 from stratus.runner.dataplane import DataPlane
 from stratus.runner.datasets import bind_datasets, make_keys
 from stratus.runner.events import EventSink, RunEvent
+from stratus.runner.health import plan_with_healthy_sites
 from stratus.runner.placement import Placer
 from stratus.runner.replicas import RepairLedger, complete_pending, pending_notes
 from stratus.runner.report import RunReport, build_report
@@ -134,7 +135,7 @@ def run(
         for note in pending_notes(*complete_pending(repo, sites.stores, ledger=ledger)):
             ctx.emit(RunEvent("note", note))
     done = {a.step: a.site for a in repo.attempts(run_id) if a.status in DONE and a.step in pipeline.steps}
-    plan = placer.plan(pinned=done)
+    plan = plan_with_healthy_sites(ctx, done)  # probes the sites it needs; re-plans around silent ones
     if resume is None:
         accelerated = {name for name, step in pipeline.steps.items() if step.resources.accelerators}
         biller.plan(plan, accelerated)
@@ -168,7 +169,7 @@ def run(
         )
     repo.finish_run(run_id, status, error)
     ctx.emit(RunEvent("run", f"run {run_id} {status}" + (f": {error}" if error else "")))
-    return build_report(repo, run_id, list(pipeline.steps), ctx.notes, error)
+    return build_report(repo, run_id, list(pipeline.steps), ctx.notes, error, incidents=ctx.incidents)
 
 
 def _open_run(

@@ -1,9 +1,11 @@
 """Walks the DAG: starts ready steps up to each site's capacity, reuses cached results, retries, fails over.
 
 One thread per running attempt; this loop alone decides what happens next, so placement, retry counts
-and the run's error are never shared between threads. A failing step retries where it is, with backoff,
-up to its ``max_attempts``; a preempted step or a failed site moves the step to the next-best feasible
-site and re-solves the plan for every step not yet started.
+and the run's error are never shared between threads. A step that fails for an infrastructure reason
+retries where it is, with backoff, up to its ``max_attempts``; one that fails in its own code (see
+:mod:`stratus.failures`) fails the run at once unless it sets ``retry_on_error``. A preempted step moves
+to the next-best feasible site; a failed site is marked down for the whole run and the plan is re-solved
+for every step not yet started.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from stratus.runner.attempt import Outcome, execute_step
 from stratus.runner.cache import cache_key
 from stratus.runner.context import RunContext
 from stratus.runner.events import RunEvent
+from stratus.runner.health import announce_replan, mark_down
+from stratus.runner.incidents import Moved, StepFailure
 from stratus.state import DONE
 
 __all__ = ["Scheduler"]
@@ -86,8 +90,9 @@ class Scheduler:
                 try:
                     outcome = future.result()
                 except Exception as exc:  # a bug in the runner: fail the step, keep the run's state sane
+                    where = self.placements[name].site
                     outcome = Outcome(
-                        name, self.placements[name].site, self.attempts[name], "failed", repr(exc)
+                        name, where, self.attempts[name], "failed", repr(exc), error_class="infrastructure"
                     )
                 self._settle(outcome)
 
@@ -169,37 +174,60 @@ class Scheduler:
         name, site = outcome.step, outcome.site
         if outcome.kind == "succeeded":
             self.done[name] = site
+            self.ctx.incidents.succeeded(name)
             return
         if outcome.kind == "cancelled":
             self.error = self.error or f"step {name!r} was cancelled"
             return
         if outcome.kind in ("preempted", "site-down"):
+            self._record(outcome, retried=True)
             self._fail_over(outcome)
             return
+        step = self.ctx.pipeline.steps[name]
+        own_code = outcome.error_class == "user"
         self.failures[name] += 1
-        limit = self.ctx.pipeline.steps[name].max_attempts
+        limit = step.max_attempts if not own_code or step.retry_on_error else 1
         if self.failures[name] >= limit:
-            self.error = f"step {name!r} failed after {self.failures[name]} attempt(s): {outcome.error}"
+            self._record(outcome, retried=False)
+            if limit == 1 and own_code:
+                self.error = (
+                    f"step {name!r} failed in its own code, so it was not retried "
+                    f"(set retry_on_error: true to retry it): {outcome.error}"
+                )
+            else:
+                self.error = f"step {name!r} failed after {self.failures[name]} attempt(s): {outcome.error}"
             self.ctx.emit(RunEvent("step", outcome.error or "", step=name, state="failed", site=site))
             return
+        self._record(outcome, retried=True)
         delay = self.ctx.retry.delay(self.failures[name])
         self.next_at[name] = time.monotonic() + delay
         self.ctx.emit(RunEvent("step", f"retry in {delay:.1f} s", step=name, state="retrying", site=site))
+        whose = "an error in the step's code" if own_code else "an infrastructure failure"
         self.ctx.emit(
             RunEvent(
                 "note",
-                f"{name}: attempt {outcome.attempt} failed at {site} ({outcome.error}); "
+                f"{name}: attempt {outcome.attempt} failed at {site} ({outcome.error}); {whose}, "
                 f"retrying in {delay:.1f} s ({self.failures[name]} of {limit} attempts used)",
                 step=name,
                 site=site,
             )
         )
 
+    def _record(self, outcome: Outcome, *, retried: bool) -> None:
+        failure = StepFailure(
+            outcome.error_class or "infrastructure", outcome.error or "", outcome.log_path, retried
+        )
+        self.ctx.incidents.failed(outcome.step, failure)
+
     def _fail_over(self, outcome: Outcome) -> None:
+        """Move the step off its site (for good when the site failed) and re-plan what has not started."""
         name, site = outcome.step, outcome.site
         why = "preempted (spot capacity reclaimed)" if outcome.kind == "preempted" else "site failure"
         self.ctx.emit(RunEvent("step", outcome.error or why, step=name, state="preempted", site=site))
-        self.ctx.placer.exclude(name, site, f"{why} during this run")
+        if outcome.kind == "site-down":
+            mark_down(self.ctx, site, outcome.error or why)  # every later step avoids it, not just this one
+        else:
+            self.ctx.placer.exclude(name, site, f"{why} during this run")
         try:
             plan = self.ctx.placer.plan(pinned=self.done)
         except InfeasibleError as exc:
@@ -207,22 +235,26 @@ class Scheduler:
             self.ctx.emit(RunEvent("note", self.error, step=name, site=site))
             return
         started = set(self.running.values())
-        moved = []
+        moved: list[Moved] = []
         for placement in plan.placements:
             if placement.step in self.done or placement.step in started:
                 continue
             before = self.placements.get(placement.step)
-            if placement.step != name and before is not None and before.site != placement.site:
-                moved.append(f"{placement.step} {before.site} → {placement.site}")
+            if before is None or before.site != placement.site or placement.step == name:
+                moved.append(Moved(placement.step, before.site if before else None, placement.site))
             self.placements[placement.step] = placement
+        if outcome.kind == "site-down":
+            announce_replan(self.ctx, {site: outcome.error or why}, moved)
+            return
         target = self.placements[name]
-        detail = f"; also moved {', '.join(moved)}" if moved else ""
+        also = [f"{m.step} {m.from_site} → {m.to_site}" for m in moved if m.step != name]
+        detail = f"; also moved {', '.join(also)}" if also else ""
         remaining = len([s for s in self.order if s not in self.done and s not in started])
-        cause = f" ({outcome.error})" if outcome.kind == "site-down" else ""
+        self.ctx.incidents.replanned(f"{name} {why} at {site}", moved)
         self.ctx.emit(
             RunEvent(
                 "note",
-                f"{name}: {why} at {site}{cause}; moving to {target.site} ({target.offering}, "
+                f"{name}: {why} at {site}; moving to {target.site} ({target.offering}, "
                 f"{target.pricing}), the next-best placement; "
                 f"re-planned {remaining} remaining step(s){detail}",
                 step=name,
