@@ -115,7 +115,7 @@ def _show(action: str, states: list[ArtifactState], as_json: bool) -> None:
         out.print("No artifacts recorded yet: run a pipeline first (stratus run PIPELINE).")
         return
     table = Table(header_style="bold")
-    for column in ("artifact", "sha256", "bytes", "replicas"):
+    for column in ("artifact", "sha256", "bytes", "residency", "replicas"):
         table.add_column(column, justify="right" if column == "bytes" else "left")
     for state in states:
         replicas = ", ".join(
@@ -125,7 +125,11 @@ def _show(action: str, states: list[ArtifactState], as_json: bool) -> None:
         if state.repaired:
             replicas += " [green](repaired: " + ", ".join(sorted(state.repaired)) + ")[/]"
         table.add_row(
-            escape(", ".join(state.names) or "-"), state.sha256[:12], str(state.size_bytes), replicas
+            escape(", ".join(state.names) or "-"),
+            state.sha256[:12],
+            str(state.size_bytes),
+            "/".join(sorted(state.residency)) or "-",
+            replicas,
         )
     out.print(table)
     for state in states:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from stratus.errors import ExecutorError, RegistryError, StorageError
+from stratus.errors import ExecutorError, RegistryError, ResidencyError, StorageError
 from stratus.executors import StepResult
 from stratus.planner import Placement
 from stratus.runner.context import RunContext
@@ -20,17 +20,21 @@ from stratus.runner.events import RunEvent, StepState, metrics_words
 from stratus.runner.execution import run_request
 from stratus.runner.multisite import participant_sites, run_multi_site
 from stratus.runner.registration import register_output
+from stratus.runner.residency import resident_inputs
 from stratus.runner.staging import stage_inputs, step_request
 from stratus.state import StepStatus
 
 __all__ = ["Outcome", "OutcomeKind", "execute_step"]
 
-OutcomeKind = Literal["succeeded", "failed", "preempted", "site-down", "cancelled"]
+OutcomeKind = Literal["succeeded", "failed", "preempted", "site-down", "cancelled", "refused"]
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an attempt ended. ``site-down`` and ``preempted`` move the step elsewhere; ``failed`` retries."""
+    """How an attempt ended. ``site-down`` and ``preempted`` move the step elsewhere; ``failed`` retries.
+
+    ``refused`` is a residency refusal: the same step would be refused again, so it is never retried.
+    """
 
     step: str
     site: str
@@ -100,6 +104,7 @@ def execute_step(
             return fail(kind, f"{result.error} (log: {result.log_path})", result)
         targets = ", ".join(dict.fromkeys([site, *step.replicate]))
         state("publishing", f"writing {len(step.outputs)} output(s) to {targets}")
+        forbidden = resident_inputs(ctx, name, inputs)
         outputs = {
             out: ctx.data.publish(
                 path,
@@ -107,12 +112,15 @@ def execute_step(
                 artifact=f"{name}.{out}",
                 step=name,
                 residency=ctx.residency.get(f"{name}.{out}", frozenset()),
+                resident_inputs=forbidden,
             )
             for out, path in produced.items()
         }
         if step.registration is not None:
             where = list(dict.fromkeys([site, *participant_sites(ctx, name, placement)]))
-            state("publishing", register_output(ctx, name, where, inputs, produced, result.metrics))
+            state("publishing", register_output(ctx, name, where, inputs, outputs, produced, result.metrics))
+    except ResidencyError as exc:
+        return fail("refused", f"ResidencyError: {exc}")
     except RegistryError as exc:
         return fail("failed", f"RegistryError: {exc}")
     except ExecutorError as exc:

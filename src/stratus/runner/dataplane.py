@@ -7,16 +7,26 @@ verified only once its bytes are known good, so the manifest never claims a copy
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from stratus.errors import StorageError
+from stratus.errors import ResidencyError, StorageError
 from stratus.runner.billing import Biller
 from stratus.runner.placement import Placer
+from stratus.runner.residency import manifest_bound
 from stratus.state import Repository, utcnow
-from stratus.storage import SiteStore, copy_object, dual_write, hash_file, pack_dir, unpack
+from stratus.storage import (
+    SiteStore,
+    copy_object,
+    dual_write,
+    format_residency,
+    hash_file,
+    pack_dir,
+    strictest,
+    unpack,
+)
 
 __all__ = ["DataPlane", "Written"]
 
@@ -79,6 +89,7 @@ class DataPlane:
         reason: str,
         residency: frozenset[str],
     ) -> int:
+        residency = strictest(residency, manifest_bound(self.repo, sha256))
         replicas = self.repo.replicas(sha256)
         dst = self.stores[site]
         if replicas.get(site) == "verified" and dst.has(sha256):
@@ -130,12 +141,25 @@ class DataPlane:
         artifact: str,
         step: str | None,
         residency: frozenset[str],
+        resident_inputs: Mapping[str, str] | None = None,
     ) -> str:
-        """Dual-write ``local`` to ``sites`` (first is the producer's); return its hash once all verify."""
+        """Dual-write ``local`` to ``sites`` (first is the producer's); return its hash once all verify.
+
+        ``resident_inputs`` (hash → what it is) are bytes this output may not be: the resident inputs of
+        a step that declassifies. The bound written is the strictest of ``residency`` and the manifest's
+        for the same bytes, so a copy of resident data never becomes unbound by being produced again.
+        """
         is_dir = local.is_dir()
         path = pack_dir(local, local.with_name(f".{local.name}.tar")) if is_dir else local
         stores = [self.stores[s] for s in dict.fromkeys(sites)]
         sha = hash_file(path)
+        if resident_inputs and sha in resident_inputs:
+            raise ResidencyError(
+                f"{artifact} is declassified, but its bytes are exactly its input "
+                f"{resident_inputs[sha]} (sha256 {sha}): a declassified output must be derived data "
+                "(aggregates, a model), never a verbatim copy of resident data; nothing was published"
+            )
+        residency = strictest(residency, manifest_bound(self.repo, sha))
         size = path.stat().st_size
         held = {store.site: _holds(store, sha, size) for store in stores}
         info = dual_write(path, stores, residency)
@@ -145,7 +169,7 @@ class DataPlane:
             is_dir=is_dir,
             producer=artifact,
             run_id=self.run_id,
-            residency=",".join(sorted(residency)) or None,
+            residency=format_residency(residency),
         )
         primary = stores[0].site
         for store in stores:

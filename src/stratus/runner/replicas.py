@@ -13,7 +13,7 @@ from typing import Any
 
 from stratus.errors import StorageError
 from stratus.state import Repository
-from stratus.storage import SiteStore, repair, verify
+from stratus.storage import SiteStore, allows, parse_residency, repair, verify
 
 __all__ = ["ArtifactState", "inventory", "repair_all", "verify_all"]
 
@@ -28,6 +28,7 @@ class ArtifactState:
     replicas: dict[str, str]
     repaired: dict[str, int] = field(default_factory=dict)  # site → bytes copied
     error: str | None = None
+    residency: frozenset[str] = frozenset()  # the strictest bound of every artifact with these bytes
 
     @property
     def healthy(self) -> bool:
@@ -43,6 +44,7 @@ class ArtifactState:
             "replicas": dict(self.replicas),
             "repaired": dict(self.repaired),
             "error": self.error,
+            "residency": sorted(self.residency),
         }
 
 
@@ -53,9 +55,9 @@ def inventory(repo: Repository, site: str | None = None) -> list[ArtifactState]:
         if site is not None and site not in replicas:
             continue
         shown = {s: v for s, v in replicas.items() if site is None or s == site}
-        found.append(
-            ArtifactState(artifact.sha256, artifact.size_bytes, repo.names_of(artifact.sha256), shown)
-        )
+        names = repo.names_of(artifact.sha256)
+        bound = parse_residency(artifact.residency)
+        found.append(ArtifactState(artifact.sha256, artifact.size_bytes, names, shown, residency=bound))
     return found
 
 
@@ -72,6 +74,14 @@ def verify_all(
         for name, status in verify(state.sha256, known).items():
             repo.set_replica(state.sha256, name, status)
             state.replicas[name] = status
+        outside = [s.site for s in known if not allows(s.jurisdiction, state.residency)]
+        if outside:
+            bound = "/".join(sorted(state.residency))
+            problem = (
+                f"replica(s) at {', '.join(outside)} are outside these bytes' {bound} residency "
+                "(written before the bound was known, or by hand): remove them from those sites"
+            )
+            state.error = f"{state.error}; {problem}" if state.error else problem
     return states
 
 
@@ -88,10 +98,7 @@ def repair_all(
         broken = [s for s, v in state.replicas.items() if v != "verified" and s in stores]
         if not broken:
             continue
-        artifact = repo.artifact(state.sha256)
-        residency = (
-            frozenset(artifact.residency.split(",")) if artifact and artifact.residency else frozenset()
-        )
+        residency = state.residency
         involved = [stores[s] for s in [*good, *broken]]  # repair copies from the first that verifies
         try:
             moved = repair(state.sha256, involved, residency)

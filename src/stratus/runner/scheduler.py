@@ -174,6 +174,10 @@ class Scheduler:
         if outcome.kind == "cancelled":
             self.error = self.error or f"step {name!r} was cancelled"
             return
+        if outcome.kind == "refused":  # residency: deterministic, a retry would be refused again
+            self.error = f"step {name!r} was refused (not retried): {outcome.error}"
+            self.ctx.emit(RunEvent("step", outcome.error or "", step=name, state="failed", site=site))
+            return
         if outcome.kind in ("preempted", "site-down"):
             self._fail_over(outcome)
             return

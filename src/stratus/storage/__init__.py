@@ -11,19 +11,24 @@ Backends: file (relative to the platform file's folder), memory, s3 (s3fs), gs/g
 from stratus.storage.artifacts import pack_dir, unpack
 from stratus.storage.copy import copy_many, copy_object
 from stratus.storage.replication import ReplicaStatus, dual_write, repair, verify
+from stratus.storage.residency import allows, format_residency, parse_residency, strictest
 from stratus.storage.store import ObjectInfo, SiteStore, hash_file, open_store
 
 __all__ = [
     "ObjectInfo",
     "ReplicaStatus",
     "SiteStore",
+    "allows",
     "copy_many",
     "copy_object",
     "dual_write",
+    "format_residency",
     "hash_file",
     "open_store",
     "pack_dir",
+    "parse_residency",
     "repair",
+    "strictest",
     "unpack",
     "verify",
 ]

@@ -21,6 +21,7 @@ from fsspec.asyn import get_loop, sync
 from stratus.errors import StorageError
 from stratus.storage.backend import Backend, LocalBackend, MiB
 from stratus.storage.opener import locate
+from stratus.storage.residency import allows
 from stratus.storage.transfer import IntegrityError, transfer
 
 __all__ = ["ObjectInfo", "SiteStore", "check_residency", "hash_file", "open_store", "run"]
@@ -209,7 +210,7 @@ class SiteStore:
 
 def check_residency(store: SiteStore, residency: frozenset[str], what: str) -> None:
     """Refuse to place data bound to ``residency`` jurisdictions at a site outside them."""
-    if not residency or (store.jurisdiction is not None and store.jurisdiction in residency):
+    if allows(store.jurisdiction, residency):
         return
     bound = "/".join(sorted(residency))
     where = store.jurisdiction or "no jurisdiction declared"
