@@ -19,6 +19,7 @@ from stratus.runner.residency import manifest_bound
 from stratus.state import Repository, utcnow
 from stratus.storage import (
     SiteStore,
+    allows,
     copy_object,
     dual_write,
     format_residency,
@@ -89,9 +90,17 @@ class DataPlane:
         reason: str,
         residency: frozenset[str],
     ) -> int:
+        declared = residency
         residency = strictest(residency, manifest_bound(self.repo, sha256))
         replicas = self.repo.replicas(sha256)
         dst = self.stores[site]
+        if not allows(dst.jurisdiction, residency):
+            bound = "/".join(sorted(residency))
+            why = "" if residency == declared else f" (the manifest binds these bytes to the {bound})"
+            raise ResidencyError(
+                f"refusing to copy {artifact} (sha256 {sha256}) to site {site} "
+                f"({dst.jurisdiction or 'no declared jurisdiction'}): it is {bound}-resident{why}"
+            )
         if replicas.get(site) == "verified" and dst.has(sha256):
             return 0
         holders = sorted(

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from stratus.config import step_dependencies, topological_order
-from stratus.errors import InfeasibleError, StorageError
+from stratus.errors import InfeasibleError, ResidencyError, StorageError
 from stratus.planner import Placement, Plan
 from stratus.runner.attempt import Outcome, execute_step
 from stratus.runner.cache import cache_key
@@ -136,7 +136,7 @@ class Scheduler:
                             reason="replica (dual-write)",
                             residency=ctx.residency.get(f"{name}.{out}", frozenset()),
                         )
-            except StorageError:
+            except (StorageError, ResidencyError):
                 continue  # cannot honour `replicate` from the cached copy: run the step instead
             ctx.repo.record_cached(
                 ctx.run_id, name, source=source, refs={f"{name}.{o}": s for o, s in outputs.items()}
