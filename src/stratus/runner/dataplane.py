@@ -90,17 +90,9 @@ class DataPlane:
         reason: str,
         residency: frozenset[str],
     ) -> int:
-        declared = residency
-        residency = strictest(residency, manifest_bound(self.repo, sha256))
+        residency = self._bound(sha256, residency, [site], artifact)
         replicas = self.repo.replicas(sha256)
         dst = self.stores[site]
-        if not allows(dst.jurisdiction, residency):
-            bound = "/".join(sorted(residency))
-            why = "" if residency == declared else f" (the manifest binds these bytes to the {bound})"
-            raise ResidencyError(
-                f"refusing to copy {artifact} (sha256 {sha256}) to site {site} "
-                f"({dst.jurisdiction or 'no declared jurisdiction'}): it is {bound}-resident{why}"
-            )
         if replicas.get(site) == "verified" and dst.has(sha256):
             return 0
         holders = sorted(
@@ -168,7 +160,7 @@ class DataPlane:
                 f"{resident_inputs[sha]} (sha256 {sha}): a declassified output must be derived data "
                 "(aggregates, a model), never a verbatim copy of resident data; nothing was published"
             )
-        residency = strictest(residency, manifest_bound(self.repo, sha))
+        residency = self._bound(sha, residency, [store.site for store in stores], artifact)
         size = path.stat().st_size
         held = {store.site: _holds(store, sha, size) for store in stores}
         info = dual_write(path, stores, residency)
@@ -198,6 +190,22 @@ class DataPlane:
                         step,
                     )
         return info.sha256
+
+    def _bound(
+        self, sha256: str, declared: frozenset[str], sites: Sequence[str], artifact: str
+    ) -> frozenset[str]:
+        """The strictest bound of these bytes; a refusal (never retried) when a site is outside it."""
+        residency = strictest(declared, manifest_bound(self.repo, sha256))
+        for site in sites:
+            where = self.stores[site].jurisdiction
+            if not allows(where, residency):
+                bound = "/".join(sorted(residency))
+                why = "" if residency == declared else f" (the manifest binds these bytes to the {bound})"
+                raise ResidencyError(
+                    f"refusing to copy {artifact} (sha256 {sha256}) to site {site} "
+                    f"({where or 'no declared jurisdiction'}): it is {bound}-resident{why}"
+                )
+        return residency
 
     def record_exchange(self, step: str, from_site: str, to_site: str, size_bytes: int) -> None:
         """Traffic between a multi-site step's machines (model updates, gradients): a transfer, not data.
