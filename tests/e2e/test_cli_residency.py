@@ -6,11 +6,13 @@ Each test runs ``stratus`` in a subprocess on a small world (local sites, one of
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from stratus.state import Repository, open_database, state_url
 from tests.run_world import one_json, pipeline, platform, stratus_cli, write_world
 
 MAKE_PUBLIC = """
@@ -127,6 +129,17 @@ def test_bytes_are_bound_to_the_strictest_residency_of_every_artifact_with_them(
     assert entry["residency"] == ["EU"]
     human = stratus_cli("storage", "ls", cwd=tmp_path)
     assert " EU " in human.stdout
+
+    # A replica placed outside the bound by hand (or by an older version) is reported by verify.
+    sha = entry["sha256"]
+    stray = tmp_path / "sites" / "us" / "objects" / "sha256" / sha[:2] / sha
+    stray.parent.mkdir(parents=True)
+    shutil.copyfile(tmp_path / "sites" / "cheap" / "objects" / "sha256" / sha[:2] / sha, stray)
+    Repository(open_database(state_url(tmp_path / "stratus.yaml"))).set_replica(sha, "us", "verified")
+    verified = stratus_cli("storage", "verify", "--json", cwd=tmp_path)
+    assert verified.returncode == 1, verified.stdout
+    [checked] = one_json(verified.stdout)["artifacts"]
+    assert checked["error"].startswith("replica(s) at us are outside these bytes' EU residency")
 
 
 def test_an_eu_model_cannot_be_registered_in_a_registry_outside_the_eu(tmp_path: Path) -> None:
