@@ -18,6 +18,7 @@ __all__ = [
     "InfeasibleError",
     "PlanError",
     "RegistryError",
+    "ResidencyError",
     "RunError",
     "ServingError",
     "StorageError",
@@ -140,3 +141,13 @@ class RegistryError(StratusError):
         self.model = model
         self.detail = message
         super().__init__(message)
+
+
+class ResidencyError(StratusError):
+    """Bytes would be placed, registered or served outside the jurisdictions they are bound to.
+
+    Deterministic (the same inputs would be refused again), so a step refused for it is never retried;
+    the message names the data, its bound and the place that was refused.
+    """
+
+    exit_code = 2

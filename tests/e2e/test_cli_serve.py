@@ -10,7 +10,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import stat
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +65,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sites = platform()
     sites["sites"]["us"] = {**sites["sites"]["backup"], "jurisdiction": "US", "storage": "file://sites/us"}
     sites["sites"]["us"]["region"] = "dc-us"
+    # An EU site that holds nothing until a model is served from it.
+    sites["sites"]["spare"] = {**sites["sites"]["backup"], "storage": "file://sites/spare"}
+    sites["sites"]["spare"]["region"] = "dc-spare"
+    sites["registry"] = {"jurisdiction": "EU"}  # the embedded store may hold the EU-resident model
     folder = tmp_path_factory.mktemp("serve")
     world = write_world(folder, pipeline_spec=spec, platform_spec=sites)
     steps = folder / "flow_steps.py"
@@ -231,3 +237,75 @@ def test_status_without_a_deployment_says_how_to_start_one(tmp_path: Path) -> No
     assert result.returncode == 1
     assert "stratus serve MODEL --sites" in result.stderr
     assert os.path.exists(world)
+
+
+# After test_stop_ends_every_process: one deployment at a time per platform.
+
+
+def _detached(world: Path, model: str, sites: str) -> subprocess.CompletedProcess[str]:
+    (port,) = free_ports(1)
+    return stratus_cli(
+        "serve", model, "--sites", sites, "--port", port, "--detach", "--json", cwd=world.parent
+    )  # fmt: skip
+
+
+def _held_at(world: Path, site: str, sha: str) -> bool:
+    return (world.parent / "sites" / site / "objects" / "sha256" / sha[:2] / sha).is_file()
+
+
+@pytest.fixture(scope="module")
+def sha(world: Path) -> str:
+    """The registered champion's SHA-256: the bytes of the run's EU-resident export.model."""
+    result = stratus_cli("models", "show", "flow-logit", "--alias", "champion", "--json", cwd=world.parent)
+    assert result.returncode == 0, result.stderr
+    found = one_json(result.stdout)["selected"]["onnx_sha256"]
+    assert isinstance(found, str)
+    return found
+
+
+@pytest.mark.parametrize("form", ["registry", "file"])
+def test_the_eu_model_is_refused_at_a_us_site_whatever_it_is_called(world: Path, sha: str, form: str) -> None:
+    model = "models:/flow-logit@champion"
+    if form == "file":  # the same bytes, copied out of a store under another name
+        model = str(world.parent / "copy.onnx")
+        shutil.copyfile(world.parent / "sites" / "cheap" / "objects" / "sha256" / sha[:2] / sha, model)
+    result = _detached(world, model, "us")
+    if result.returncode == 0:  # the old behaviour: it served; stop it before failing
+        stratus_cli("serve", "stop", cwd=world.parent)
+    assert result.returncode == 2, result.stdout
+    message = " ".join(result.stderr.split())
+    assert "is EU-resident and site us is in US: serve it from EU sites only" in message
+    assert not _held_at(world, "us", sha)  # refused before any byte moved
+
+
+def test_the_registry_model_is_copied_into_each_serving_sites_own_store(world: Path, sha: str) -> None:
+    assert not _held_at(world, "spare", sha)
+    result = _detached(world, "models:/flow-logit@champion", "spare")
+    try:
+        assert result.returncode == 0, result.stderr + result.stdout
+        served = one_json(result.stdout)
+        assert _held_at(world, "spare", sha)  # the site's own store holds the verified copy
+        model_path = Path(served["sites"]["spare"]["model_path"])
+        assert model_path.name == f"{sha}.onnx"
+        assert model_path.parent.name == "spare"  # loaded from what was fetched from that store
+        x = np.ones((2, 30), dtype=np.float32)
+        code, answer, site = infer(served["gateway_url"], "flow-logit", x)
+        assert (code, site) == (200, "spare"), answer
+    finally:
+        stratus_cli("serve", "stop", cwd=world.parent)
+    listed = one_json(stratus_cli("storage", "ls", "--json", cwd=world.parent).stdout)
+    [entry] = [a for a in listed["artifacts"] if a["sha256"] == sha]
+    assert entry["replicas"]["spare"] == "verified"
+    assert entry["residency"] == ["EU"]
+
+
+def test_a_run_artifact_is_copied_from_a_holder_that_does_not_serve(world: Path, sha: str) -> None:
+    assert not _held_at(world, "vault", sha)  # held at cheap and backup, neither of them serving
+    result = _detached(world, "export.model", "vault")
+    try:
+        assert result.returncode == 0, result.stderr + result.stdout
+        assert _held_at(world, "vault", sha)
+        code, _, site = infer(one_json(result.stdout)["gateway_url"], "flow", np.ones((1, 30), np.float32))
+        assert (code, site) == (200, "vault")
+    finally:
+        stratus_cli("serve", "stop", cwd=world.parent)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stratus.processes import free_ports
 from stratus.state import Repository, open_database, state_url
 from tests.run_world import REPO, one_json, stratus_cli
 
@@ -61,3 +62,26 @@ def test_the_global_model_is_registered_with_both_sites_in_its_lineage(example: 
     assert "gcp-eu-west" in text
     assert "aws-us-east" in text
     assert "parity_max_abs_diff" in text
+
+
+def test_the_export_is_served_from_eu_sites_that_do_not_hold_it(example: Path) -> None:
+    """The model is held only where the run exported it; each serving site gets its own copy from there."""
+    repo = Repository(open_database(state_url(example / "stratus.yaml")))
+    [run] = repo.runs()
+    sha = repo.resolve(run.id, "export.onnx")
+    assert sha is not None
+    serving = ("gcp-eu-west", "onprem-eu-gpu")
+    assert not set(serving) & set(repo.replicas(sha))  # neither serving site holds it yet
+    (port,) = free_ports(1)
+    result = stratus_cli(
+        "serve", "export.onnx", "--sites", ",".join(serving), "--port", port, "--detach", "--json",
+        cwd=example,
+    )  # fmt: skip
+    try:
+        assert result.returncode == 0, result.stderr + result.stdout
+        assert set(one_json(result.stdout)["sites"]) == set(serving)
+        for site in serving:
+            assert (example / ".stratus" / "sites" / site / "objects" / "sha256" / sha[:2] / sha).is_file()
+            assert repo.replicas(sha)[site] == "verified"
+    finally:
+        stratus_cli("serve", "stop", cwd=example)

@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import typer
 from typer.testing import CliRunner
 
 from stratus.cli import models_cmd
+from stratus.errors import ResidencyError
 from stratus.registry import Lineage, ModelRef, Registry, RegistryError, fetch_model
 from tests.integration.serving_harness import make_logit
 
@@ -209,6 +211,31 @@ def test_embedded_store_errors_name_what_exists(embedded: Path, onnx_model: Path
     with pytest.raises(RegistryError) as caught:
         registry.register("scoring", tmp_path / "missing.onnx", lineage())
     assert str(caught.value) == f"{tmp_path}/missing.onnx: no such .onnx file to register as 'scoring'"
+
+
+def test_a_resident_model_is_registered_only_where_its_store_may_hold_it(
+    tmp_path: Path, onnx_model: Path
+) -> None:
+    eu_model = replace(lineage(), residency=("eu",))
+    state = tmp_path / ".stratus"
+    no_jurisdiction = "has no declared jurisdiction (registry.jurisdiction is not set in the platform file)"
+    for jurisdiction, where in ((None, no_jurisdiction), ("US", "is in US")):
+        registry = Registry.open(None, state, jurisdiction=jurisdiction)
+        with pytest.raises(ResidencyError) as caught:
+            registry.register("fraud", onnx_model, eu_model)
+        assert str(caught.value).startswith(
+            f"refusing to register model 'fraud': it is EU-resident and the registry's artifact store at "
+            f"{registry.shown_uri} {where}; "
+        )
+        assert "registry: {jurisdiction: EU}" in str(caught.value) or jurisdiction == "US"
+        assert not state.exists(), "refused before anything was written"
+    eu = Registry.open(None, state, jurisdiction="eu")
+    version = eu.register("fraud", onnx_model, eu_model)
+    assert version.lineage is not None
+    assert version.lineage.residency == ("EU",)
+    unbound = Registry.open(None, state).register("fraud", onnx_model, lineage())  # no residency: anywhere
+    assert unbound.lineage is not None
+    assert unbound.lineage.residency == ()
 
 
 def test_a_corrupted_artifact_is_caught_on_download(embedded: Path, onnx_model: Path, tmp_path: Path) -> None:

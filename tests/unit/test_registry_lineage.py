@@ -111,6 +111,23 @@ def test_hand_edited_tags_are_reported_not_crashed_on() -> None:
     )
 
 
+def test_residency_round_trips_and_is_checked() -> None:
+    bound = lineage(residency=["eu"])
+    assert bound.residency == ("EU",)
+    assert Lineage.from_tags(bound.to_tags()) == bound
+    assert bound.to_json()["residency"] == ["EU"]
+    tags = bound.to_tags()
+    tags["stratus.residency"] = "[7]"
+    with pytest.raises(RegistryError) as caught:
+        Lineage.from_tags(tags)
+    assert "residency must list jurisdictions such as EU, got [7]" in str(caught.value)
+    # Versions registered before the tag existed read back as unbound (serving also asks the manifest).
+    del tags["stratus.residency"]
+    restored = Lineage.from_tags(tags)
+    assert restored is not None
+    assert restored.residency == ()
+
+
 def test_lineage_too_big_for_one_mlflow_tag_says_so() -> None:
     many = {f"shard-{i:04d}": SHA_A for i in range(200)}
     with pytest.raises(RegistryError) as caught:

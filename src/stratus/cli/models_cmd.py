@@ -194,6 +194,7 @@ def _print_version(info: ModelVersionInfo) -> None:
             ("pipeline", lineage.pipeline or "-"),
             ("step", lineage.step),
             ("sites", ", ".join(lineage.sites)),
+            ("residency", "/".join(lineage.residency) or "none (may be served anywhere)"),
             ("cost so far", f"{format(lineage.cost_usd, 'f')} USD"),
         ]
     if info.onnx_file:

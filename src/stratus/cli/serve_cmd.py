@@ -35,8 +35,15 @@ from stratus.runner.context import open_stores
 from stratus.serving.deployment import SUPERVISOR_MARKER, Deployment, load_deployment
 from stratus.serving.fleet import POLICIES, Fleet, FleetOptions, dns_available, log_tail
 from stratus.serving.fleet_state import process_states
-from stratus.serving.source import RegistryAccess, check_sites, resolve_model, stage_model
+from stratus.serving.source import (
+    RegistryAccess,
+    StoreOpener,
+    check_sites,
+    resolve_model,
+    stage_model,
+)
 from stratus.state import Repository, open_database, state_dir, state_url
+from stratus.storage import SiteStore
 
 __all__ = ["app", "serving_folder"]
 
@@ -128,7 +135,8 @@ def start_command(
         folder / "models" / "registry",
     )
     source = resolve_model(model, repo, name, registry)
-    stores = dict(open_stores(model_platform, platform_file.resolve().parent, site_list))
+    base_dir = platform_file.resolve().parent
+    stores = dict(open_stores(model_platform, base_dir, site_list))
     check_sites(source, stores)
     _refuse_if_running(folder)
     fleet_options = FleetOptions(
@@ -137,7 +145,7 @@ def start_command(
     if detach:
         _start_detached(model, site_list, name, platform_file, folder, fleet_options, as_json)
         return
-    paths = stage_model(source, stores, repo, folder / "models")
+    paths = stage_model(source, stores, repo, folder / "models", _holder_opener(model_platform, base_dir))
     costs = _serving_prices(model_platform, site_list, platform_file)
     fleet = Fleet(source.name, source.description, paths, costs, folder, fleet_options)
     stop = threading.Event()
@@ -173,6 +181,15 @@ def _refuse_if_running(folder: Path) -> None:
             f"alive: {', '.join(alive)}): stop it with `stratus serve stop`",
             status=409,
         )
+
+
+def _holder_opener(platform: Platform, base_dir: Path) -> StoreOpener:
+    """Opens the store of a site that holds the model but does not serve it (only when it is needed)."""
+
+    def open_holder(site: str) -> SiteStore | None:
+        return open_stores(platform, base_dir, [site])[site] if site in platform.sites else None
+
+    return open_holder
 
 
 def _check_sites(text: str, platform: Platform, platform_file: Path) -> list[str]:

@@ -159,7 +159,7 @@ def _show(
         out.print("No artifacts recorded yet: run a pipeline first (stratus run PIPELINE).")
         return
     table = Table(header_style="bold")
-    for column in ("artifact", "sha256", "bytes", "replicas"):
+    for column in ("artifact", "sha256", "bytes", "residency", "replicas"):
         table.add_column(column, justify="right" if column == "bytes" else "left")
     colour = {"unreachable": "yellow", "pending": "yellow"}
     for state in states:
@@ -172,7 +172,11 @@ def _show(
         if state.repaired:
             replicas += " [green](repaired: " + ", ".join(sorted(state.repaired)) + ")[/]"
         table.add_row(
-            escape(", ".join(state.names) or "-"), state.sha256[:12], str(state.size_bytes), replicas
+            escape(", ".join(state.names) or "-"),
+            state.sha256[:12],
+            str(state.size_bytes),
+            "/".join(sorted(state.residency)) or "-",
+            replicas,
         )
     out.print(table)
     for state in states:

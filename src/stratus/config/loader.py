@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from stratus.catalog import continent_of_jurisdiction, region_info
+from stratus.catalog import RegionInfo, continent_of_jurisdiction, region_info
 from stratus.config.errors import translate
 from stratus.config.graph import find_cycle, parse_input, step_dependencies
 from stratus.config.models import PROVIDERS
@@ -61,6 +61,8 @@ def load_platform(path: Path | str) -> Platform:
 
 def _resolve_site(name: str, site: Site, located: Located) -> Site:
     info = region_info(site.provider, site.region)
+    if info is not None:
+        _check_claims(name, site, info, located)
     jurisdiction = site.jurisdiction or (info.jurisdiction if info else None)
     if jurisdiction is None:
         reason = (
@@ -82,6 +84,27 @@ def _resolve_site(name: str, site: Site, located: Located) -> Site:
             "(north_america, south_america, europe, asia, oceania, africa or middle_east)",
         )
     return site.model_copy(update={"jurisdiction": jurisdiction, "continent": continent})
+
+
+def _check_claims(name: str, site: Site, info: RegionInfo, located: Located) -> None:
+    """A cloud region's location is a fact of the region table, not the user's to restate differently.
+
+    Residency rests on ``jurisdiction``: a US region declared ``EU`` would let EU data be processed and
+    stored in the US. Only providers without a region table (``onprem``, ``local``) say where they are.
+    """
+    where = f"{site.provider} region {site.region} is in"
+    if site.jurisdiction is not None and site.jurisdiction != info.jurisdiction:
+        raise located.error(
+            ("sites", name, "jurisdiction"),
+            f"jurisdiction {site.jurisdiction} contradicts the region: {where} {info.jurisdiction} "
+            f"(country {info.country}); remove `jurisdiction:` (it is derived) or fix `region:`",
+        )
+    if site.continent is not None and site.continent != info.continent:
+        raise located.error(
+            ("sites", name, "continent"),
+            f"continent {site.continent} contradicts the region: {where} {info.continent}; "
+            "remove `continent:` (it is derived) or fix `region:`",
+        )
 
 
 def load_pipeline(path: Path | str, platform: Platform | None = None) -> Pipeline:

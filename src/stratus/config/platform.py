@@ -129,13 +129,29 @@ class EgressOverride(StrictModel):
 
 
 class RegistrySpec(StrictModel):
-    """Where exported models are registered: a team's MLflow server (absent: the store in .stratus/)."""
+    """Where exported models are registered, and in which jurisdiction its model files are stored.
 
-    tracking_uri: str = Field(
+    ``tracking_uri`` absent: the embedded store in ``.stratus/``. ``jurisdiction`` absent: none is
+    declared, and only models with no residency may be registered (a resident model's files would land
+    somewhere nobody vouched for).
+    """
+
+    tracking_uri: str | None = Field(
+        default=None,
         min_length=1,
         pattern=r"^(https?|sqlite|postgresql|mysql|mssql|databricks(-uc)?)(\+\w+)?:",
-        description="MLflow tracking URI, e.g. http://mlflow.internal:5000",
+        description="MLflow tracking URI, e.g. http://mlflow.internal:5000; absent: the store in .stratus/",
     )
+    jurisdiction: str | None = Field(
+        default=None,
+        min_length=1,
+        description="legal area where the registry's artifact store keeps model files, e.g. EU",
+    )
+
+    @field_validator("jurisdiction")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.upper() if value else value
 
 
 class Platform(StrictModel):

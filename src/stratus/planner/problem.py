@@ -184,13 +184,24 @@ def _check_residency_of_copies(
         for output in step.outputs:
             for site in step.replicate.sites:
                 check(f"{step_name}.{output}", site, f"steps.{step_name}.replicate")
+        spec = step.registration
+        if spec is not None:  # the registry's artifact store is a place too (registry.jurisdiction)
+            artifact = f"{step_name}.{spec.output or next(iter(step.outputs))}"
+            bound = residency.get(artifact, frozenset())
+            where = platform.registry.jurisdiction if platform.registry else None
+            if bound and any(j != where for j in bound):
+                shown = f"is in {where}" if where else "has no declared jurisdiction (registry.jurisdiction)"
+                problems.setdefault(artifact, {}).setdefault("registry", []).append(
+                    f"steps.{step_name}.register: {artifact} must stay in {', '.join(sorted(bound))}; "
+                    f"the registry's store {shown}"
+                )
     if problems:
         lines = [m for per_site in problems.values() for ms in per_site.values() for m in ms]
         raise InfeasibleError(
             "residency forbids storing data where the pipeline asks:\n  "
             + "\n  ".join(lines)
-            + "\nRemove those sites from replicate/replicas, or mark the producing step `declassify: true` "
-            "if it emits only aggregates.",
+            + "\nRemove those sites from replicate/replicas (or set the registry's jurisdiction), or "
+            "mark the producing step `declassify: true` if it emits only aggregates.",
             problems,
         )
 

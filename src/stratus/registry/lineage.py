@@ -28,6 +28,7 @@ _SITES = "stratus.sites"
 _INPUTS = "stratus.inputs"
 _METRICS = "stratus.metrics"
 _COST = "stratus.cost_usd"
+_RESIDENCY = "stratus.residency"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 # MLflow accepts these in param and metric keys on every OS (colons only off Windows).
@@ -41,7 +42,9 @@ class Lineage:
 
     ``inputs`` maps each input artifact's name to its SHA-256, so the exact bytes a model was trained
     on can be found in the sites' content-addressed stores; ``cost_usd`` is what the run had cost when
-    the model was exported (exact: money is never a float here).
+    the model was exported (exact: money is never a float here). ``residency`` is the registered
+    artifact's bound (the jurisdictions its bytes may never leave; empty: none), so every later copy of
+    the model, out of the registry and into a serving site, can be checked without the run's manifest.
     """
 
     run_id: str
@@ -52,10 +55,14 @@ class Lineage:
     cost_usd: Decimal = Decimal(0)
     pipeline: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    residency: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Callers pass lists, floats and live dicts; keep private copies so the value cannot change.
         object.__setattr__(self, "sites", tuple(self.sites))
+        if any(not isinstance(j, str) or not j.strip() for j in self.residency):
+            raise ValueError(f"residency must list jurisdictions such as EU, got {list(self.residency)!r}")
+        object.__setattr__(self, "residency", tuple(sorted({j.strip().upper() for j in self.residency})))
         object.__setattr__(self, "inputs", dict(self.inputs))
         object.__setattr__(self, "metrics", {k: float(v) for k, v in self.metrics.items()})
         object.__setattr__(self, "cost_usd", _decimal(self.cost_usd))
@@ -86,6 +93,7 @@ class Lineage:
             _INPUTS: json.dumps(dict(sorted(self.inputs.items()))),
             _METRICS: json.dumps(dict(sorted(self.metrics.items()))),
             _COST: str(self.cost_usd),
+            _RESIDENCY: json.dumps(list(self.residency)),
         }
         if self.pipeline is not None:
             tags[_PIPELINE] = self.pipeline
@@ -127,6 +135,7 @@ class Lineage:
                 cost_usd=Decimal(tags.get(_COST, "0")),
                 pipeline=tags.get(_PIPELINE),
                 tags={k: v for k, v in tags.items() if not k.startswith(TAG_PREFIX)},
+                residency=tuple(_json(tags, _RESIDENCY, list)),
             )
         except (ValueError, TypeError, InvalidOperation) as exc:
             raise RegistryError(
@@ -144,6 +153,7 @@ class Lineage:
             "metrics": dict(sorted(self.metrics.items())),
             "cost_usd": str(self.cost_usd),
             "tags": dict(sorted(self.tags.items())),
+            "residency": list(self.residency),
         }
 
 

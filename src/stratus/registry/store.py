@@ -4,6 +4,11 @@ Backed by MLflow through its client API only (never the fluent ``mlflow.*`` func
 tracking URI), so two registries in one process, or one shared by threads, cannot leak into each other.
 The default store is embedded: ``mlflow.db`` (SQLite) and ``mlartifacts/`` in the platform's state folder.
 A platform's ``registry: {tracking_uri: ...}`` points at a team's MLflow server instead.
+
+The registry's artifact store is a place where model bytes are stored, so it has a jurisdiction too
+(``registry: {jurisdiction: EU}``); none is declared by default, the embedded store's included (Stratus
+cannot know where the machine running it is). A model whose lineage carries a residency is registered
+only into a registry declared in that jurisdiction; a model with none (declassified, federated) anywhere.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stratus.errors import RegistryError
+from stratus.errors import RegistryError, ResidencyError
 from stratus.redact import register_url
 from stratus.registry import backend
 from stratus.registry.info import (
@@ -37,7 +42,7 @@ from stratus.registry.refs import (
     display_uri,
     embedded_uri,
 )
-from stratus.storage import hash_file
+from stratus.storage import allows, hash_file
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -58,32 +63,45 @@ class Registry:
     stateless between calls.
     """
 
-    def __init__(self, tracking_uri: str, *, embedded_db: Path | None, artifact_root: Path | None) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        *,
+        embedded_db: Path | None,
+        artifact_root: Path | None,
+        jurisdiction: str | None = None,
+    ) -> None:
         self.tracking_uri = tracking_uri
+        self.jurisdiction = jurisdiction.upper() if jurisdiction else None
         self._embedded_db = embedded_db
         self._artifact_root = artifact_root
         self._client: MlflowClient | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, tracking_uri: str | None, state_dir: Path) -> Registry:
+    def open(cls, tracking_uri: str | None, state_dir: Path, jurisdiction: str | None = None) -> Registry:
         """The registry at ``tracking_uri``, else the embedded one in ``state_dir``; nothing is created yet.
 
         Database-backed stores (the embedded one, or a ``sqlite:``/``postgresql:`` URI) keep model files
         in ``state_dir/mlartifacts``, not in MLflow's default ``./mlruns`` of whatever the working
         directory is; a server decides for itself (``mlflow server --artifacts-destination``).
+        ``jurisdiction`` is where its model files are stored, as the platform's ``registry`` declares.
         """
         if tracking_uri is None:
             return cls(
                 embedded_uri(state_dir),
                 embedded_db=state_dir / "mlflow.db",
                 artifact_root=artifacts_dir(state_dir),
+                jurisdiction=jurisdiction,
             )
         register_url(tracking_uri)
         check_tracking_uri(tracking_uri)
         is_server = tracking_uri.split(":", 1)[0] in ("http", "https")
         return cls(
-            tracking_uri, embedded_db=None, artifact_root=None if is_server else artifacts_dir(state_dir)
+            tracking_uri,
+            embedded_db=None,
+            artifact_root=None if is_server else artifacts_dir(state_dir),
+            jurisdiction=jurisdiction,
         )
 
     @property
@@ -106,12 +124,15 @@ class Registry:
 
         The run goes to the experiment named after the pipeline (else ``stratus``); the version gets the
         lineage tags and the file's SHA-256, which :meth:`download` checks; each alias then points at it.
+        A model bound to a residency the registry's jurisdiction does not satisfy is refused before any
+        byte is written (:class:`ResidencyError`).
         """
         ModelRef(name)
         wanted = [check_alias(a) for a in aliases]
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file() or onnx_path.suffix != ".onnx":
             raise RegistryError(f"{onnx_path}: no such .onnx file to register as {name!r}", model=name)
+        self._check_residency(name, frozenset(lineage.residency))
         digest = hash_file(onnx_path)
         client = self._connect(create=True)
         with backend.mlflow_errors(f"register {name!r}", self.tracking_uri, name):
@@ -224,6 +245,21 @@ class Registry:
         return target
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def _check_residency(self, name: str, residency: frozenset[str]) -> None:
+        if allows(self.jurisdiction, residency):
+            return
+        bound = "/".join(sorted(residency))
+        if self.jurisdiction:
+            where = f"is in {self.jurisdiction}"
+            fix = f"use a registry whose artifact store is in the {bound}"
+        else:
+            where = "has no declared jurisdiction (registry.jurisdiction is not set in the platform file)"
+            fix = f"if that store is in the {bound}, declare it: registry: {{jurisdiction: {bound}}}"
+        raise ResidencyError(
+            f"refusing to register model {name!r}: it is {bound}-resident and the registry's artifact "
+            f"store at {self.shown_uri} {where}; {fix}"
+        )
 
     def _exists(self) -> bool:
         return self._embedded_db is None or self._embedded_db.is_file()

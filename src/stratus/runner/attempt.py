@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from stratus.errors import ExecutorError, RegistryError, StorageError
+from stratus.errors import ExecutorError, RegistryError, ResidencyError, StorageError
 from stratus.executors import StepResult
 from stratus.failures import ErrorClass, classify_exception
 from stratus.planner import Placement
@@ -22,18 +22,22 @@ from stratus.runner.events import RunEvent, StepState, metrics_words
 from stratus.runner.execution import run_request
 from stratus.runner.multisite import participant_sites, run_multi_site
 from stratus.runner.registration import register_output
+from stratus.runner.residency import resident_inputs
 from stratus.runner.staging import stage_inputs, step_request
 from stratus.state import StepStatus
 
 __all__ = ["Outcome", "OutcomeKind", "execute_step"]
 
-OutcomeKind = Literal["succeeded", "failed", "preempted", "site-down", "cancelled"]
+OutcomeKind = Literal["succeeded", "failed", "preempted", "site-down", "cancelled", "refused"]
 
 
 @dataclass(frozen=True)
 class Outcome:
     """How an attempt ended. ``site-down`` and ``preempted`` move the step elsewhere; ``failed`` retries
-    when ``error_class`` is ``infrastructure`` (or the step opted in with ``retry_on_error``)."""
+    when ``error_class`` is ``infrastructure`` (or the step opted in with ``retry_on_error``).
+
+    ``refused`` is a residency refusal: the same step would be refused again, so it is never retried.
+    """
 
     step: str
     site: str
@@ -110,6 +114,7 @@ def execute_step(
             return fail(kind, f"{result.error} (log: {result.log_path})", why, result)
         targets = ", ".join(dict.fromkeys([site, *step.replicate.sites]))
         state("publishing", f"writing {len(step.outputs)} output(s) to {targets}")
+        forbidden = resident_inputs(ctx, name, inputs)
         outputs = {
             out: ctx.data.publish(
                 path,
@@ -118,12 +123,15 @@ def execute_step(
                 step=name,
                 residency=ctx.residency.get(f"{name}.{out}", frozenset()),
                 min_replicas=step.replicate.min,
+                resident_inputs=forbidden,
             )
             for out, path in produced.items()
         }
         if step.registration is not None:
             where = list(dict.fromkeys([site, *participant_sites(ctx, name, placement)]))
-            state("publishing", register_output(ctx, name, where, inputs, produced, result.metrics))
+            state("publishing", register_output(ctx, name, where, inputs, outputs, produced, result.metrics))
+    except ResidencyError as exc:
+        return fail("refused", f"ResidencyError: {exc}", "user")
     except RegistryError as exc:  # a model that cannot be registered, or a registry that cannot be reached
         return fail("failed", f"RegistryError: {exc}", classify_exception(exc))
     except ExecutorError as exc:

@@ -13,18 +13,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from stratus.errors import StorageError
+from stratus.errors import ResidencyError, StorageError
 from stratus.runner.billing import Biller
 from stratus.runner.placement import Placer
+from stratus.runner.residency import manifest_bound
 from stratus.state import Repository, utcnow
 from stratus.storage import (
     DEFAULT_PROBE_TIMEOUT_S,
     SiteStore,
+    allows,
     copy_object,
+    format_residency,
     hash_file,
     pack_dir,
     probe_all,
     quorum_write,
+    strictest,
     unpack,
 )
 from stratus.storage.transfer import IntegrityError
@@ -95,6 +99,7 @@ class DataPlane:
         reason: str,
         residency: frozenset[str],
     ) -> int:
+        residency = self._bound(sha256, residency, [site], artifact)
         replicas = self.repo.replicas(sha256)
         dst = self.stores[site]
         if replicas.get(site) == "verified" and dst.has(sha256):
@@ -235,12 +240,17 @@ class DataPlane:
         step: str | None,
         residency: frozenset[str],
         min_replicas: int | None = None,
+        resident_inputs: Mapping[str, str] | None = None,
     ) -> str:
         """Write ``local`` to ``sites`` (first is the producer's); return its hash once a quorum verifies.
 
         ``min_replicas`` counts the other listed sites (default: all of them). The producer's own site
         must hold the bytes unless it is itself listed again, where it counts like any other. Sites that
         could not be written are recorded pending, never verified, and reported through ``on_note``.
+
+        ``resident_inputs`` (hash → what it is) are bytes this output may not be: the resident inputs of
+        a step that declassifies. The bound written is the strictest of ``residency`` and the manifest's
+        for the same bytes, so a copy of resident data never becomes unbound by being produced again.
         """
         is_dir = local.is_dir()
         path = pack_dir(local, local.with_name(f".{local.name}.tar")) if is_dir else local
@@ -249,6 +259,13 @@ class DataPlane:
         quorum = len(listed) if min_replicas is None else min_replicas
         must = () if producer in listed else (producer,)
         sha = hash_file(path)
+        if resident_inputs and sha in resident_inputs:
+            raise ResidencyError(
+                f"{artifact} is declassified, but its bytes are exactly its input "
+                f"{resident_inputs[sha]} (sha256 {sha}): a declassified output must be derived data "
+                "(aggregates, a model), never a verbatim copy of resident data; nothing was published"
+            )
+        residency = self._bound(sha, residency, [store.site for store in stores], artifact)
         size = path.stat().st_size
         # Probe first: asking a dead store whether it already holds the bytes would cost an SDK's retries.
         health = probe_all(stores, self.probe_timeout_s) if self.probe_timeout_s is not None else {}
@@ -266,7 +283,7 @@ class DataPlane:
             is_dir=is_dir,
             producer=artifact,
             run_id=self.run_id,
-            residency=",".join(sorted(residency)) or None,
+            residency=format_residency(residency),
         )
         for site, why in result.failed.items():
             if self.repo.mark_pending(info.sha256, site) and self.on_note is not None:
@@ -283,6 +300,22 @@ class DataPlane:
                         info.sha256, artifact, producer, site, info.size_bytes, "replica (dual-write)", step
                     )
         return info.sha256
+
+    def _bound(
+        self, sha256: str, declared: frozenset[str], sites: Sequence[str], artifact: str
+    ) -> frozenset[str]:
+        """The strictest bound of these bytes; a refusal (never retried) when a site is outside it."""
+        residency = strictest(declared, manifest_bound(self.repo, sha256))
+        for site in sites:
+            where = self.stores[site].jurisdiction
+            if not allows(where, residency):
+                bound = "/".join(sorted(residency))
+                why = "" if residency == declared else f" (the manifest binds these bytes to the {bound})"
+                raise ResidencyError(
+                    f"refusing to copy {artifact} (sha256 {sha256}) to site {site} "
+                    f"({where or 'no declared jurisdiction'}): it is {bound}-resident{why}"
+                )
+        return residency
 
     def record_exchange(self, step: str, from_site: str, to_site: str, size_bytes: int) -> None:
         """Traffic between a multi-site step's machines (model updates, gradients): a transfer, not data.

@@ -18,7 +18,9 @@ from stratus.config import step_dependencies
 from stratus.ledger import report
 from stratus.registry import Lineage, Registry
 from stratus.runner.context import RunContext
+from stratus.runner.residency import manifest_bound
 from stratus.state import DONE
+from stratus.storage import strictest
 
 __all__ = ["register_output"]
 
@@ -28,13 +30,22 @@ def register_output(
     step: str,
     sites: list[str],
     inputs: Mapping[str, str],
+    published: Mapping[str, str],
     outputs: Mapping[str, Path],
     metrics: Mapping[str, Any],
 ) -> str:
-    """Register the step's declared output; returns what to tell the user (``fraud v3 (champion)``)."""
+    """Register the step's declared output; returns what to tell the user (``fraud v3 (champion)``).
+
+    ``published`` maps each output to its hash in the manifest: the registered model carries the
+    residency of that artifact (the strictest bound of its bytes), and the registry refuses it when its
+    own store's jurisdiction does not satisfy that bound.
+    """
     spec = ctx.pipeline.steps[step].registration
     assert spec is not None
     output = spec.output or next(iter(outputs))
+    residency = strictest(
+        ctx.residency.get(f"{step}.{output}", frozenset()), manifest_bound(ctx.repo, published[output])
+    )
     lineage = Lineage(
         run_id=ctx.run_id,
         step=step,
@@ -46,9 +57,14 @@ def register_output(
         cost_usd=_run_cost(ctx),
         pipeline=ctx.pipeline.name,
         tags=dict(ctx.pipeline.tags),
+        residency=tuple(residency),
     )
-    tracking_uri = ctx.platform.registry.tracking_uri if ctx.platform.registry else None
-    registry = Registry.open(tracking_uri, ctx.runs_dir.parent)
+    spec_registry = ctx.platform.registry
+    registry = Registry.open(
+        spec_registry.tracking_uri if spec_registry else None,
+        ctx.runs_dir.parent,
+        jurisdiction=spec_registry.jurisdiction if spec_registry else None,
+    )
     path = outputs[output]
     if path.suffix != ".onnx":  # outputs are named by the pipeline, the registry wants an .onnx file
         named = path.parent / ".register" / f"{spec.model}.onnx"

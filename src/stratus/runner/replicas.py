@@ -21,7 +21,15 @@ from stratus.errors import StorageError
 from stratus.planner.egress import egress_matrix
 from stratus.runner.billing import Biller
 from stratus.state import Repository, utcnow
-from stratus.storage import DEFAULT_PROBE_TIMEOUT_S, SiteStore, probe_all, restore, verify
+from stratus.storage import (
+    DEFAULT_PROBE_TIMEOUT_S,
+    SiteStore,
+    allows,
+    parse_residency,
+    probe_all,
+    restore,
+    verify,
+)
 
 __all__ = [
     "UNDER_REPLICATED",
@@ -49,6 +57,7 @@ class ArtifactState:
     replicas: dict[str, str]
     repaired: dict[str, int] = field(default_factory=dict)  # site → bytes copied
     error: str | None = None
+    residency: frozenset[str] = frozenset()  # the strictest bound of every artifact with these bytes
 
     @property
     def healthy(self) -> bool:
@@ -69,6 +78,7 @@ class ArtifactState:
             "replicas": dict(self.replicas),
             "repaired": dict(self.repaired),
             "error": self.error,
+            "residency": sorted(self.residency),
         }
 
 
@@ -127,9 +137,9 @@ def inventory(repo: Repository, site: str | None = None) -> list[ArtifactState]:
         if site is not None and site not in replicas:
             continue
         shown = {s: v for s, v in replicas.items() if site is None or s == site}
-        found.append(
-            ArtifactState(artifact.sha256, artifact.size_bytes, repo.names_of(artifact.sha256), shown)
-        )
+        names = repo.names_of(artifact.sha256)
+        bound = parse_residency(artifact.residency)
+        found.append(ArtifactState(artifact.sha256, artifact.size_bytes, names, shown, residency=bound))
     return sorted(found, key=lambda state: not state.under_replicated)
 
 
@@ -182,6 +192,14 @@ def verify_all(
             else:
                 repo.set_replica(state.sha256, name, status)
             state.replicas[name] = status
+        outside = [s.site for s in known if not allows(s.jurisdiction, state.residency)]
+        if outside:
+            bound = "/".join(sorted(state.residency))
+            problem = (
+                f"replica(s) at {', '.join(outside)} are outside these bytes' {bound} residency "
+                "(written before the bound was known, or by hand): remove them from those sites"
+            )
+            state.error = f"{state.error}; {problem}" if state.error else problem
     return states
 
 
@@ -206,7 +224,7 @@ def _repair_one(
         )
         return
     artifact = repo.artifact(state.sha256)
-    residency = frozenset(artifact.residency.split(",")) if artifact and artifact.residency else frozenset()
+    residency = parse_residency(artifact.residency) if artifact else state.residency
     try:
         done = restore(state.sha256, [stores[s] for s in [*holders, *targets]], residency)
     except StorageError as exc:

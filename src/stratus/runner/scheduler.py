@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from stratus.config import step_dependencies, topological_order
-from stratus.errors import InfeasibleError, StorageError
+from stratus.errors import InfeasibleError, ResidencyError, StorageError
 from stratus.planner import Placement, Plan
 from stratus.runner.attempt import Outcome, execute_step
 from stratus.runner.cache import cache_key
@@ -140,7 +140,7 @@ class Scheduler:
                         step=name,
                         residency=ctx.residency.get(f"{name}.{out}", frozenset()),
                     )
-            except StorageError:
+            except (StorageError, ResidencyError):
                 continue  # cannot honour `replicate` from the cached copy: run the step instead
             ctx.repo.record_cached(
                 ctx.run_id, name, source=source, refs={f"{name}.{o}": s for o, s in outputs.items()}
@@ -178,6 +178,11 @@ class Scheduler:
             return
         if outcome.kind == "cancelled":
             self.error = self.error or f"step {name!r} was cancelled"
+            return
+        if outcome.kind == "refused":  # residency: deterministic, a retry would be refused again
+            self._record(outcome, retried=False)
+            self.error = f"step {name!r} was refused (not retried): {outcome.error}"
+            self.ctx.emit(RunEvent("step", outcome.error or "", step=name, state="failed", site=site))
             return
         if outcome.kind in ("preempted", "site-down"):
             self._record(outcome, retried=True)

@@ -3,36 +3,53 @@
 ``stratus serve`` takes an ONNX file, a registered model (``models:/NAME@ALIAS`` or ``/VERSION``, from
 the platform's MLflow registry), or a run artifact. A run artifact is a reference the runner
 bound (``export.onnx``, the latest successful run's; ``RUN_ID:export.onnx`` for a given run; or
-``sha256:HEX``). Artifacts keep their residency: an EU-resident model is copied only to EU sites, and a
-site outside the bound is refused before anything starts, naming the site and the bound.
+``sha256:HEX``). Whatever the form, the model is known by its SHA-256 and carries a residency: the
+registered version's (from its lineage) and the manifest's for the same bytes, the strictest of both, so
+an EU-resident model is refused at a US site however it is named. Each serving site's server loads the
+model from its own store: the bytes are copied there first (content-addressed and hash-checked), from the
+local file or from any site that holds a verified copy; a site outside the bound is refused before
+anything moves, naming the site and the bound.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from stratus.errors import ConfigError, StorageError
-from stratus.registry import ModelRef, fetch_model
+from stratus.registry import ModelRef, Registry
 from stratus.state import Repository
-from stratus.storage import SiteStore, copy_object, hash_file
+from stratus.storage import (
+    SiteStore,
+    allows,
+    copy_object,
+    format_residency,
+    hash_file,
+    parse_residency,
+    strictest,
+)
 from stratus.storage.transfer import IntegrityError
 
-__all__ = ["ModelSource", "RegistryAccess", "check_sites", "resolve_model", "stage_model"]
+__all__ = ["ModelSource", "RegistryAccess", "StoreOpener", "check_sites", "resolve_model", "stage_model"]
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _MODEL_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+_SERVE_RUN = "serve"  # the manifest's run id for copies made by `stratus serve`, not by a run
+
+#: Opens another site's store (a holder of the model that does not serve it); None when it is unknown.
+StoreOpener = Callable[[str], SiteStore | None]
 
 
 @dataclass(frozen=True)
 class ModelSource:
-    """The model to serve: a local file, or an artifact held (and verified) at some sites."""
+    """The model to serve, by hash: a local file (``local_path``), or an artifact held at some sites."""
 
     name: str
     description: str
+    sha256: str
     local_path: Path | None = None
-    sha256: str | None = None
     residency: frozenset[str] = frozenset()
 
 
@@ -55,13 +72,13 @@ def resolve_model(
 ) -> ModelSource:
     """Turn the MODEL argument into a source; a wrong reference names what exists instead."""
     if spec.startswith("models:/") and registry is not None:
-        path = fetch_model(
-            spec, registry.cache, tracking_uri=registry.tracking_uri, state_dir=registry.state_dir
-        )
-        return ModelSource(name or _model_name(ModelRef.parse(spec).name), spec, local_path=path)
+        return _from_registry(spec, repo, name, registry)
     path = Path(spec)
     if path.suffix == ".onnx" and path.is_file():
-        return ModelSource(name or _model_name(path.stem), str(path), local_path=path)
+        sha = hash_file(path)
+        return ModelSource(
+            name or _model_name(path.stem), str(path), sha, local_path=path, residency=_bound(repo, sha)
+        )
     if path.suffix == ".onnx" and ("/" in spec or repo is None):
         raise ConfigError(f"model file {spec} not found", field="MODEL")
     if repo is None:
@@ -76,16 +93,41 @@ def resolve_model(
         known = ", ".join(r.id for r in repo.runs()[-5:]) or "none"
         raise ConfigError(f"no successful run {run_id!r}; recent runs: {known}", field="MODEL")
     for run in sorted(runs, key=lambda r: r.created_at, reverse=True):
-        sha = repo.resolve(run.id, ref)
-        if sha is not None:
-            source = _by_hash(sha, repo, name or run.pipeline)
-            return ModelSource(source.name, f"{ref} of run {run.id}", sha256=sha, residency=source.residency)
+        bound = repo.resolve(run.id, ref)
+        if bound is not None:
+            source = _by_hash(bound, repo, name or run.pipeline)
+            return ModelSource(source.name, f"{ref} of run {run.id}", bound, residency=source.residency)
     known_refs = sorted({r for run in runs for r in repo.names(run.id) if not r.startswith("dataset:")})
     raise ConfigError(
         f"{spec!r} is neither an .onnx file nor an artifact of a successful run; "
         f"artifacts you can serve: {', '.join(known_refs) or 'none (run a pipeline first)'}",
         field="MODEL",
     )
+
+
+def _from_registry(
+    spec: str, repo: Repository | None, name: str | None, access: RegistryAccess
+) -> ModelSource:
+    """The registered version, downloaded and hash-checked; bound by its lineage and the manifest."""
+    ref = ModelRef.parse(spec)
+    registry = Registry.open(access.tracking_uri, access.state_dir)
+    info = registry.version(ref)
+    path = registry.download(ref.name, info.version, access.cache)
+    sha = info.onnx_sha256 or hash_file(path)
+    recorded = frozenset(info.lineage.residency) if info.lineage is not None else frozenset()
+    return ModelSource(
+        name or _model_name(ref.name),
+        f"{spec} (version {info.version})",
+        sha,
+        local_path=path,
+        residency=strictest(recorded, _bound(repo, sha)),
+    )
+
+
+def _bound(repo: Repository | None, sha: str) -> frozenset[str]:
+    """The manifest's residency for these bytes, whatever name they arrived under."""
+    row = repo.artifact(sha) if repo is not None else None
+    return parse_residency(row.residency) if row is not None else frozenset()
 
 
 def _by_hash(sha: str, repo: Repository, name: str | None) -> ModelSource:
@@ -96,14 +138,14 @@ def _by_hash(sha: str, repo: Repository, name: str | None) -> ModelSource:
         raise ConfigError(f"no artifact sha256:{sha} in the manifest", field="MODEL")
     if row.is_dir:
         raise ConfigError(f"artifact {row.producer} is a folder, not an ONNX file", field="MODEL")
-    residency = frozenset(row.residency.split(",")) if row.residency else frozenset()
-    return ModelSource(name or _model_name(row.producer), f"sha256:{sha}", sha256=sha, residency=residency)
+    residency = parse_residency(row.residency)
+    return ModelSource(name or _model_name(row.producer), f"sha256:{sha}", sha, residency=residency)
 
 
 def check_sites(source: ModelSource, stores: dict[str, SiteStore]) -> None:
     """Refuse, before any byte moves, a site outside the model's residency bound."""
     for site, store in stores.items():
-        if source.residency and store.jurisdiction not in source.residency:
+        if not allows(store.jurisdiction, source.residency):
             bound = "/".join(sorted(source.residency))
             raise ConfigError(
                 f"the model ({source.description}) is {bound}-resident and site {site} is in "
@@ -113,40 +155,78 @@ def check_sites(source: ModelSource, stores: dict[str, SiteStore]) -> None:
 
 
 def stage_model(
-    source: ModelSource, stores: dict[str, SiteStore], repo: Repository | None, cache: Path
+    source: ModelSource,
+    stores: dict[str, SiteStore],
+    repo: Repository | None,
+    cache: Path,
+    open_holder: StoreOpener | None = None,
 ) -> dict[str, Path]:
     """A local ONNX path per site in ``stores``, read from that site's own store (copied there first).
 
     Every site is checked against the model's residency before any byte moves, so a refused deployment
-    leaves nothing behind.
+    leaves nothing behind. A site that lacks the model gets it from the local file, else from any site
+    that holds a verified copy (``open_holder`` opens one that does not serve); each copy is hash-checked
+    and recorded in the manifest.
     """
-    if source.local_path is not None:
-        return dict.fromkeys(stores, source.local_path.resolve())
-    assert source.sha256 is not None
-    assert repo is not None
     check_sites(source, stores)
     paths: dict[str, Path] = {}
-    for site in stores:
+    for site, store in stores.items():
+        if source.local_path is not None:
+            _publish(source, source.local_path, store, repo)
+        else:
+            assert repo is not None, "a run artifact is served only with the run state"
+            _ensure_held(source.sha256, site, stores, repo, source.residency, open_holder)
         dest = cache / site / f"{source.sha256}.onnx"
         if dest.is_file() and hash_file(dest) == source.sha256:
             paths[site] = dest  # fetched before, and still the bytes its name promises
             continue
-        _ensure_held(source.sha256, site, stores, repo, source.residency)
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            stores[site].fetch(source.sha256, dest)
+            store.fetch(source.sha256, dest)
         except StorageError as exc:
             if not isinstance(exc.__cause__, IntegrityError):
                 raise
-            repo.set_replica(source.sha256, site, "corrupt")  # then copy a verified replica over it
-            _ensure_held(source.sha256, site, stores, repo, source.residency)
-            stores[site].fetch(source.sha256, dest)
+            # The site's replica is corrupt: write a good one over it, then read it again.
+            if repo is not None:
+                repo.set_replica(source.sha256, site, "corrupt")
+            if source.local_path is not None:
+                _publish(source, source.local_path, store, repo)
+            else:
+                assert repo is not None
+                _ensure_held(source.sha256, site, stores, repo, source.residency, open_holder)
+            store.fetch(source.sha256, dest)
         paths[site] = dest
     return paths
 
 
+def _publish(source: ModelSource, local: Path, store: SiteStore, repo: Repository | None) -> None:
+    """Put the local model into ``store`` under its hash (residency checked again by the store)."""
+    info = store.publish(local, source.residency)
+    if info.sha256 != source.sha256:
+        raise StorageError(
+            f"{local} changed after it was chosen (sha256 {info.sha256}, expected {source.sha256}); "
+            "serve it again",
+            site=store.site,
+        )
+    if repo is not None:
+        repo.add_artifact(
+            info.sha256,
+            size_bytes=info.size_bytes,
+            is_dir=False,
+            producer=source.description[:160],
+            run_id=_SERVE_RUN,
+            residency=format_residency(source.residency),
+        )
+        repo.set_replica(info.sha256, store.site, "verified")
+
+
 def _ensure_held(
-    sha: str, site: str, stores: dict[str, SiteStore], repo: Repository, residency: frozenset[str]
+    sha: str,
+    site: str,
+    stores: dict[str, SiteStore],
+    repo: Repository,
+    residency: frozenset[str],
+    open_holder: StoreOpener | None,
 ) -> None:
     replicas = repo.replicas(sha)
     if replicas.get(site) == "verified" and stores[site].has(sha):
@@ -154,13 +234,38 @@ def _ensure_held(
     if stores[site].holds(sha):
         repo.set_replica(sha, site, "verified")  # unrecorded or last seen bad: vouched for by a re-read
         return
-    holders = [s for s, status in replicas.items() if status == "verified" and s in stores and s != site]
+    holders = [s for s, status in replicas.items() if status == "verified" and s != site]
+    failure: StorageError | None = None
     for holder in holders:
-        if stores[holder].has(sha):
-            copy_object(sha, stores[holder], stores[site], residency)
-            repo.set_replica(sha, site, "verified")
-            return
+        source = stores.get(holder) or (open_holder(holder) if open_holder is not None else None)
+        if source is None:  # a site no longer in the platform file
+            continue
+        try:
+            if not source.has(sha):
+                continue
+            moved = copy_object(sha, source, stores[site], residency)
+        except StorageError as exc:
+            if exc.site == site:
+                raise  # the destination (or its residency) is the problem: another holder will not help
+            failure = exc
+            continue
+        repo.set_replica(sha, site, "verified")
+        if moved:
+            row = repo.artifact(sha)
+            repo.add_transfer(
+                sha,
+                artifact=row.producer if row is not None else sha,
+                from_site=holder,
+                to_site=site,
+                size_bytes=moved,
+                reason="serving copy",
+                run_id=None,
+                step=None,
+            )
+        return
+    tried = f" (tried {', '.join(holders)}: {failure})" if failure is not None else ""
     raise StorageError(
-        f"no site holds a verified copy of sha256:{sha} to copy to {site}; run `stratus storage repair`",
+        f"no site holds a verified copy of sha256:{sha} to copy to {site}{tried}; "
+        "run `stratus storage repair`",
         site=site,
     )

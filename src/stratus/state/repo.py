@@ -241,7 +241,11 @@ class Repository:
     def add_artifact(
         self, sha256: str, *, size_bytes: int, is_dir: bool, producer: str, run_id: str, residency: str | None
     ) -> None:
-        """Record bytes by hash; a second producer of the same bytes changes nothing."""
+        """Record bytes by hash; a second producer of the same bytes adds only its residency.
+
+        One row stands for every artifact with these bytes, so its residency is the strictest of theirs:
+        an EU-resident artifact stays EU-resident however many unbound copies of its bytes are produced.
+        """
         row = ArtifactRow(
             sha256=sha256,
             size_bytes=size_bytes,
@@ -252,6 +256,11 @@ class Repository:
             created_at=utcnow(),
         )
         _insert_once(self.db, row, ArtifactRow, sha256)
+        if residency:
+            with self.db.session() as session, session.begin():
+                found = session.get(ArtifactRow, sha256)
+                if found is not None:
+                    found.residency = _bound_union(found.residency, residency)
 
     def artifact(self, sha256: str) -> ArtifactRow | None:
         """The artifact with this hash, or None."""
@@ -406,6 +415,12 @@ def _name_all(session: Session, run_id: str, refs: Mapping[str, str]) -> None:
             session.add(ArtifactName(run_id=run_id, ref=ref, sha256=sha))
         else:
             row.sha256 = sha
+
+
+def _bound_union(*bounds: str | None) -> str | None:
+    """Residency columns (``"EU"``, ``"EU,UK"``, NULL) joined: every jurisdiction any of them names."""
+    jurisdictions = {j.strip() for bound in bounds for j in (bound or "").split(",") if j.strip()}
+    return ",".join(sorted(jurisdictions)) or None
 
 
 def _insert_once(db: Database, row: Base, model: type[Base], key: object) -> None:

@@ -23,6 +23,7 @@ from stratus.storage.replication import (
     restore,
     verify,
 )
+from stratus.storage.residency import allows, format_residency, parse_residency, strictest
 from stratus.storage.store import ObjectInfo, SiteStore, hash_file, open_store
 from stratus.storage.timeouts import Timeouts
 
@@ -35,17 +36,21 @@ __all__ = [
     "SiteStore",
     "Timeouts",
     "WriteResult",
+    "allows",
     "copy_many",
     "copy_object",
     "dual_write",
+    "format_residency",
     "hash_file",
     "open_store",
     "pack_dir",
+    "parse_residency",
     "probe",
     "probe_all",
     "quorum_write",
     "repair",
     "restore",
+    "strictest",
     "unpack",
     "verify",
 ]

@@ -22,6 +22,7 @@ from stratus.errors import StorageError
 from stratus.redact import display_url, register_options, register_url
 from stratus.storage.backend import Backend, LocalBackend, MiB
 from stratus.storage.opener import locate
+from stratus.storage.residency import allows
 from stratus.storage.timeouts import Timeouts
 from stratus.storage.transfer import IntegrityError, transfer
 
@@ -236,7 +237,7 @@ class SiteStore:
 
 def check_residency(store: SiteStore, residency: frozenset[str], what: str) -> None:
     """Refuse to place data bound to ``residency`` jurisdictions at a site outside them."""
-    if not residency or (store.jurisdiction is not None and store.jurisdiction in residency):
+    if allows(store.jurisdiction, residency):
         return
     bound = "/".join(sorted(residency))
     where = store.jurisdiction or "no jurisdiction declared"
