@@ -3,7 +3,8 @@
 This is what `stratus serve` runs on a platform's local sites: each site's server is its own process on
 its own port, reading the model from that site's store. The supervisor restarts a site's server that
 died (after ``restart_delay_s``, on the same port), which is what lets the chaos drill measure how long
-the gateway takes to eject a site and to take it back. Stopping goes gateway first, so no client is sent
+the gateway takes to eject a site and to take it back; a drill's hold (:mod:`.holds`) keeps it down for a
+window. Stopping goes gateway first, so no client is sent
 to a server that is already gone.
 """
 
@@ -31,6 +32,7 @@ from stratus.serving.deployment import (
     SiteProcess,
     save_deployment,
 )
+from stratus.serving.holds import held, server_key
 from stratus.serving.limits import ServingLimits, limit_flags
 
 __all__ = ["POLICIES", "Fleet", "FleetOptions", "http_ready", "log_tail", "running", "stop_deployment"]
@@ -220,6 +222,9 @@ class Fleet:
             for site in deployment.sites.values():
                 process = self.processes.get(site.site)
                 if process is None or process.poll() is None:
+                    continue
+                if held(self.folder, server_key(site.site)):  # a drill keeps it down (serving/holds.py)
+                    died_at.pop(site.site, None)
                     continue
                 first_seen = died_at.setdefault(site.site, time.monotonic())
                 if time.monotonic() - first_seen < self.options.restart_delay_s:
