@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from stratus.processes import free_ports
+from stratus.sandbox.wan import wan_unavailable_reason
 from stratus.storage import open_store
 from tests.run_world import cli_env, one_json, stratus_cli
 
@@ -173,3 +174,50 @@ def test_site_scope_takes_store_and_server_down_under_load_and_brings_them_back(
     status = one_json(stratus_cli("serve", "status", "--json", cwd=sandbox).stdout)
     assert status["sites"]["aws-us-east"]["pid"] != before
     assert status["sites"]["aws-us-east"]["restarts"] == 1
+
+
+_WAN = wan_unavailable_reason()
+needs_namespaces = pytest.mark.skipif(_WAN is not None, reason=f"no network namespaces here: {_WAN}")
+
+
+@needs_namespaces
+def test_partition_cuts_a_namespaced_copy_of_the_site_off_and_heals_it(
+    sandbox: Path, deployment: dict[str, Any]
+) -> None:
+    before = one_json(stratus_cli("serve", "status", "--json", cwd=sandbox).stdout)
+    pids = {name: s["pid"] for name, s in before["sites"].items()}
+    assert set(pids) == set(deployment["sites"])
+    result = stratus_cli("chaos", "partition", "gcp-eu-west", "--for", "2", "--json", cwd=sandbox)
+    report = one_json(result.stdout)
+    assert result.returncode == 0, report
+    assert report["requests"] > 0
+    assert report["failures"] == 0, report["failure_samples"]
+    [link] = report["killed"]
+    assert link["role"] == "link"
+    assert link["url"].startswith("http://10.77.0.")  # the copy inside its namespace, not the deployment
+    assert report["ejected_after_s"] is not None
+    assert report["back_after_window_s"] is not None
+    status = one_json(stratus_cli("serve", "status", "--json", cwd=sandbox).stdout)
+    assert {name: s["pid"] for name, s in status["sites"].items()} == pids  # the deployment was not touched
+
+
+@needs_namespaces
+def test_delay_slows_the_site_link_for_the_window(sandbox: Path, deployment: dict[str, Any]) -> None:
+    result = stratus_cli("chaos", "delay", "gcp-eu-west", "--ms", "100", "--for", "2", "--json", cwd=sandbox)
+    report = one_json(result.stdout)
+    assert result.returncode == 0, report
+    assert report["failures"] == 0, report["failure_samples"]
+    assert report["signal"] == "delay +100 ms each way"
+    assert report["probe_during_ms"] >= 2 * 100  # a round trip on the slowed link cannot beat twice the delay
+
+
+def test_delay_without_a_deployment_says_how_to_start_one(tmp_path: Path) -> None:
+    lab = {"provider": "onprem", "region": "eu-lab", "jurisdiction": "EU", "storage": "file://sites/lab"}
+    (tmp_path / "stratus.yaml").write_text(yaml.safe_dump({"sites": {"lab": lab}}))
+    result = stratus_cli("chaos", "delay", "lab", "--ms", "0", "--for", "1", cwd=tmp_path)
+    assert result.returncode in (1, 2), result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    if _WAN is None:
+        assert "--ms: 0.0 is not a delay; expected milliseconds above 0" in result.stderr
+    else:
+        assert "needs network namespaces" in result.stderr

@@ -13,6 +13,7 @@ from stratus.cli.output import console, print_json
 from stratus.cli.serve_cmd import serving_folder
 from stratus.config import resolve_platform_path
 from stratus.serving.chaos import SCOPES, DrillResult, kill_site
+from stratus.serving.chaos_net import network_drill
 
 __all__ = ["app"]
 
@@ -47,13 +48,18 @@ def show_result(result: DrillResult, label: str) -> None:
     if result.retried_on_another_gateway:
         table.add_row("retried on another gateway", str(result.retried_on_another_gateway))
     for killed in result.killed:
-        table.add_row(f"killed {killed['role']}", f"{killed['name']} (pid {killed['pid']}, {killed['url']})")
+        what = f"{result.signal} of the link to" if killed["role"] == "link" else f"killed {killed['role']}"
+        table.add_row(what, f"{killed['name']} (pid {killed['pid']}, {killed['url']})")
+    network = result.scope in ("partition", "delay")
+    if result.server_killed or network:
+        table.add_row("fault → ejected by the gateway", _secs(result.ejected_after_s))
     if result.server_killed:
-        table.add_row("kill → ejected by the gateway", _secs(result.ejected_after_s))
         table.add_row("kill → server ready again", _secs(result.restarted_after_s))
         table.add_row("ready → back in rotation", _secs(result.back_in_rotation_after_s))
-        if result.down_for_s > 0:
-            table.add_row("end of window → back in rotation", _secs(result.back_after_window_s))
+    if (result.server_killed and result.down_for_s > 0) or network:
+        table.add_row("end of window → back in rotation", _secs(result.back_after_window_s))
+    if result.probe_during_ms is not None:
+        table.add_row("a health check to the site while slowed", f"{result.probe_during_ms:.1f} ms")
     for name, seconds in result.gateways_back_after_s.items():
         table.add_row(f"end of window → {name} ready", _secs(seconds))
     store = result.store
@@ -129,3 +135,62 @@ def kill_site_command(
         )
     if not result.passed:
         raise typer.Exit(1)
+
+
+_NAMESPACED = (
+    " Runs on its own copy of the deployment (each site's server in a network namespace of its own, "
+    "behind a switch that can cut or delay one site's link; a gateway and the load in a client "
+    "namespace), because processes already running on loopback cannot be cut off one by one; the "
+    "running deployment is not touched. Needs root (network namespaces and TAP devices)."
+)
+
+
+def _network(site: str, mode: str, down_for: float, delay_ms: float, concurrency: int, timeout_s: float,
+             platform: Path | None, as_json: bool) -> None:  # fmt: skip
+    result = network_drill(
+        serving_folder(resolve_platform_path(platform)),
+        site,
+        mode=mode,
+        down_for_s=down_for,
+        delay_ms=delay_ms,
+        concurrency=concurrency,
+        timeout_s=timeout_s,
+    )
+    if as_json:
+        print_json(result.to_json())
+    else:
+        show_result(result, f"{mode} {site} ({result.signal}, {down_for:g} s)")
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+_FOR = typer.Option(5.0, "--for", min=0.0, help="Seconds the link stays broken before it is healed.")
+_CONCURRENCY = typer.Option(4, "--concurrency", min=1, help="Client threads sending load.")
+_TIMEOUT = typer.Option(60.0, "--timeout", help="Seconds to wait for each phase.")
+
+
+@app.command("partition", help="Cut SITE off the network under load, then heal it." + _NAMESPACED)
+def partition_command(
+    site: str = typer.Argument(..., help="The site to cut off.", show_default=False),
+    down_for: float = _FOR,
+    concurrency: int = _CONCURRENCY,
+    timeout_s: float = _TIMEOUT,
+    platform: Path | None = PLATFORM_HERE,
+    as_json: bool = JSON,
+) -> None:
+    """Exit 0 when clients saw no failure and the site was ejected and taken back after the window."""
+    _network(site, "partition", down_for, 0.0, concurrency, timeout_s, platform, as_json)
+
+
+@app.command("delay", help="Slow SITE's link by --ms each way under load, then restore it." + _NAMESPACED)
+def delay_command(
+    site: str = typer.Argument(..., help="The site whose link to slow.", show_default=False),
+    delay_ms: float = typer.Option(..., "--ms", help="Extra one-way delay in milliseconds, e.g. 200."),
+    down_for: float = _FOR,
+    concurrency: int = _CONCURRENCY,
+    timeout_s: float = _TIMEOUT,
+    platform: Path | None = PLATFORM_HERE,
+    as_json: bool = JSON,
+) -> None:
+    """Exit 0 when clients saw no failure."""
+    _network(site, "delay", down_for, delay_ms, concurrency, timeout_s, platform, as_json)

@@ -33,7 +33,7 @@ from stratus.serving.gateway_client import site_states
 from stratus.serving.holds import hold, release
 from stratus.serving.load import LoadCounts, LoadGenerator, sample_request
 
-__all__ = ["SCOPES", "DrillResult", "kill_site"]
+__all__ = ["SCOPES", "DrillResult", "kill_site", "serving_deployment", "site_state", "wait_for"]
 
 SCOPES = ("server", "storage", "site")
 # A hold outlives the window by this much, so a drill that dies mid-way cannot keep a site down for ever
@@ -81,6 +81,8 @@ class DrillResult:
     back_in_rotation_after_s: float | None = None
     back_after_window_s: float | None = None  # end of the window → site back in rotation
     gateways_back_after_s: dict[str, float | None] = field(default_factory=dict)
+    # delay: one health check straight to the site's server during the window, in ms (the fault is real)
+    probe_during_ms: float | None = None
     store: StoreOutage | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -106,6 +108,8 @@ class DrillResult:
                 bool(self.store.intact),
             ]
         checks += [value is not None for value in self.gateways_back_after_s.values()]
+        if self.scope == "partition":
+            checks += [self.ejected_after_s is not None, self.back_after_window_s is not None]
         return all(checks)
 
     def to_json(self) -> dict[str, Any]:
@@ -113,7 +117,7 @@ class DrillResult:
         return {**asdict(self), "passed": self.passed}
 
 
-def _wait_for(condition: Callable[[], bool], deadline: float, poll_s: float = 0.02) -> float | None:
+def wait_for(condition: Callable[[], bool], deadline: float, poll_s: float = 0.02) -> float | None:
     """Poll ``condition()`` until true; the monotonic time it first held, or None past ``deadline``."""
     while time.monotonic() < deadline:
         if condition():
@@ -122,7 +126,8 @@ def _wait_for(condition: Callable[[], bool], deadline: float, poll_s: float = 0.
     return None
 
 
-def _state(url: str | None, token: str, site: str) -> str:
+def site_state(url: str | None, token: str, site: str) -> str:
+    """The site's state as the gateway at ``url`` sees it; "unknown" when it does not answer."""
     if url is None:
         return "unknown"
     try:
@@ -131,7 +136,8 @@ def _state(url: str | None, token: str, site: str) -> str:
         return "unknown"
 
 
-def _running_deployment(folder: Path, site: str) -> Deployment:
+def serving_deployment(folder: Path, site: str) -> Deployment:
+    """The running deployment recorded in ``folder``, which must serve from ``site``; else why not."""
     deployment = load_deployment(folder)
     if deployment is None or not deployment.ready:
         raise ServingError("no deployment is running here: start one with `stratus serve`", status=400)
@@ -140,6 +146,11 @@ def _running_deployment(folder: Path, site: str) -> Deployment:
         raise ServingError(
             f"site {site!r} serves nothing in this deployment; it serves from {known}", status=400
         )
+    return deployment
+
+
+def _running_deployment(folder: Path, site: str) -> Deployment:
+    deployment = serving_deployment(folder, site)
     if not is_running(deployment.supervisor_pid, SUPERVISOR_MARKER):
         raise ServingError(
             "the deployment's supervisor is not running, so nothing would restart the site: "
@@ -256,7 +267,7 @@ class _Drill:
     def _site_state(self) -> str:
         token = self.deployment.admin_token if self.deployment is not None else ""
         assert self.server is not None
-        return _state(self.watch, token, self.server.name)
+        return site_state(self.watch, token, self.server.name)
 
     def run(self, concurrency: int, warmup_s: float, settle_s: float, timeout_s: float) -> None:
         """Load (when a deployment runs), kill, hold for the window, bring back, and count."""
@@ -301,7 +312,7 @@ class _Drill:
         if server is not None:
             _signal(server, self.sig)
             result.killed.append(server.to_json())
-            ejected = _wait_for(lambda: self._site_state() != "healthy", deadline)
+            ejected = wait_for(lambda: self._site_state() != "healthy", deadline)
             if ejected is not None:
                 result.ejected_after_s = round(ejected - killed_at, 3)
         if store is not None and result.store is not None:
@@ -319,7 +330,7 @@ class _Drill:
             if server is not None:
                 self._server_back(killed_at, window_end, deadline)
             for door in self.doors:
-                back = _wait_for(functools.partial(_back, self.folder, door), deadline)
+                back = wait_for(functools.partial(_back, self.folder, door), deadline)
                 result.gateways_back_after_s[door.name] = (
                     None if back is None else round(back - window_end, 3)
                 )
@@ -343,11 +354,11 @@ class _Drill:
     def _server_back(self, killed_at: float, window_end: float, deadline: float) -> None:
         assert self.server is not None
         server, result = self.server, self.result
-        ready = _wait_for(lambda: _back(self.folder, server), deadline)
+        ready = wait_for(lambda: _back(self.folder, server), deadline)
         if ready is None:
             return
         result.restarted_after_s = round(ready - killed_at, 3)
-        back = _wait_for(lambda: self._site_state() == "healthy", deadline)
+        back = wait_for(lambda: self._site_state() == "healthy", deadline)
         if back is not None:
             result.back_in_rotation_after_s = round(back - ready, 3)
             if result.down_for_s > 0:
