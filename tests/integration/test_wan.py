@@ -13,13 +13,14 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stratus.errors import StratusError
-from stratus.sandbox.wan import INTERFACE, DelayedNetwork, Host, wan_unavailable_reason
+from stratus.sandbox.wan import INTERFACE, DelayedNetwork, Host, enter, wan_unavailable_reason
 
 _UNAVAILABLE = wan_unavailable_reason()
 pytestmark = [
@@ -76,7 +77,8 @@ for target in sys.argv[1:]:
         socket.create_connection((address, int(port)), timeout=2).close()
         results[target] = "connected"
     except OSError as exc:
-        results[target] = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        results[target] = "timeout" if isinstance(exc, TimeoutError) else code
 print(json.dumps(results))
 """
 
@@ -225,3 +227,45 @@ def test_bad_arguments_and_foreign_hosts_are_refused_with_reasons() -> None:
     net = DelayedNetwork(hosts=1)
     with pytest.raises(StratusError, match="'nowhere' is not a host of this network"):
         net.run(Host(name="nowhere", address="10.77.0.9"), ["true"])
+
+
+def test_a_host_can_be_cut_off_slowed_and_healed_while_connections_run() -> None:
+    """The chaos drill's partition and delay: per host, at run time, on the same network."""
+    with DelayedNetwork(hosts=3, one_way_delay_ms=0) as net:
+        server, client, bystander = net.hosts
+        port = start_echo_server(net, server)
+        bystander_port = start_echo_server(net, bystander)
+        net.set_delay(server, 15.0)
+        slowed = echo(net, client, server, port, rounds=3, bulk=1 << 16)
+        assert min(slowed["rtt_ms"]) >= 2 * 15.0, slowed["rtt_ms"]  # 15 ms each way, from and to it
+        net.set_delay(server, 0)
+        net.cut(server)
+        target, other = f"{server.address}:{port}", f"{bystander.address}:{bystander_port}"
+        # A cut host neither answers nor refuses (frames are lost); the rest of the network still works.
+        assert probe(net, client, [target, other]) == {target: "timeout", other: "connected"}
+        net.heal(server)
+        assert probe(net, client, [target]) == {target: "connected"}
+        healed = echo(net, client, server, port, rounds=3, bulk=1 << 16)
+    assert healed["bulk_intact"]
+
+
+def test_a_thread_of_this_process_enters_a_host() -> None:
+    """What the drill's load threads do: connect from inside a site, with the rest of the process outside."""
+    results: dict[str, object] = {}
+    with DelayedNetwork(hosts=2, one_way_delay_ms=0) as net:
+        server, client = net.hosts
+        port = start_echo_server(net, server)
+
+        def inside() -> None:
+            enter(client)
+            with socket.create_connection((server.address, port), timeout=5) as conn:
+                conn.sendall(b"hello")
+                results["echo"] = conn.recv(16)
+
+        thread = threading.Thread(target=inside)
+        thread.start()
+        thread.join()
+        # The main thread is still in the root namespace: no route to the hosts there.
+        with pytest.raises(OSError, match=r"timed out|unreachable|refused"):
+            socket.create_connection((server.address, port), timeout=1).close()
+    assert results == {"echo": b"hello"}

@@ -34,6 +34,7 @@ __all__ = [
     "ServerKind",
     "create_bucket",
     "is_up",
+    "list_objects",
     "load_servers",
     "restart_server",
     "save_servers",
@@ -226,6 +227,13 @@ def _create_bucket(server: Server, bucket: str) -> None:
     if fs.cat_file(probe) != b"ok":
         raise StorageError("the readiness object read back wrong", site=server.kind, url=server.endpoint)
     fs.rm_file(probe)
+
+
+def list_objects(server: Server, path: str) -> dict[str, int]:
+    """Every object under ``path`` (``bucket/prefix``) on the server: its key and size in bytes."""
+    fs = _filesystem(server)
+    found = fs.find(path, detail=True) if fs.exists(path) else {}
+    return {key: int(info.get("size") or 0) for key, info in found.items() if info.get("type") != "directory"}
 
 
 def _port_open(port: int) -> bool:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import collections
 import contextlib
+import ctypes
 import fcntl
+import heapq
 import itertools
 import json
 import os
@@ -40,7 +41,7 @@ from typing import Any
 
 from stratus.errors import StratusError
 
-__all__ = ["INTERFACE", "DelayedNetwork", "Host", "wan_unavailable_reason"]
+__all__ = ["INTERFACE", "DelayedNetwork", "Host", "enter", "wan_unavailable_reason"]
 
 #: The name of each host's one interface inside its namespace (e.g. for ``GLOO_SOCKET_IFNAME``).
 INTERFACE = "eth0"
@@ -55,6 +56,7 @@ _TUN = "/dev/net/tun"
 _TUNSETIFF = 0x400454CA  # _IOW('T', 202, int)
 _IFF_TAP = 0x0002
 _IFF_NO_PI = 0x1000
+_CLONE_NEWNET = 0x40000000
 _READY = b"ready\n"
 #: Frames read from one TAP before the forwarder looks at the clock again, so a busy sender cannot
 #: postpone the release of frames that are already due.
@@ -186,6 +188,32 @@ class DelayedNetwork:
             _remove_namespaces(self._namespaces)
             self._namespaces.clear()
 
+    def cut(self, host: Host) -> None:
+        """Cut ``host`` off: every frame from or to it is dropped until :meth:`heal` (a partition)."""
+        self._control(f"cut {self._index(host)}")
+
+    def heal(self, host: Host) -> None:
+        """Reconnect a host that :meth:`cut` cut off."""
+        self._control(f"heal {self._index(host)}")
+
+    def set_delay(self, host: Host, extra_ms: float) -> None:
+        """Delay every frame from or to ``host`` by ``extra_ms`` more, one way (0 restores the link)."""
+        if extra_ms < 0:
+            raise StratusError(f"DelayedNetwork: extra delay must be 0 or more, got {extra_ms}")
+        self._control(f"delay {self._index(host)} {extra_ms!r}")
+
+    def _index(self, host: Host) -> int:
+        if host not in self.hosts:
+            raise StratusError(f"DelayedNetwork: {host.name!r} is not a host of this network (is it set up?)")
+        return self.hosts.index(host)
+
+    def _control(self, line: str) -> None:
+        forwarder = self._forwarder
+        if forwarder is None or forwarder.stdin is None:
+            raise StratusError("DelayedNetwork: the network is not set up")
+        forwarder.stdin.write(line.encode() + b"\n")
+        forwarder.stdin.flush()
+
     def popen(self, host: Host, command: Sequence[str], **kwargs: Any) -> subprocess.Popen[Any]:
         """Start ``command`` inside ``host``'s namespace; ``__exit__`` terminates it if it still runs."""
         process: subprocess.Popen[Any] = subprocess.Popen(self._in(host, command), **kwargs)
@@ -302,6 +330,22 @@ class DelayedNetwork:
         return forwarder
 
 
+def enter(host: Host) -> None:
+    """Move the calling thread (only it, and the threads it starts later) into ``host``'s namespace.
+
+    What a client in that site does: connect to the other hosts' addresses over the delayed link. The
+    namespace is per thread in Linux, so the rest of the process stays where it was.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(_NETNS_DIR / host.name, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if libc.setns(fd, _CLONE_NEWNET) != 0:
+            error = ctypes.get_errno()
+            raise StratusError(f"cannot enter network namespace {host.name!r}: {os.strerror(error)}")
+    finally:
+        os.close(fd)
+
+
 def _open_tap(pattern: str) -> tuple[int, str]:
     """A new non-persistent TAP device (deleted when its last descriptor closes): (descriptor, name).
 
@@ -372,28 +416,66 @@ def _remove_namespaces(namespaces: Sequence[str]) -> None:
         subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)
 
 
-def _forward(taps: list[int], macs: list[bytes], delay_s: float, stop: Sequence[int]) -> None:
+class _Link:
+    """What the parent asked of each host's link at run time: cut off, or extra one-way delay (seconds)."""
+
+    def __init__(self, taps: list[int]) -> None:
+        self.taps = taps
+        self.cut: set[int] = set()
+        self.extra: dict[int, float] = {}
+        self._partial = b""
+
+    def apply(self, data: bytes) -> None:
+        """Apply complete command lines: ``cut I``, ``heal I``, ``delay I MS`` (I: the host's index)."""
+        self._partial += data
+        *lines, self._partial = self._partial.split(b"\n")
+        for line in lines:
+            words = line.decode().split()
+            fd = self.taps[int(words[1])]
+            if words[0] == "cut":
+                self.cut.add(fd)
+            elif words[0] == "heal":
+                self.cut.discard(fd)
+            elif words[0] == "delay":
+                self.extra[fd] = float(words[2]) / 1000.0
+
+
+def _forward(
+    taps: list[int], macs: list[bytes], delay_s: float, stop: Sequence[int], control: int | None = None
+) -> None:
     """Switch frames between ``taps``, each held ``delay_s``, until a ``stop`` descriptor becomes readable.
 
     A learning switch (seeded with the hosts' MACs) sends unicast to one TAP and floods the rest. The
     loop reads in bursts, stamps each frame with its release time and writes out everything due; epoll
     timeouts round up to the millisecond, so a frame is never early and at most about 1 ms late.
+    ``control`` (the parent's pipe) carries :class:`_Link` commands; its end of file stops the switch.
+    A host's extra delay applies to frames from and to it; frames from or to a cut host are dropped.
     """
     poller = select.epoll()
     for fd in taps:
         os.set_blocking(fd, False)
         poller.register(fd, select.EPOLLIN)
-    for fd in stop:
+    for fd in (*stop, *(() if control is None else (control,))):
         poller.register(fd, select.EPOLLIN)
+    link = _Link(taps)
     table = dict(zip(macs, taps, strict=True))
     others = {fd: tuple(o for o in taps if o != fd) for fd in taps}
-    pending: collections.deque[tuple[float, tuple[int, ...], bytes]] = collections.deque()
+    # Release time, arrival order, destinations, frame: one delay for all keeps arrival order; per-host
+    # extra delays need the heap, and the arrival counter keeps frames between two hosts in order.
+    pending: list[tuple[float, int, tuple[int, ...], bytes]] = []
+    arrivals = itertools.count()
     read, clock = os.read, time.monotonic
     sys.stdout.buffer.write(_READY)
     sys.stdout.flush()
     while True:
         timeout = max(0.0, pending[0][0] - clock()) if pending else None
         for fd, _ in poller.poll(timeout):
+            if fd == control:
+                data = read(fd, 4096)
+                if not data:
+                    return
+                link.apply(data)
+                continue
             if fd in stop:
                 return
             for _ in range(_BURST):
@@ -410,13 +492,20 @@ def _forward(taps: list[int], macs: list[bytes], delay_s: float, stop: Sequence[
                     out = (port,)
                 else:
                     continue
-                if delay_s:
-                    pending.append((clock() + delay_s, out, frame))
+                if link.cut:
+                    out = () if fd in link.cut else tuple(o for o in out if o not in link.cut)
+                    if not out:
+                        continue  # the frame is lost on a cut link, as on a pulled cable
+                delay = delay_s
+                if link.extra:
+                    delay += link.extra.get(fd, 0.0) + max(link.extra.get(o, 0.0) for o in out)
+                if delay:
+                    heapq.heappush(pending, (clock() + delay, next(arrivals), out, frame))
                 else:
                     _send(out, frame)
         now = clock()
         while pending and pending[0][0] <= now:
-            _, out, frame = pending.popleft()
+            _, _, out, frame = heapq.heappop(pending)
             _send(out, frame)
 
 
@@ -445,9 +534,9 @@ def _forwarder_main(args: argparse.Namespace) -> int:
             [int(fd) for fd in args.fds.split(",")],
             [bytes.fromhex(mac.replace(":", "")) for mac in args.macs.split(",")],
             args.delay_ms / 1000.0,
-            # The parent never writes to our stdin: it becomes readable only at end of file, when the
-            # parent closed it or died.
-            (sys.stdin.fileno(), wakeup),
+            (wakeup,),
+            # The parent writes link commands to our stdin; end of file means it closed it or died.
+            control=sys.stdin.fileno(),
         )
     finally:
         _remove_namespaces(namespaces)

@@ -1,14 +1,14 @@
 """Start a model server per site and the gateways in front of them, keep them up, stop them in order.
 
-This is what `stratus serve` runs on a platform's local sites: each site's server is its own process on
-its own port, reading the model from that site's store; ``gateways`` gateways (active-active, each
-routing to every site) listen on the same port, gateway *i* on loopback address ``127.0.0.i`` (Linux
-routes all of 127/8 to ``lo``), so a DNS name can list each by its own A record; an optional DNS
-responder answers that name with the live gateways. The supervisor restarts any of them that dies on
-the same address (a server after ``restart_delay_s``, which is what lets the chaos drill measure how
-long the gateway takes to eject a site and take it back; a gateway or the DNS responder at once), with a
-growing delay for a process that keeps dying young. Stopping goes DNS, gateways, then servers, so no
-client is sent to a server that is already gone.
+This is what `stratus serve` runs on a platform's local sites: each site's server is its own process on its
+own port, reading the model from that site's store; ``gateways`` gateways (active-active, each routing to
+every site) listen on the same port, gateway *i* on loopback address ``127.0.0.i`` (Linux routes all of
+127/8 to ``lo``), so a DNS name can list each by its own A record; an optional DNS responder answers that
+name with the live gateways. The supervisor restarts any of them that dies on the same address (unless a
+drill holds it down for a window, :mod:`.holds`; a server after ``restart_delay_s``, which is what lets the
+chaos drill measure how long the gateway takes to eject a site and take it back; a gateway or the DNS
+responder at once), with a growing delay for a process that keeps dying young. Stopping goes DNS, gateways,
+then servers, so no client is sent to a server that is already gone.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from stratus.serving.deployment import (
     save_deployment,
 )
 from stratus.serving.fleet_state import process_states
+from stratus.serving.holds import held
 from stratus.serving.limits import ServingLimits, limit_flags
 from stratus.serving.operator import apply_state, load_operator_state, remove_operator_state
 
@@ -338,6 +339,9 @@ class Fleet:
                 key = _key(child)
                 process = self.processes.get(key)
                 if process is None or process.poll() is None:
+                    continue
+                if held(self.folder, key):  # a drill keeps it down for a window (serving/holds.py)
+                    died_at.pop(key, None)
                     continue
                 now = time.monotonic()
                 if key not in died_at:
