@@ -81,7 +81,7 @@ def start_command(
         "--policy",
         help="latency: fastest site by observed latency; failover: --sites order; weighted; cost: cheapest.",
     ),
-    port: int = typer.Option(8080, "--port", help="The gateway's port on 127.0.0.1."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="The gateway's port on 127.0.0.1."),
     name: str | None = typer.Option(
         None, "--name", help="Model name in URLs. Default: the pipeline or file."
     ),

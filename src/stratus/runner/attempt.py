@@ -121,6 +121,8 @@ def execute_step(
         # The step's own store failing is the site failing; another site's store failing is an error
         # here (a replica that cannot be written fails the step, naming that site and URL).
         return fail("site-down" if exc.site == site else "failed", f"StorageError: {exc}")
+    except Exception as exc:  # an OSError from a path, or a bug of ours: the attempt must not stay running
+        return fail("failed", f"{type(exc).__name__}: {exc}")
     ctx.repo.succeed_attempt(
         attempt_id,
         ctx.run_id,
