@@ -13,7 +13,6 @@ import os
 import resource
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.run_world import cli_env, pipeline, platform, write_world
+from tests.run_world import pipeline, platform, stratus_cli, write_world
 
 # A CLI subprocess needs well under 1 GiB; a YAML bomb expanding needs far more.
 _ADDRESS_SPACE = 3 * 1024**3
@@ -33,16 +32,7 @@ def _cap_memory() -> None:
 
 def stratus(*args: str | Path, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``python -m stratus ARGS`` with a memory cap; a hang is a TimeoutExpired, which fails the test."""
-    return subprocess.run(
-        [sys.executable, "-m", "stratus", *map(str, args)],
-        cwd=cwd,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        preexec_fn=_cap_memory,
-    )
+    return stratus_cli(*args, cwd=cwd, timeout=timeout, preexec_fn=_cap_memory)
 
 
 def flat(text: str) -> str:
@@ -233,6 +223,10 @@ SPECIAL_CASES: dict[str, tuple[Callable[[Path], list[str | Path]], tuple[str, ..
     "serve --port 0": (
         lambda w: ["serve", "model.onnx", "--sites", "cheap", "--port", "0"],
         ("--port", "1<=x<=65535"),
+    ),
+    "serve --name ../x": (
+        lambda w: ["serve", "model.onnx", "--sites", "cheap", "--name", "../x"],
+        ("--name", "'../x' is not a safe name"),
     ),
     "plan --time-limit nan": (
         lambda w: ["plan", "pipeline.yaml", "--time-limit", "nan"],

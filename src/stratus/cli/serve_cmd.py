@@ -25,6 +25,7 @@ from stratus.cli.inputs import JSON, PLATFORM_HERE
 from stratus.cli.output import console, print_json, stderr
 from stratus.config import Platform, load_platform, resolve_platform_path
 from stratus.errors import ConfigError, ServingError
+from stratus.limits import name_problem
 from stratus.planner import site_offerings
 from stratus.processes import spawn, stop_process
 from stratus.runner.context import open_stores
@@ -92,6 +93,8 @@ def start_command(
     """Start a model server per site and the gateway; print the endpoint; Ctrl-C stops everything."""
     if policy not in POLICIES:
         raise typer.BadParameter(f"{policy!r} is not a policy; expected one of {', '.join(POLICIES)}")
+    if name is not None and (problem := name_problem(name)):  # it is a URL segment of every request
+        raise ConfigError(problem, field="--name")
     platform_file = resolve_platform_path(platform)
     model_platform = load_platform(platform_file)
     site_list = _check_sites(sites, model_platform, platform_file)
