@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -154,8 +155,16 @@ def write_world(
     return path
 
 
-def stratus_cli(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``python -m stratus ARGS`` as a user runs it; wide, colourless output."""
+def stratus_cli(
+    *args: str | Path,
+    cwd: Path,
+    timeout: float = 120,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m stratus ARGS`` as a user runs it; wide, colourless output.
+
+    ``preexec_fn`` runs in the child before it starts (e.g. to cap its memory with setrlimit).
+    """
     return subprocess.run(
         [sys.executable, "-m", "stratus", *map(str, args)],
         cwd=cwd,
@@ -164,6 +173,7 @@ def stratus_cli(*args: str | Path, cwd: Path, timeout: float = 120) -> subproces
         text=True,
         timeout=timeout,
         check=False,
+        preexec_fn=preexec_fn,
     )
 
 

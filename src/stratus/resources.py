@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from stratus.limits import MAX_ACCELERATORS
+
 __all__ = ["Accelerator", "parse_accelerator"]
 
 _SHORTHAND = re.compile(r"^\s*(?P<name>[A-Za-z][A-Za-z0-9_.\-]*)\s*(?::\s*(?P<count>\d+)\s*)?$")
@@ -30,7 +32,12 @@ def parse_accelerator(text: str) -> Accelerator:
     match = _SHORTHAND.match(text)
     if match is None:
         raise ValueError(f"accelerator {text!r} does not parse; expected NAME or NAME:COUNT, e.g. 'A100:8'")
-    count = int(match.group("count") or 1)
-    if count < 1:
-        raise ValueError(f"accelerator {text!r} has count {count}; expected a count of at least 1")
+    digits = match.group("count") or "1"
+    count = int(digits) if len(digits) <= 9 else MAX_ACCELERATORS + 1
+    if not 1 <= count <= MAX_ACCELERATORS:
+        shown = digits if len(digits) <= 12 else f"{digits[:12]}..."
+        raise ValueError(
+            f"accelerator {text[:60]!r} has count {shown}; "
+            f"expected a count of at least 1 and at most {MAX_ACCELERATORS}"
+        )
     return Accelerator(name=match.group("name"), count=count)

@@ -500,7 +500,7 @@ def test_bad_entry_point(tmp_path: Path) -> None:
 def test_pipeline_name_must_be_an_identifier(tmp_path: Path) -> None:
     bad = edit(PIPELINE, "name: demo", 'name: "my demo"')
     err = error_of(tmp_path, pipeline=bad)
-    assert_points_at(err, tmp_path / "pipeline.yaml", 1, "name", "should match pattern", "(got 'my demo')")
+    assert_points_at(err, tmp_path / "pipeline.yaml", 1, "name", "name 'my demo' cannot be referenced")
 
 
 # --- literals, URLs and accelerators ----------------------------------------------------------------------

@@ -37,6 +37,12 @@ def test_of_reads_digits_as_a_version_and_words_as_an_alias() -> None:
     assert ModelRef.of("fraud", None) == ModelRef("fraud")
 
 
+SAFE = (
+    "is not a safe name; expected letters, digits, '.', '_' or '-', "
+    "starting with a letter, digit or '_', and no '..'"
+)
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
@@ -45,8 +51,22 @@ def test_of_reads_digits_as_a_version_and_words_as_an_alias() -> None:
             "'models:/fraud/latest': 'latest' is not a version number; expected models:/NAME/VERSION "
             "or models:/NAME@ALIAS",
         ),
-        (lambda: ModelRef("a:b"), "'a:b' is not a model name; names are non-empty and contain no '/' or ':'"),
-        (lambda: ModelRef(""), "'' is not a model name; names are non-empty and contain no '/' or ':'"),
+        (
+            lambda: ModelRef("a:b"),
+            "not a model name: name 'a:b' " + SAFE,
+        ),
+        (
+            lambda: ModelRef(""),
+            "not a model name: name '' " + SAFE,
+        ),
+        (
+            lambda: ModelRef("../x"),
+            "not a model name: name '../x' " + SAFE,
+        ),
+        (
+            lambda: ModelRef("m" * 64),
+            f"not a model name: name '{'m' * 40}...' is 64 characters long; names have at most 63",
+        ),
         (lambda: ModelRef("fraud", version=0), "model 'fraud': versions start at 1, got 0"),
         (
             lambda: ModelRef("fraud", version=1, alias="champion"),

@@ -86,6 +86,7 @@ def test_a_bad_state_url_is_a_config_error_naming_the_option() -> None:
     with pytest.raises(ConfigError) as caught:
         open_database("not a url")
     assert str(caught.value) == (
-        "--state-url: 'not a url' is not a database URL; expected e.g. sqlite:///path/state.db or "
+        "--state-url or $STRATUS_STATE_URL: 'not a url' is not a database URL; "
+        "expected e.g. sqlite:///path/state.db or "
         "postgresql+psycopg://user@host/db"
     )

@@ -24,8 +24,17 @@ from stratus.catalog.gcp_pairing import build_gcp_offerings
 from stratus.catalog.offerings import Offering, SkippedRow
 from stratus.catalog.reader import read_vm_rows
 from stratus.errors import CatalogError
+from stratus.limits import MAX_CATALOG_FILE_BYTES
+from stratus.userfile import read_user_file
 
-__all__ = ["COVERAGE_NOTES", "PROVIDERS", "Catalog", "ProviderCatalog", "parse_provider_catalog"]
+__all__ = [
+    "COVERAGE_NOTES",
+    "PROVIDERS",
+    "Catalog",
+    "ProviderCatalog",
+    "open_catalog_file",
+    "parse_provider_catalog",
+]
 
 PROVIDERS = ("aws", "azure", "gcp")
 
@@ -98,14 +107,20 @@ def _bundled_egress() -> EgressTable:
         return EgressTable.read(stream, "<bundled>/egress.csv")
 
 
-def _read_file(path: Path, provider: str | None = None) -> ProviderCatalog | EgressTable:
+def open_catalog_file(path: Path) -> TextIO:
+    """A user's catalog CSV as text: a regular file of at most MAX_CATALOG_FILE_BYTES, in UTF-8."""
+    raw = read_user_file(path, limit=MAX_CATALOG_FILE_BYTES, error=CatalogError)
     try:
-        with path.open("r", encoding="utf-8", newline="") as stream:
-            if provider is None:
-                return EgressTable.read(stream, str(path))
-            return parse_provider_catalog(provider, stream, str(path))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"cannot read the file: {exc}", file=str(path)) from exc
+        return io.StringIO(raw.decode("utf-8"), newline="")
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"not UTF-8 text: {exc}", file=str(path)) from None
+
+
+def _read_file(path: Path, provider: str | None = None) -> ProviderCatalog | EgressTable:
+    stream = open_catalog_file(path)
+    if provider is None:
+        return EgressTable.read(stream, str(path))
+    return parse_provider_catalog(provider, stream, str(path))
 
 
 class Catalog:

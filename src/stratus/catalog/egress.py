@@ -19,6 +19,7 @@ from typing import TextIO
 
 from stratus.catalog.regions import CONTINENTS
 from stratus.errors import CatalogError
+from stratus.limits import MAX_PRICE_USD
 
 __all__ = ["OWNED_PROVIDERS", "EgressRule", "EgressTable", "Location"]
 
@@ -111,6 +112,8 @@ def _parse_rule(row: dict[str, str], label: str, line: int, header: list[str]) -
         usd = Decimal("NaN")
     if not usd.is_finite() or usd < 0:
         raise fail("usd_per_gb", f"{row['usd_per_gb']!r} is not a non-negative number of USD per GB")
+    if usd > MAX_PRICE_USD:
+        raise fail("usd_per_gb", f"{row['usd_per_gb']!r} is more than {MAX_PRICE_USD:,} USD per GB")
     provider = row["provider"].strip().lower()
     if not provider:
         raise fail("provider", "empty provider; name the cloud that charges (aws, gcp, azure)")

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from stratus.catalog.catalog import PROVIDERS, ProviderCatalog, parse_provider_catalog
+from stratus.catalog.catalog import PROVIDERS, ProviderCatalog, open_catalog_file, parse_provider_catalog
 from stratus.errors import CatalogError
 
 __all__ = ["find_catalog_files", "import_catalog"]
@@ -50,11 +50,7 @@ def find_catalog_files(src_dir: Path) -> dict[str, Path]:
 
 
 def _validate(provider: str, path: Path) -> ProviderCatalog:
-    try:
-        with path.open("r", encoding="utf-8", newline="") as stream:
-            return parse_provider_catalog(provider, stream, str(path))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"cannot read the file: {exc}", file=str(path)) from exc
+    return parse_provider_catalog(provider, open_catalog_file(path), str(path))
 
 
 def import_catalog(src_dir: Path, dest_dir: Path) -> dict[str, int]:

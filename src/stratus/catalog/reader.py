@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TextIO
 
 from stratus.errors import CatalogError
+from stratus.limits import MAX_ACCELERATORS, MAX_MEMORY_GB, MAX_PRICE_USD, MAX_VCPUS
 
 __all__ = ["REQUIRED_COLUMNS", "VmRow", "read_vm_rows"]
 
@@ -27,6 +28,14 @@ REQUIRED_COLUMNS = (
     "SpotPrice",
     "Region",
 )
+# The largest value each numeric column may hold (stratus.limits): 1e300 would overflow a plan's sums.
+_MOST = {
+    "AcceleratorCount": MAX_ACCELERATORS,
+    "vCPUs": MAX_VCPUS,
+    "MemoryGiB": MAX_MEMORY_GB,
+    "Price": MAX_PRICE_USD,
+    "SpotPrice": MAX_PRICE_USD,
+}
 # Azure's v8 file has no zones; AWS and GCP have this column.
 _ZONE_COLUMN = "AvailabilityZone"
 
@@ -79,9 +88,15 @@ class _Row:
             value = Decimal(raw)
         except InvalidOperation:
             value = Decimal("NaN")
+        most = _MOST[name]
+        problem = None
         if not value.is_finite() or value < 0:
+            problem = f"{raw!r} is not a non-negative number; expected a decimal such as 0.096"
+        elif value > most:
+            problem = f"{raw!r} is more than {most:,}, the most a {name} may be"
+        if problem:
             raise CatalogError(
-                f"{raw!r} is not a non-negative number; expected a decimal such as 0.096",
+                problem,
                 file=self.label,
                 line=self.line,
                 column=self.columns[name] + 1,

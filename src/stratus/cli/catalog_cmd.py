@@ -221,7 +221,9 @@ def list_offerings(
     spot: bool = typer.Option(
         False, "--spot", help="Only offerings with a spot price, sorted by it. Example: --spot"
     ),
-    limit: int = typer.Option(20, "--limit", help="Show at most N rows, 0 for all. Example: --limit 0"),
+    limit: int = typer.Option(
+        20, "--limit", min=0, help="Show at most N rows, 0 for all. Example: --limit 0"
+    ),
     as_json: bool = typer.Option(
         False, "--json", help="Print one JSON object instead of a table. Example: --json"
     ),

@@ -8,10 +8,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from stratus.cli.inputs import JSON, PLATFORM_HERE
+from stratus.cli.inputs import JSON, PLATFORM_HERE, finite_flag
 from stratus.cli.output import console, print_json
 from stratus.cli.serve_cmd import serving_folder
 from stratus.config import resolve_platform_path
+from stratus.limits import MAX_CLIENT_THREADS, MAX_FLAG_SECONDS
 from stratus.serving.chaos import SCOPES, DrillResult, kill_site
 from stratus.serving.chaos_net import network_drill
 
@@ -98,8 +99,17 @@ def kill_site_command(
         [], "--gateway", help="With --scope site: a gateway (e.g. gateway-2) to take down as the site's."
     ),
     signal_name: str = typer.Option("KILL", "--signal", help="KILL (a crash) or TERM (a graceful drain)."),
-    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Client threads sending load."),
-    timeout_s: float = typer.Option(60.0, "--timeout", help="Seconds to wait for each phase."),
+    concurrency: int = typer.Option(
+        4, "--concurrency", min=1, max=MAX_CLIENT_THREADS, help="Client threads sending load."
+    ),
+    timeout_s: float = typer.Option(
+        60.0,
+        "--timeout",
+        min=0.1,
+        max=MAX_FLAG_SECONDS,
+        callback=finite_flag,
+        help="Seconds to wait for each phase.",
+    ),
     platform: Path | None = PLATFORM_HERE,
     as_json: bool = JSON,
 ) -> None:

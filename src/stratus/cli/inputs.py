@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -10,7 +11,16 @@ import typer
 from stratus.config import Pipeline, Platform, load_pipeline, load_platform, resolve_platform_path
 from stratus.errors import ConfigError
 
-__all__ = ["JSON", "OBJECTIVE", "PIPELINE", "PLATFORM", "PLATFORM_HERE", "load_files", "parse_objective"]
+__all__ = [
+    "JSON",
+    "OBJECTIVE",
+    "PIPELINE",
+    "PLATFORM",
+    "PLATFORM_HERE",
+    "finite_flag",
+    "load_files",
+    "parse_objective",
+]
 
 PIPELINE = typer.Argument(..., help="The pipeline file (YAML).", show_default=False)
 PLATFORM = typer.Option(
@@ -43,9 +53,16 @@ def parse_objective(value: str) -> Literal["cost", "time"]:
     )
 
 
+def finite_flag(value: float) -> float:
+    """A float flag's callback: click's ranges let ``nan`` through (every comparison with it is false)."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number of seconds")
+    return value
+
+
 def load_files(pipeline: Path, platform: Path | None) -> tuple[Path, Platform, Pipeline]:
     """The platform file found for ``pipeline``, and both files parsed and checked against each other."""
-    if not pipeline.is_file():
+    if not pipeline.exists():  # not is_file(): a FIFO or /dev/zero gets read_yaml's precise refusal
         raise ConfigError("pipeline file not found; check the path", file=str(pipeline))
     platform_file = resolve_platform_path(platform, pipeline)
     platform_model = load_platform(platform_file)

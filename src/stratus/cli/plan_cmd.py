@@ -7,9 +7,10 @@ from pathlib import Path
 import typer
 
 from stratus.catalog import Catalog
-from stratus.cli.inputs import OBJECTIVE, PIPELINE, PLATFORM, load_files, parse_objective
+from stratus.cli.inputs import OBJECTIVE, PIPELINE, PLATFORM, finite_flag, load_files, parse_objective
 from stratus.cli.output import console, print_json
 from stratus.cli.render_plan import render_plan
+from stratus.limits import MAX_FLAG_SECONDS
 from stratus.planner import plan
 from stratus.state import state_dir
 
@@ -26,6 +27,8 @@ def plan_command(
         60.0,
         "--time-limit",
         min=0.1,
+        max=MAX_FLAG_SECONDS,
+        callback=finite_flag,
         help="Seconds the MILP may take on a DAG; past it the best plan found is shown with its proven gap.",
     ),
 ) -> None:

@@ -29,6 +29,7 @@ from stratus.cli.output import console, print_json
 from stratus.cli.serve_admin_cmd import serving_folder
 from stratus.config import Platform, load_platform, resolve_platform_path
 from stratus.errors import ConfigError, ServingError
+from stratus.limits import name_problem
 from stratus.planner import site_offerings
 from stratus.processes import spawn, stop_process
 from stratus.runner.context import open_stores
@@ -90,7 +91,9 @@ def start_command(
         "--policy",
         help="latency: fastest site by observed latency; failover: --sites order; weighted; cost: cheapest.",
     ),
-    port: int = typer.Option(8080, "--port", help="The gateways' port (gateway i on 127.0.0.i)."),
+    port: int = typer.Option(
+        8080, "--port", min=1, max=65535, help="The gateways' port (gateway i on 127.0.0.i)."
+    ),
     gateways: int = typer.Option(
         1, "--gateways", min=1, max=254, help="Gateways to run active-active, each routing to every site."
     ),
@@ -114,6 +117,8 @@ def start_command(
     """Start a model server per site and the gateways; print the endpoints; Ctrl-C stops everything."""
     if policy not in POLICIES:
         raise typer.BadParameter(f"{policy!r} is not a policy; expected one of {', '.join(POLICIES)}")
+    if name is not None and (problem := name_problem(name)):  # it is a URL segment of every request
+        raise ConfigError(problem, field="--name")
     if dns_port is not None and not dns_available():
         raise ConfigError(
             "the health-checked DNS responder (stratus.serving.dns) is not part of this installation; "

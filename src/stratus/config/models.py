@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from stratus.limits import MAX_PRICE_USD, MAX_SIZE_GB, alias_problem, name_problem
 from stratus.resources import Accelerator, parse_accelerator
 
 __all__ = [
     "PROVIDERS",
     "AcceleratorField",
+    "AliasName",
     "Money",
     "Provider",
+    "RefName",
+    "SafeName",
+    "SizeGB",
     "StrictModel",
+    "bounded_int",
+    "finite",
 ]
 
 PROVIDERS: tuple[str, ...] = ("aws", "gcp", "azure", "onprem", "local")
@@ -37,7 +45,7 @@ def _to_decimal(value: Any) -> Any:
 Money = Annotated[
     Decimal,
     BeforeValidator(_to_decimal),
-    Field(ge=0, description="US dollars"),
+    Field(ge=0, le=MAX_PRICE_USD, allow_inf_nan=False, description="US dollars"),
     PlainSerializer(lambda d: float(d), return_type=float),
 ]
 
@@ -58,3 +66,41 @@ AcceleratorField = Annotated[
     BeforeValidator(_to_accelerator),
     PlainSerializer(str, return_type=str),
 ]
+
+
+def finite(*, le: float, gt: float | None = None) -> Any:
+    """Field metadata for a finite number at most ``le`` (above ``gt``, else at least 0).
+
+    ``Annotated[float, finite(le=...)]``: ``.inf``, NaN and 1e308 fail at their line. Every number a user
+    writes ends up in a sum or a product (a bill, a makespan, a timeout); an unbounded one overflows
+    there, far from the line that caused it.
+    """
+    if gt is not None:
+        return Field(gt=gt, le=le, allow_inf_nan=False)
+    return Field(ge=0, le=le, allow_inf_nan=False)
+
+
+def bounded_int(*, le: int, ge: int = 1) -> Any:
+    """Field metadata for a whole number from ``ge`` to ``le``: ``Annotated[int, bounded_int(le=...)]``."""
+    return Field(ge=ge, le=le)
+
+
+SizeGB = Annotated[float, finite(le=MAX_SIZE_GB)]
+
+
+def _checked(problem_of: Callable[[str], str | None]) -> Any:
+    def check(value: str) -> str:
+        problem = problem_of(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+# A site or registered model name: becomes a folder, a file name and a URL segment.
+SafeName = Annotated[str, _checked(name_problem)]
+# A step, dataset or output name: also written inside `dataset:NAME` and `STEP.OUTPUT` references.
+RefName = Annotated[str, _checked(lambda value: name_problem(value, referable=True))]
+# A registry alias (models:/NAME@ALIAS), checked here so a bad one fails before the step runs.
+AliasName = Annotated[str, _checked(alias_problem)]

@@ -5,17 +5,20 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    Field,
-    NonNegativeFloat,
-    PositiveFloat,
-    PositiveInt,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, Field, PositiveInt, field_validator, model_validator
 
-from stratus.config.models import AcceleratorField, Provider, StrictModel
+from stratus.config.models import (
+    AcceleratorField,
+    AliasName,
+    Provider,
+    RefName,
+    SafeName,
+    SizeGB,
+    StrictModel,
+    bounded_int,
+    finite,
+)
+from stratus.limits import MAX_ATTEMPTS, MAX_HOURS, MAX_MEMORY_GB, MAX_SITES, MAX_VCPUS
 
 __all__ = [
     "Constraints",
@@ -29,7 +32,6 @@ __all__ = [
     "StepKind",
 ]
 
-_NAME = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 _ENTRYPOINT = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _INPUT = re.compile(r"^(dataset:[A-Za-z_][\w\-]*|[A-Za-z_][\w\-]*\.[A-Za-z_][\w\-]*)$")
 
@@ -44,26 +46,13 @@ def _input_ref(ref: str) -> str:
 InputRef = Annotated[str, AfterValidator(_input_ref)]
 
 
-def _check_name(value: str) -> str:
-    if not isinstance(value, str) or not re.match(_NAME, value):
-        raise ValueError(
-            f"name {value!r} cannot be referenced; "
-            "expected letters, digits, '_' or '-', starting with a letter"
-        )
-    return value
-
-
-# Step, dataset and output names appear in references like `dataset:NAME` and `STEP.OUTPUT`.
-Name = Annotated[str, AfterValidator(_check_name)]
-
-
 class DatasetSpec(StrictModel):
     """Data that already lives somewhere before the pipeline runs."""
 
-    site: str
-    size_gb: NonNegativeFloat
+    site: SafeName
+    size_gb: SizeGB
     residency: str | None = Field(default=None, description="jurisdiction the data must stay in, e.g. EU")
-    replicas: list[str] = Field(default_factory=list, description="other sites that already hold a copy")
+    replicas: list[SafeName] = Field(default_factory=list, description="other sites that already hold a copy")
     make: str | None = Field(
         default=None,
         description="module:function that creates the data when it is not there yet (demos, tests)",
@@ -86,14 +75,14 @@ class DatasetSpec(StrictModel):
 class OutputSpec(StrictModel):
     """An artifact a step writes; its size drives transfer cost."""
 
-    size_gb: NonNegativeFloat = 0.0
+    size_gb: SizeGB = 0.0
 
 
 class Resources(StrictModel):
     """What one run of a step needs; an offering fits when it has at least this much."""
 
-    cpus: PositiveFloat = 1.0
-    memory_gb: PositiveFloat = 1.0
+    cpus: Annotated[float, finite(gt=0, le=MAX_VCPUS)] = 1.0
+    memory_gb: Annotated[float, finite(gt=0, le=MAX_MEMORY_GB)] = 1.0
     accelerators: AcceleratorField | None = None
 
 
@@ -103,7 +92,7 @@ class Constraints(StrictModel):
     jurisdiction: list[str] = Field(default_factory=list)
     providers: list[Provider] = Field(default_factory=list)
     regions: list[str] = Field(default_factory=list)
-    sites: list[str] = Field(default_factory=list)
+    sites: list[SafeName] = Field(default_factory=list)
     backends: list[Literal["local", "kubernetes", "serverless"]] = Field(default_factory=list)
 
     @field_validator("jurisdiction")
@@ -124,7 +113,7 @@ class ReplicateSpec(StrictModel):
     step's own site, when not listed, always holds its outputs and does not count towards ``min``.
     """
 
-    sites: list[str] = Field(default_factory=list, description="sites that must hold every output")
+    sites: list[SafeName] = Field(default_factory=list, description="sites that must hold every output")
     min: PositiveInt | None = Field(
         default=None, description="listed sites that must hold verified bytes before the write counts"
     )
@@ -153,9 +142,9 @@ class ReplicateSpec(StrictModel):
 class RegisterSpec(StrictModel):
     """Register an output (an ONNX model) in the platform's model registry when the step succeeds."""
 
-    model: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="registered model name")
+    model: SafeName = Field(description="registered model name")
     output: str | None = Field(default=None, description="which output; default: the step's only output")
-    aliases: list[str] = Field(default_factory=list, description="aliases to point at the new version")
+    aliases: list[AliasName] = Field(default_factory=list, description="aliases to point at the new version")
 
 
 class Step(StrictModel):
@@ -163,9 +152,9 @@ class Step(StrictModel):
 
     run: str = Field(description="module:function")
     inputs: list[InputRef] = Field(default_factory=list)
-    outputs: dict[Name, OutputSpec] = Field(default_factory=dict)
+    outputs: dict[RefName, OutputSpec] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
-    estimated_hours: PositiveFloat = 1.0
+    estimated_hours: Annotated[float, finite(gt=0, le=MAX_HOURS)] = 1.0
     spot: bool = False
     replicate: ReplicateSpec = Field(
         default_factory=ReplicateSpec,
@@ -174,7 +163,7 @@ class Step(StrictModel):
     constraints: Constraints = Field(default_factory=Constraints)
     declassify: bool = Field(default=False, description="outputs carry no residency (e.g. only aggregates)")
     params: dict[str, Any] = Field(default_factory=dict, description="passed to the step as ctx.params")
-    max_attempts: PositiveInt = Field(
+    max_attempts: Annotated[int, bounded_int(le=MAX_ATTEMPTS)] = Field(
         default=3,
         description="tries before the run fails (retries back off): for infrastructure failures, and for "
         "errors of the step's own code only with retry_on_error",
@@ -189,7 +178,7 @@ class Step(StrictModel):
         description="single: one site; distributed: ranks on several sites (DDP); federated: one participant "
         "per dataset location, data never moves",
     )
-    sites: PositiveInt | list[str] | None = Field(
+    sites: Annotated[int, bounded_int(le=MAX_SITES)] | list[SafeName] | None = Field(
         default=None,
         description="distributed only: how many sites (the planner picks them) or which (rank 0 among them)",
     )
@@ -199,7 +188,7 @@ class Step(StrictModel):
         alias="register",
         description="register an ONNX output in the model registry, with its lineage",
     )
-    exchange_gb: NonNegativeFloat = Field(
+    exchange_gb: SizeGB = Field(
         default=0.0,
         description="multi-site steps: GB each participant sends to, and receives from, the coordinator over "
         "the step (gradients, model updates); priced as egress both ways",
@@ -244,13 +233,13 @@ class Step(StrictModel):
 class Pipeline(StrictModel):
     """The whole pipeline file."""
 
-    name: str = Field(pattern=_NAME)
+    name: RefName
     tags: dict[str, str] = Field(default_factory=dict)
     replicate: ReplicateSpec | None = Field(
         default=None, description="the `replicate` of every step that does not set its own"
     )
-    datasets: dict[Name, DatasetSpec] = Field(default_factory=dict)
-    steps: dict[Name, Step] = Field(min_length=1)
+    datasets: dict[RefName, DatasetSpec] = Field(default_factory=dict)
+    steps: dict[RefName, Step] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _inherit_replicate(self) -> Pipeline:

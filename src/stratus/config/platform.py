@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
-from stratus.config.models import AcceleratorField, Money, Provider, StrictModel
+from stratus.config.models import (
+    AcceleratorField,
+    Money,
+    Provider,
+    SafeName,
+    StrictModel,
+    bounded_int,
+    finite,
+)
+from stratus.limits import (
+    MAX_ACCELERATORS,
+    MAX_DURATION_S,
+    MAX_MEMORY_GB,
+    MAX_PARALLEL_STEPS,
+    MAX_RESERVED,
+    MAX_TRANSFER_GBPS,
+    MAX_VCPUS,
+)
 
 __all__ = [
     "Capacity",
@@ -28,12 +45,12 @@ STORAGE_SCHEMES = ("file", "memory", "s3", "gs", "gcs", "az", "abfs")
 class Capacity(StrictModel):
     """The most one step may use at a site; ``None`` means no limit beyond the offerings themselves."""
 
-    vcpus: PositiveFloat | None = None
-    memory_gb: PositiveFloat | None = None
-    accelerators: dict[str, NonNegativeInt] = Field(
+    vcpus: Annotated[float, finite(gt=0, le=MAX_VCPUS)] | None = None
+    memory_gb: Annotated[float, finite(gt=0, le=MAX_MEMORY_GB)] | None = None
+    accelerators: dict[str, Annotated[int, bounded_int(ge=0, le=MAX_ACCELERATORS)]] = Field(
         default_factory=dict, description="accelerator name → the most devices one step may use"
     )
-    max_parallel_steps: PositiveInt | None = None
+    max_parallel_steps: Annotated[int, bounded_int(le=MAX_PARALLEL_STEPS)] | None = None
 
 
 class ServerlessSpec(StrictModel):
@@ -41,9 +58,11 @@ class ServerlessSpec(StrictModel):
 
     usd_per_gb_second: Money = Decimal("0.0000166667")
     usd_per_request: Money = Decimal("0.0000002")
-    max_memory_gb: PositiveFloat = 10.0
-    max_duration_s: PositiveFloat = 900.0
-    gb_per_vcpu: PositiveFloat = Field(default=1.769, description="memory that buys one vCPU, as on Lambda")
+    max_memory_gb: Annotated[float, finite(gt=0, le=MAX_MEMORY_GB)] = 10.0
+    max_duration_s: Annotated[float, finite(gt=0, le=MAX_DURATION_S)] = 900.0
+    gb_per_vcpu: Annotated[float, finite(gt=0, le=MAX_MEMORY_GB)] = Field(
+        default=1.769, description="memory that buys one vCPU, as on Lambda"
+    )
 
 
 class Compute(StrictModel):
@@ -60,7 +79,7 @@ class Compute(StrictModel):
 class ReservedSpec(StrictModel):
     """Committed capacity: ``count`` machines already paid for at a lower hourly rate."""
 
-    count: PositiveInt
+    count: Annotated[int, bounded_int(le=MAX_RESERVED)]
     price_per_hour_usd: Money
 
 
@@ -68,8 +87,8 @@ class InlineOffering(StrictModel):
     """A machine shape priced by the user (on-prem amortised cost, negotiated rates, ...)."""
 
     name: str = Field(min_length=1)
-    vcpus: PositiveFloat
-    memory_gb: PositiveFloat
+    vcpus: Annotated[float, finite(gt=0, le=MAX_VCPUS)]
+    memory_gb: Annotated[float, finite(gt=0, le=MAX_MEMORY_GB)]
     accelerators: AcceleratorField | None = None
     price_per_hour_usd: Money
     spot_price_per_hour_usd: Money | None = None
@@ -157,9 +176,9 @@ class RegistrySpec(StrictModel):
 class Platform(StrictModel):
     """The whole platform file."""
 
-    sites: dict[str, Site] = Field(min_length=1)
+    sites: dict[SafeName, Site] = Field(min_length=1)
     egress: list[EgressOverride] = Field(default_factory=list)
-    transfer_gbps: PositiveFloat = Field(
+    transfer_gbps: Annotated[float, finite(gt=0, le=MAX_TRANSFER_GBPS)] = Field(
         default=1.0, description="assumed bandwidth between sites, for the time objective"
     )
     registry: RegistrySpec | None = None

@@ -12,7 +12,10 @@ from typing import Any
 
 import yaml
 
+from stratus.config.yaml_limits import compose_limited
 from stratus.errors import ConfigError
+from stratus.limits import MAX_CONFIG_FILE_BYTES
+from stratus.userfile import read_user_file
 
 __all__ = ["Located", "Position", "read_yaml"]
 
@@ -68,25 +71,24 @@ def format_path(path: PathKey) -> str:
 
 
 def read_yaml(path: Path) -> Located:
-    """Parse ``path`` as one YAML mapping; a missing file or a syntax error is a ConfigError with its line."""
+    """Parse ``path`` as one YAML mapping; a missing file or a syntax error is a ConfigError with its line.
+
+    The file must be a regular file within the size, depth and alias limits of :mod:`stratus.limits`.
+    """
     shown = str(path)
+    raw = read_user_file(path, limit=MAX_CONFIG_FILE_BYTES)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found; check the path", file=shown) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the file: {exc}", file=shown) from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        problem = exc.problem or "invalid YAML"
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         raise ConfigError(
-            f"invalid YAML: {problem}",
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8",
             file=shown,
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
+            line=line,
+            column=column,
         ) from None
+    node = compose_limited(text, shown)
     located = Located(file=shown, data=None)
     # A file of only `---` (or `~`) holds one null document: as empty as no document at all.
     if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"):

@@ -6,12 +6,12 @@ and reject a bad reference before any network call.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from stratus.errors import RegistryError
+from stratus.limits import alias_problem, name_problem
 from stratus.redact import display_url
 
 __all__ = [
@@ -26,9 +26,6 @@ __all__ = [
 DB_FILENAME = "mlflow.db"
 ARTIFACTS_DIRNAME = "mlartifacts"
 
-# MLflow's own rule for aliases, minus what we would read as a version number.
-_ALIAS = re.compile(r"^[A-Za-z][\w\-]*$")
-_RESERVED_ALIAS = re.compile(r"^(latest|[vV]\d+)$", re.IGNORECASE)
 _SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks", "databricks-uc")
 
 
@@ -41,10 +38,9 @@ class ModelRef:
     alias: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.name or "/" in self.name or ":" in self.name or self.name != self.name.strip():
-            raise RegistryError(
-                f"{self.name!r} is not a model name; names are non-empty and contain no '/' or ':'"
-            )
+        problem = name_problem(self.name)  # the name becomes a folder when the model is staged
+        if problem:
+            raise RegistryError(f"not a model name: {problem}")
         if self.version is not None and self.alias is not None:
             raise RegistryError(f"model {self.name!r}: give a version or an alias, not both")
         if self.version is not None and self.version < 1:
@@ -88,11 +84,9 @@ class ModelRef:
 
 def check_alias(alias: str) -> str:
     """``alias`` if MLflow will take it and it cannot be mistaken for a version; else why not."""
-    if not _ALIAS.match(alias) or _RESERVED_ALIAS.match(alias):
-        raise RegistryError(
-            f"{alias!r} is not a usable alias: use letters, digits, '_' and '-', starting with a letter, "
-            "and not 'latest' or 'v<number>' (MLflow reserves those), e.g. champion"
-        )
+    problem = alias_problem(alias)
+    if problem:
+        raise RegistryError(problem)
     return alias
 
 

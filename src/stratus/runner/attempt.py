@@ -141,6 +141,8 @@ def execute_step(
         # here (a replica that cannot be written fails the step, naming that site and URL).
         whose: OutcomeKind = "site-down" if exc.site == site else "failed"
         return fail(whose, f"StorageError: {exc}", "infrastructure")
+    except Exception as exc:  # an OSError from a path, or a bug of ours: the attempt must not stay running
+        return fail("failed", f"{type(exc).__name__}: {exc}", classify_exception(exc))
     ctx.repo.succeed_attempt(
         attempt_id,
         ctx.run_id,

@@ -10,7 +10,8 @@ import functools
 import inspect
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import ParamSpec
@@ -112,64 +113,89 @@ def run(
     }
     sites = open_sites(platform, platform_dir)
     run_id, interrupted = _open_run(repo, pipeline, resume, objective, files or {})
-    biller = Biller(db, run_id, platform, pipeline.tags)
-    ctx = RunContext(
-        run_id=run_id,
-        pipeline=pipeline,
-        pipeline_dir=pipeline_dir,
-        platform=platform,
-        repo=repo,
-        sites=sites,
-        placer=placer,
-        biller=biller,
-        data=DataPlane(run_id, repo, sites.stores, placer, biller),
-        runs_dir=runs_dir,
-        residency=artifact_residency(pipeline),
-        sink=on_event,
-        faults=faults or Faults(),
-        retry=retry or RetryPolicy(),
-    )
-    ctx.data.on_note = lambda message: ctx.emit(RunEvent("note", message))
-    if repair:
-        ledger = RepairLedger(platform, placer.egress_usd_per_gb, run_id, pipeline.tags)
-        for note in pending_notes(*complete_pending(repo, sites.stores, ledger=ledger)):
-            ctx.emit(RunEvent("note", note))
-    done = {a.step: a.site for a in repo.attempts(run_id) if a.status in DONE and a.step in pipeline.steps}
-    plan = plan_with_healthy_sites(ctx, done)  # probes the sites it needs; re-plans around silent ones
-    if resume is None:
-        accelerated = {name for name, step in pipeline.steps.items() if step.resources.accelerators}
-        biller.plan(plan, accelerated)
-        ctx.emit(
-            RunEvent("run", f"run {run_id}: {len(pipeline.steps)} steps, planned ${plan.total_cost_usd:.4f}")
+    with _failed_on_crash(repo, run_id):  # any exception, ours or a bug, must not leave it running
+        biller = Biller(db, run_id, platform, pipeline.tags)
+        ctx = RunContext(
+            run_id=run_id,
+            pipeline=pipeline,
+            pipeline_dir=pipeline_dir,
+            platform=platform,
+            repo=repo,
+            sites=sites,
+            placer=placer,
+            biller=biller,
+            data=DataPlane(run_id, repo, sites.stores, placer, biller),
+            runs_dir=runs_dir,
+            residency=artifact_residency(pipeline),
+            sink=on_event,
+            faults=faults or Faults(),
+            retry=retry or RetryPolicy(),
         )
-    else:
-        ctx.emit(
-            RunEvent(
-                "note",
-                f"resuming run {run_id}: {len(done)} of {len(pipeline.steps)} steps already done; "
-                f"{interrupted} interrupted attempt(s) will be redone",
+        ctx.data.on_note = lambda message: ctx.emit(RunEvent("note", message))
+        if repair:
+            ledger = RepairLedger(platform, placer.egress_usd_per_gb, run_id, pipeline.tags)
+            for note in pending_notes(*complete_pending(repo, sites.stores, ledger=ledger)):
+                ctx.emit(RunEvent("note", note))
+        done = {
+            a.step: a.site for a in repo.attempts(run_id) if a.status in DONE and a.step in pipeline.steps
+        }
+        plan = plan_with_healthy_sites(ctx, done)  # probes the sites it needs; re-plans around silent ones
+        if resume is None:
+            accelerated = {name for name, step in pipeline.steps.items() if step.resources.accelerators}
+            biller.plan(plan, accelerated)
+            ctx.emit(
+                RunEvent(
+                    "run", f"run {run_id}: {len(pipeline.steps)} steps, planned ${plan.total_cost_usd:.4f}"
+                )
             )
-        )
-    error: str | None = None
+        else:
+            ctx.emit(
+                RunEvent(
+                    "note",
+                    f"resuming run {run_id}: {len(done)} of {len(pipeline.steps)} steps already done; "
+                    f"{interrupted} interrupted attempt(s) will be redone",
+                )
+            )
+        error: str | None = None
+        try:
+            bind_datasets(ctx, make_keys(ctx))
+            error = Scheduler(ctx, plan, versions).run()
+        except RunError as exc:
+            error = str(exc)
+        except StratusError as exc:  # a store or executor failing outside any step (datasets)
+            error = f"{type(exc).__name__}: {exc}"
+        status: RunStatus = "succeeded" if error is None else "failed"
+        ended = utcnow()
+        for w in ctx.data.written:
+            biller.storage(
+                site=w.site, artifact=w.artifact, size_bytes=w.size_bytes, start=w.at, end=ended, step=w.step
+            )
+        repo.finish_run(run_id, status, error)
+        ctx.emit(RunEvent("run", f"run {run_id} {status}" + (f": {error}" if error else "")))
+        return build_report(repo, run_id, list(pipeline.steps), ctx.notes, error, incidents=ctx.incidents)
+
+
+@contextmanager
+def _failed_on_crash(repo: Repository, run_id: str) -> Iterator[None]:
+    """Mark the run failed, with the reason, when anything escapes: Ctrl-C, a store, or a bug of ours.
+
+    Without this a crash before the last line left the row ``running`` forever (``.inf`` sizes overflowed
+    in billing before the scheduler started), and `stratus run --resume` could not tell it had died.
+    """
     try:
-        bind_datasets(ctx, make_keys(ctx))
-        error = Scheduler(ctx, plan, versions).run()
-    except RunError as exc:
-        error = str(exc)
-    except StratusError as exc:  # a store or executor failing outside any step (datasets)
-        error = f"{type(exc).__name__}: {exc}"
+        yield
     except BaseException as exc:
-        repo.finish_run(run_id, "failed", f"stopped: {type(exc).__name__}; resume with --resume {run_id}")
+        row = repo.run(run_id)
+        if row is not None and row.status == "running":
+            what = "crashed"  # a bug of ours or a library's: say so, with what it said
+            if isinstance(exc, StratusError):
+                what = "failed"
+            elif isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                what = "stopped"
+            detail = f": {exc}" if isinstance(exc, Exception) and str(exc) else ""
+            reason = f"{what}: {type(exc).__name__}{detail}; resume with --resume {run_id}"
+            repo.finish_run(run_id, "failed", reason)
         raise
-    status: RunStatus = "succeeded" if error is None else "failed"
-    ended = utcnow()
-    for w in ctx.data.written:
-        biller.storage(
-            site=w.site, artifact=w.artifact, size_bytes=w.size_bytes, start=w.at, end=ended, step=w.step
-        )
-    repo.finish_run(run_id, status, error)
-    ctx.emit(RunEvent("run", f"run {run_id} {status}" + (f": {error}" if error else "")))
-    return build_report(repo, run_id, list(pipeline.steps), ctx.notes, error, incidents=ctx.incidents)
 
 
 def _open_run(

@@ -78,7 +78,7 @@ def open_database(url: str) -> Database:
         raise ConfigError(
             f"{shown!r} is not a database URL; expected e.g. sqlite:///path/state.db or "
             "postgresql+psycopg://user@host/db",
-            field="--state-url",
+            field="--state-url or $STRATUS_STATE_URL",
         ) from exc
     try:
         engine = create_engine(url, future=True)
@@ -86,7 +86,7 @@ def open_database(url: str) -> Database:
         raise ConfigError(
             f"no driver for the state database {shown} ({exc}); for PostgreSQL install "
             "'stratus[postgres]' and use a postgresql+psycopg:// URL",
-            field="--state-url",
+            field="--state-url or $STRATUS_STATE_URL",
         ) from exc
     if url.startswith("sqlite"):
 
