@@ -124,22 +124,50 @@ def addresses(port: int, name: str) -> set[str]:
     return {r.to_text() for r in resolver(port).resolve(name, "A")}
 
 
+def _udp_and_tcp_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (the responder binds both)."""
+    for _ in range(50):
+        port = shared_port(["127.0.0.1"], socket.SOCK_DGRAM)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no port free for both UDP and TCP on 127.0.0.1")
+
+
 def start_responder(name: str, gateways: list[str], log: Path, *extra: str) -> Responder:
-    """Start ``python -m stratus.serving.dns`` on a free UDP+TCP port; returns once it answers."""
-    port = shared_port(["127.0.0.1"], socket.SOCK_DGRAM)
-    args = [sys.executable, "-m", "stratus.serving.dns", "--name", name, "--listen", f"127.0.0.1:{port}"]
-    for gateway in gateways:
-        args += ["--gateway", gateway]
-    proc = subprocess.Popen([*args, *extra], stdout=log.open("ab"), stderr=subprocess.STDOUT, env=_env())
-    responder = Responder(proc, port, log)
+    """Start ``python -m stratus.serving.dns`` on a free UDP+TCP port; returns once it answers.
 
-    def answers() -> bool:
-        if proc.poll() is not None:
-            pytest.fail(f"responder exited with {proc.returncode}: {log.read_text()[-2000:]}", pytrace=False)
-        try:
-            return bool(addresses(port, name))
-        except dns.exception.DNSException:
-            return False
+    Between choosing a free port and the responder binding it another process on this machine may take it
+    (the responder then exits 2 saying so): that start is retried on a new port, a few times.
+    """
+    for _ in range(5):
+        port = _udp_and_tcp_port()
+        args = [sys.executable, "-m", "stratus.serving.dns", "--name", name, "--listen", f"127.0.0.1:{port}"]
+        for gateway in gateways:
+            args += ["--gateway", gateway]
+        proc = subprocess.Popen([*args, *extra], stdout=log.open("ab"), stderr=subprocess.STDOUT, env=_env())
+        responder = Responder(proc, port, log)
+        lost_port = False
 
-    wait_for("the DNS responder to answer", answers, timeout=60)
-    return responder
+        def answers(proc: subprocess.Popen[bytes] = proc, port: int = port) -> bool:
+            nonlocal lost_port
+            if proc.poll() is not None:
+                if "address already in use" in log.read_text():
+                    lost_port = True
+                    return True
+                pytest.fail(
+                    f"responder exited with {proc.returncode}: {log.read_text()[-2000:]}", pytrace=False
+                )
+            try:
+                return bool(addresses(port, name))
+            except dns.exception.DNSException:
+                return False
+
+        wait_for("the DNS responder to answer", answers, timeout=60)
+        if not lost_port:
+            return responder
+        log.write_text("")  # the next try's log starts clean
+    pytest.fail("the DNS responder lost its port to another process five times in a row", pytrace=False)
