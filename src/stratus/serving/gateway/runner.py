@@ -32,6 +32,10 @@ class _Server(uvicorn.Server):
 def serve(config: GatewayConfig) -> None:
     """Serve ``config`` on ``config.host:config.port``; returns after SIGTERM/SIGINT and a clean stop."""
     app = GatewayApp(config)
+    if config.grpc is not None:
+        from stratus.serving.grpc.gateway import attach  # grpcio is imported only when gRPC is configured
+
+        attach(app, config.host, config.grpc.port)
     # server_header off: the answers the gateway passes on are the sites', not the gateway's.
     uv_config = uvicorn_config(app, config.host, config.port, config.limits, server_header=False)
     sites = ", ".join(f"{site.name}={site.url}" for site in config.sites)
