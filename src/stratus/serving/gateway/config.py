@@ -188,6 +188,8 @@ def reference_problems(config: GatewayConfig) -> list[tuple[PathKey, str]]:
             elif name in listed:
                 problems.append((("models", model, "sites", j), f"site {name!r} is listed twice"))
             listed.add(name)
+    if config.grpc is not None and all(site.grpc_port is None for site in config.sites):
+        problems.append((("grpc",), "no site has a grpc_port, so gRPC requests would have nowhere to go"))
     return problems
 
 

@@ -154,6 +154,8 @@ class GrpcFront:
                 grpc.StatusCode.INVALID_ARGUMENT, f"request is not a valid {method}Request: {exc}"
             ) from None
         route = app.routes.get(model)
+        if route is None and method == "ModelReady":  # not an error: "not ready", as a server answers
+            return _serialize(pb.ModelReadyResponse(ready=False))
         if route is None:
             app.metrics.request("unknown", "none", "grpc:NOT_FOUND")
             known = ", ".join(app.routes)
