@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -328,3 +329,32 @@ def test_sigkill_of_a_site_under_grpc_load_fails_no_request(world: World) -> Non
     assert load.ok >= 300
     after = metric_sum(gateway.metrics(), "stratus_gateway_requests_total", site="b", code="grpc:OK")
     assert after > served_by_b  # site b took the load while a was down
+
+
+def test_a_grpc_port_in_use_stops_server_and_gateway_at_start_naming_it(world: World, tmp_path: Path) -> None:
+    taken = world.ports["b"][1]  # site b's gRPC listener holds it
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    server = subprocess.run(
+        [sys.executable, "-m", "stratus.serving.server", "--model", f"logit={world.models['logit']}",
+         "--port", "0", "--grpc-port", str(taken)],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    assert server.returncode == 1
+    assert f"cannot listen for gRPC on 127.0.0.1:{taken} (--grpc-port)" in server.stderr
+    assert "Traceback" not in server.stderr
+    config = tmp_path / "gateway.json"
+    config.write_text(
+        json.dumps(
+            {
+                "grpc": {"port": taken},
+                "sites": [{"name": "a", "url": f"http://127.0.0.1:{world.ports['a'][0]}", "grpc_port": 1}],
+                "models": {"logit": {}},
+            }
+        )
+    )
+    gateway = subprocess.run(
+        [sys.executable, "-m", "stratus.serving.gateway", "--config", str(config), "--port", "0"],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    assert gateway.returncode == 1
+    assert f"cannot listen for gRPC on 127.0.0.1:{taken} (the config's grpc.port)" in gateway.stderr

@@ -165,8 +165,7 @@ class ServingApp:
                 try:
                     for hook in self.on_startup:
                         await hook()
-                except ServingError as exc:
-                    log.error("%s", exc)
+                except ServingError as exc:  # uvicorn logs the message and exits
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
@@ -335,8 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         attach(app, args.host, args.grpc_port)
     config = uvicorn_config(app, args.host, args.port, limits)
     log.info("batching up to %d rows per ORT call; limits %s", args.max_batch_rows, limits)
-    _DrainingServer(config, app, args.drain_s).run()
-    return 0
+    server = _DrainingServer(config, app, args.drain_s)
+    server.run()
+    return 0 if server.started else 1  # not started: startup failed (a gRPC port in use), already logged
 
 
 if __name__ == "__main__":
