@@ -94,6 +94,20 @@ def test_a_route_to_an_unknown_site_names_the_entry_and_the_sites(tmp_path: Path
     assert err.line == 9
 
 
+def test_a_grpc_front_loads_and_needs_a_site_with_a_grpc_port(tmp_path: Path) -> None:
+    with_port = GOOD.replace("cost_per_hour: 2.5}", "cost_per_hour: 2.5, grpc_port: 9101}")
+    config = load_gateway_config(write(tmp_path, with_port + "grpc: {port: 9100}\n"))
+    assert config.grpc is not None
+    assert config.grpc.port == 9100
+    assert [site.grpc_port for site in config.sites] == [9101, None]
+    assert load_gateway_config(write(tmp_path, GOOD)).grpc is None  # off unless configured
+    err = error_for(tmp_path, GOOD + "grpc: {port: 9100}\n")
+    assert err.field == "grpc"
+    assert err.detail == "no site has a grpc_port, so gRPC requests would have nowhere to go"
+    err = error_for(tmp_path, with_port.replace("grpc_port: 9101", "grpc_port: 70000"))
+    assert err.field == "sites[0].grpc_port"
+
+
 def test_duplicate_site_names_are_refused(tmp_path: Path) -> None:
     err = error_for(tmp_path, GOOD.replace("name: eu", "name: us"))
     assert err.field == "sites[1].name"

@@ -94,6 +94,13 @@ def start_command(
     port: int = typer.Option(
         8080, "--port", min=1, max=65535, help="The gateways' port (gateway i on 127.0.0.i)."
     ),
+    grpc_port: int | None = typer.Option(
+        None,
+        "--grpc-port",
+        min=1,
+        max=65535,
+        help="Also serve the V2 gRPC protocol at the gateways on this port (servers get ports of their own).",
+    ),
     gateways: int = typer.Option(
         1, "--gateways", min=1, max=254, help="Gateways to run active-active, each routing to every site."
     ),
@@ -145,7 +152,12 @@ def start_command(
     check_sites(source, stores)
     _refuse_if_running(folder)
     fleet_options = FleetOptions(
-        policy, port, gateways=gateways, dns_port=dns_port, dns_name=dns_name.strip() if dns_name else None
+        policy,
+        port,
+        gateways=gateways,
+        grpc_port=grpc_port,
+        dns_port=dns_port,
+        dns_name=dns_name.strip() if dns_name else None,
     )
     if detach:
         _start_detached(model, site_list, name, platform_file, folder, fleet_options, as_json)
@@ -253,6 +265,8 @@ def _print_started(deployment: Deployment) -> None:
         out.print(
             f"endpoint: [bold]{gateway.url}/v2/models/{escape(deployment.model)}/infer[/] ({gateway.name})"
         )
+        if deployment.grpc_port is not None:
+            out.print(f"gRPC: [bold]{gateway.host}:{deployment.grpc_port}[/] ({gateway.name})")
     if deployment.dns is not None:
         out.print(f"DNS: {escape(deployment.dns.name)} answered at {deployment.dns.address} (UDP and TCP)")
     out.print("status: stratus serve status    drill: stratus chaos kill-site SITE    stop: Ctrl-C")
@@ -273,6 +287,8 @@ def _start_detached(
     command += ["--gateways", str(options.gateways), "--platform", str(platform_file)]
     if name:
         command += ["--name", name]
+    if options.grpc_port is not None:
+        command += ["--grpc-port", str(options.grpc_port)]
     if options.dns_port is not None:
         command += ["--dns-port", str(options.dns_port)]
     if options.dns_name:

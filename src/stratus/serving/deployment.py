@@ -46,6 +46,7 @@ class SiteProcess:
     model_path: str
     cost_per_hour: float
     restarts: int = 0
+    grpc_port: int | None = None  # the server's gRPC listener, when the deployment serves gRPC
 
     @property
     def url(self) -> str:
@@ -103,6 +104,7 @@ class Deployment:
     dns: DnsProcess | None = None
     ready: bool = False
     started_at: str = ""
+    grpc_port: int | None = None  # every gateway's gRPC port (on its own host), when served
 
     @property
     def gateway_url(self) -> str:

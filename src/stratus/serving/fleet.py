@@ -78,6 +78,7 @@ class FleetOptions:
     policy: str = "latency"
     gateway_port: int = 8080
     gateways: int = 1
+    grpc_port: int | None = None  # the gateways' gRPC port; each server then gets a gRPC port of its own
     dns_port: int | None = None
     dns_name: str | None = None
     drain_s: float = 5.0
@@ -227,17 +228,21 @@ class Fleet:
             supervisor_pid=os.getpid(),
             supervisor_command=command_line(os.getpid()) or [],
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            grpc_port=options.grpc_port,
         )
-        ports = free_ports(len(self.model_paths))
-        for (site, path), port in zip(self.model_paths.items(), ports, strict=True):
+        grpc = options.grpc_port is not None
+        ports = free_ports(len(self.model_paths) * (2 if grpc else 1))
+        for i, (site, path) in enumerate(self.model_paths.items()):
+            port, grpc_port = (ports[2 * i], ports[2 * i + 1]) if grpc else (ports[i], None)
             deployment.sites[site] = SiteProcess(
                 site=site,
                 port=port,
                 pid=0,
                 log=str(self.folder / f"{site}.log"),
-                command=self._server_command(path, port),
+                command=self._server_command(path, port, grpc_port),
                 model_path=str(path),
                 cost_per_hour=self.costs.get(site, 0.0),
+                grpc_port=grpc_port,
             )
         config_path = self.folder / "gateway.json"
         for i in range(options.gateways):
@@ -260,7 +265,8 @@ class Fleet:
             )
         return DnsProcess(name, "127.0.0.1", port, 0, str(self.folder / "dns.log"), command)
 
-    def _server_command(self, path: Path, port: int) -> list[str]:
+    def _server_command(self, path: Path, port: int, grpc_port: int | None) -> list[str]:
+        grpc = [] if grpc_port is None else ["--grpc-port", str(grpc_port)]
         return [
             sys.executable,
             "-m",
@@ -274,6 +280,7 @@ class Fleet:
             "--drain-s",
             str(self.options.drain_s),
             *limit_flags(self.options.limits),
+            *grpc,
             *self.options.server_args,
         ]
 
@@ -286,11 +293,19 @@ class Fleet:
             "health": {"interval_s": self.options.health_interval_s},
             "limits": self.options.limits.model_dump(),
             "sites": [
-                {"name": s.site, "url": s.url, "priority": i, "cost_per_hour": s.cost_per_hour}
+                {
+                    "name": s.site,
+                    "url": s.url,
+                    "priority": i,
+                    "cost_per_hour": s.cost_per_hour,
+                    **({} if s.grpc_port is None else {"grpc_port": s.grpc_port}),
+                }
                 for i, s in enumerate(deployment.sites.values())
             ],
             "models": {deployment.model: {"policy": deployment.policy}},
         }
+        if deployment.grpc_port is not None:
+            config["grpc"] = {"port": deployment.grpc_port}
         config_path = self.folder / "gateway.json"
         write_private(config_path, json.dumps(config, indent=2).encode())
 

@@ -118,6 +118,9 @@ class ServingApp:
             for model in models
         }
         self.draining = False
+        # Awaited at lifespan startup and (before the batchers close) shutdown: the gRPC listener's hooks.
+        self.on_startup: list[Callable[[], Awaitable[None]]] = []
+        self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.version = metadata.version("stratus")
         openapi = openapi_document(list(self.models))
         openapi["info"]["version"] = self.version
@@ -159,8 +162,16 @@ class ServingApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                try:
+                    for hook in self.on_startup:
+                        await hook()
+                except ServingError as exc:  # uvicorn logs the message and exits
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                for hook in self.on_shutdown:
+                    await hook()
                 for batcher in self.batchers.values():
                     batcher.close()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -301,6 +312,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_MAX_BATCH_ROWS,
         help="most rows one ORT call may gather from concurrent requests; 1 disables batching",
     )
+    parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=None,
+        help="also serve the V2 gRPC protocol on this port (default: off)",
+    )
     add_limit_flags(parser)
     args = parser.parse_args(argv)
     limits = limits_from_flags(parser, args)
@@ -311,10 +328,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     app = ServingApp(models, limits=limits, max_batch_rows=args.max_batch_rows)
+    if args.grpc_port is not None:
+        from stratus.serving.grpc.server import attach  # grpcio is imported only when gRPC is asked for
+
+        attach(app, args.host, args.grpc_port)
     config = uvicorn_config(app, args.host, args.port, limits)
     log.info("batching up to %d rows per ORT call; limits %s", args.max_batch_rows, limits)
-    _DrainingServer(config, app, args.drain_s).run()
-    return 0
+    server = _DrainingServer(config, app, args.drain_s)
+    server.run()
+    return 0 if server.started else 1  # not started: startup failed (a gRPC port in use), already logged
 
 
 if __name__ == "__main__":

@@ -42,8 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None}
-    serve(config.model_copy(update=overrides))
-    return 0
+    return 0 if serve(config.model_copy(update=overrides)) else 1
 
 
 if __name__ == "__main__":

@@ -110,6 +110,9 @@ class GatewayApp:
         self._max_attempts = config.retry.max_attempts
         self._started = False
         self._stopped = False
+        # Awaited after the first round of checks, and before the connections close: the gRPC front's.
+        self.on_start: list[Callable[[], Awaitable[None]]] = []
+        self.on_stop: list[Callable[[], Awaitable[None]]] = []
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -118,6 +121,8 @@ class GatewayApp:
         if not self._started:
             self._started = True
             await self.health.start()
+            for hook in self.on_start:
+                await hook()
             up = [name for name, site in self.sites.items() if site.healthy]
             log.info("gateway started: %d of %d sites healthy (%s)", len(up), len(self.sites), ", ".join(up))
 
@@ -125,6 +130,8 @@ class GatewayApp:
         """Stop the checks and close every upstream connection (for good: a stopped app stays stopped)."""
         if self._started and not self._stopped:
             self._stopped = True
+            for hook in self.on_stop:
+                await hook()
             await self.health.stop()
             for pool in self.pools.values():
                 pool.close()

@@ -31,6 +31,7 @@ from stratus.serving.limits import ServingLimits
 __all__ = [
     "TOKEN_ENV",
     "GatewayConfig",
+    "GrpcFront",
     "HealthCheck",
     "ModelRoute",
     "OutlierDetection",
@@ -92,6 +93,8 @@ class Upstream(_Frozen):
     priority: int = 0
     weight: float = Field(default=1.0, ge=0)
     cost_per_hour: float = Field(default=0.0, ge=0)
+    # The site's gRPC port on the host of ``url``; a site without one gets no gRPC requests.
+    grpc_port: int | None = Field(default=None, ge=1, le=65535)
 
     @field_validator("url")
     @classmethod
@@ -120,6 +123,12 @@ class Upstream(_Frozen):
         return urlsplit(self.url).port or 80
 
 
+class GrpcFront(_Frozen):
+    """The gateway's gRPC listener (``inference.GRPCInferenceService``), on the gateway's host."""
+
+    port: int = Field(ge=0, le=65535)
+
+
 class ModelRoute(_Frozen):
     """How requests for one model pick a site; ``sites`` None means every site, in the config's order."""
 
@@ -139,6 +148,8 @@ class GatewayConfig(_Frozen):
     retry: RetryPolicy = RetryPolicy()
     # Timeouts, the connection cap, the body size limit and the bytes in flight (docs/hardening.md).
     limits: ServingLimits = ServingLimits()
+    # Off unless given: gRPC requests routed to the sites' ``grpc_port`` (docs/serving.md, "gRPC").
+    grpc: GrpcFront | None = None
     sites: list[Upstream] = Field(min_length=1)
     models: dict[str, ModelRoute] = Field(min_length=1)
 
@@ -177,6 +188,8 @@ def reference_problems(config: GatewayConfig) -> list[tuple[PathKey, str]]:
             elif name in listed:
                 problems.append((("models", model, "sites", j), f"site {name!r} is listed twice"))
             listed.add(name)
+    if config.grpc is not None and all(site.grpc_port is None for site in config.sites):
+        problems.append((("grpc",), "no site has a grpc_port, so gRPC requests would have nowhere to go"))
     return problems
 
 

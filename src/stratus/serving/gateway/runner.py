@@ -29,9 +29,14 @@ class _Server(uvicorn.Server):
             self.should_exit = True
 
 
-def serve(config: GatewayConfig) -> None:
-    """Serve ``config`` on ``config.host:config.port``; returns after SIGTERM/SIGINT and a clean stop."""
+def serve(config: GatewayConfig) -> bool:
+    """Serve ``config`` on ``config.host:config.port`` until SIGTERM/SIGINT and a clean stop; False when
+    it could not start (startup failed, e.g. its gRPC port is in use: uvicorn has logged why)."""
     app = GatewayApp(config)
+    if config.grpc is not None:
+        from stratus.serving.grpc.gateway import attach  # grpcio is imported only when gRPC is configured
+
+        attach(app, config.host, config.grpc.port)
     # server_header off: the answers the gateway passes on are the sites', not the gateway's.
     uv_config = uvicorn_config(app, config.host, config.port, config.limits, server_header=False)
     sites = ", ".join(f"{site.name}={site.url}" for site in config.sites)
@@ -42,4 +47,6 @@ def serve(config: GatewayConfig) -> None:
         ", ".join(config.models),
         sites,
     )
-    _Server(uv_config).run()
+    server = _Server(uv_config)
+    server.run()
+    return bool(server.started)
