@@ -26,10 +26,7 @@ __all__ = [
     "TensorSpec",
     "encode_outputs",
     "encode_response",
-    "method_not_allowed",
-    "parse_index_request",
     "parse_infer_request",
-    "unknown_model",
 ]
 
 # V2 datatype -> numpy dtype. BYTES travel as JSON strings and reach ORT as an object array of str.
@@ -87,29 +84,6 @@ class InferRequest:
 
 def _bad(message: str) -> ServingError:
     return ServingError(message, status=400)
-
-
-def unknown_model(name: str, known: Sequence[str]) -> str:
-    """The one message for an unknown model (a 404, as Triton answers), said alike by server and gateway."""
-    return f"unknown model {name!r}: the models served here are {sorted(known)}"
-
-
-def method_not_allowed(method: str, allowed: str) -> str:
-    """The one message of a 405 (sent with an Allow header), said alike by server and gateway."""
-    return f"method {method} not allowed here; use {allowed}"
-
-
-def parse_index_request(body: bytes) -> bool:
-    """The ``ready`` filter of a repository index request: an empty body, or ``{"ready": true|false}``."""
-    if not body.strip():
-        return False
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise _bad(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise _bad('a repository index request is empty or a JSON object such as {"ready": true}')
-    return _flag(doc, "ready", False, "repository index request")
 
 
 def _family(datatype: str) -> str:

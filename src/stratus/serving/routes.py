@@ -1,8 +1,9 @@
-"""The V2 model paths, shared by the model server and the gateway so that both answer a path alike.
+"""The V2 model paths and the answers the model server and the gateway must give alike.
 
 Why one table: a path that is no route (404), a wrong method on a route (405 with Allow) and an unknown
-model (404) must get the same status from a server and through the gateway, and the route (hence the
-allowed method) is known from the path alone, before the model is looked up.
+model (404) must get the same status and message from a server and through the gateway, and the route
+(hence the allowed method) is known from the path alone, before the model is looked up. No numpy here:
+the gateway imports it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["ModelPath", "model_path"]
+import orjson
+
+from stratus.errors import ServingError
+
+__all__ = [
+    "EXTENSIONS",
+    "ModelPath",
+    "method_not_allowed",
+    "model_path",
+    "parse_index_request",
+    "unknown_model",
+]
+
+#: The protocol extensions server and gateway metadata announce (Triton's names, as its clients look for
+#: them); the repository index is served, but not the load/unload that "model_repository" would promise.
+EXTENSIONS = ("binary_tensor_data", "model_configuration", "statistics")
 
 # Path after /v2/models/{m}[/versions/{v}] -> (action, allowed method).
 _ACTIONS: dict[tuple[str, ...], tuple[str, str]] = {
@@ -53,3 +69,29 @@ def model_path(parts: Sequence[str]) -> ModelPath | None:
     if found is None:
         return None
     return ModelPath(model, version, *found)
+
+
+def unknown_model(name: str, known: Sequence[str]) -> str:
+    """The one message for an unknown model (a 404, as Triton answers), said alike by server and gateway."""
+    return f"unknown model {name!r}: the models served here are {sorted(known)}"
+
+
+def method_not_allowed(method: str, allowed: str) -> str:
+    """The one message of a 405 (sent with an Allow header), said alike by server and gateway."""
+    return f"method {method} not allowed here; use {allowed}"
+
+
+def parse_index_request(body: bytes) -> bool:
+    """The ``ready`` filter of a repository index request: an empty body, or ``{"ready": true|false}``."""
+    if not body.strip():
+        return False
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ServingError(f"request body is not valid JSON: {exc}", status=400) from None
+    ready = doc.get("ready", False) if isinstance(doc, dict) else None
+    if type(ready) is not bool:
+        raise ServingError(
+            'a repository index request is empty or a JSON object such as {"ready": true}', status=400
+        )
+    return ready

@@ -44,14 +44,14 @@ from stratus.serving.limits import (
 )
 from stratus.serving.metrics import Metrics
 from stratus.serving.model import Model
-from stratus.serving.protocol import (
-    encode_response,
+from stratus.serving.protocol import encode_response, parse_infer_request
+from stratus.serving.routes import (
+    EXTENSIONS,
     method_not_allowed,
+    model_path,
     parse_index_request,
-    parse_infer_request,
     unknown_model,
 )
-from stratus.serving.routes import model_path
 from stratus.serving.stats import ModelStats
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "ServingApp", "main", "openapi_document"]
@@ -63,8 +63,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
 _BINARY = (b"content-type", b"application/octet-stream")
-#: The protocol extensions the server metadata announces (Triton's names, as its clients look for them).
-EXTENSIONS = ["binary_tensor_data", "model_configuration", "statistics"]
 # Scope key where a handler notes its route template as soon as it knows it, so that an error answered
 # later is counted under the route rather than "unknown".
 _ROUTE = "stratus.route"
@@ -210,7 +208,7 @@ class ServingApp:
     async def _v2(self, parts: list[str], scope: Scope, receive: Receive) -> tuple[str, int, Any]:
         if not parts:
             _only(scope, "/v2", "GET")
-            return "/v2", 200, {"name": "stratus", "version": self.version, "extensions": EXTENSIONS}
+            return "/v2", 200, {"name": "stratus", "version": self.version, "extensions": list(EXTENSIONS)}
         if parts == ["health", "live"]:
             _only(scope, "/v2/health/live", "GET")
             return "/v2/health/live", 200, {"live": True}
