@@ -2,7 +2,10 @@
 
 No web framework: routing a dozen fixed paths by hand and encoding with orjson is what made a minimal V2
 server ~8x faster than the framework-based peers (see the field notes). Bad client input is always a 400
-(or 413 for an oversized body), never a 5xx. On SIGTERM the server drains: readiness fails at once so
+(404 for an unknown model or version, as Triton answers; 413 for an oversized body), never a 5xx.
+Tensors travel as JSON or as Triton's binary tensor data, and Triton's model configuration, statistics
+and repository index are served as tritonclient calls them (:mod:`stratus.serving.protocol`,
+:mod:`stratus.serving.stats`). On SIGTERM the server drains: readiness fails at once so
 load balancers stop sending, requests (in flight and new) are still served for ``drain_s``, then it exits 0.
 Concurrent infer requests for one model share ONNX Runtime calls (:mod:`stratus.serving.batching`). The
 OpenAPI 3 document of the routes is served at ``/v2/openapi.json`` (not part of V2, but harmless).
