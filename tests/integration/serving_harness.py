@@ -28,7 +28,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 __all__ = [
     "TABLE",
+    "Framed",
     "Server",
+    "as_result",
+    "binary_request",
     "expected_prob",
     "expected_score",
     "make_fixed",
@@ -178,6 +181,49 @@ def expected_score(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 def expected_prob(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """What the logit model must answer for ``x``, computed with numpy."""
     return np.asarray(1.0 / (1.0 + np.exp(-expected_score(x))))
+
+
+@dataclass(frozen=True)
+class Framed:
+    """A request body with binary tensor data and the headers that must go with it."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+def binary_request(
+    inputs: list[tuple[str, str, np.ndarray[Any, Any]]],
+    outputs: list[str] | None = None,
+    *,
+    binary_outputs: bool = True,
+    request_id: str = "",
+) -> Framed:
+    """A request framed by tritonclient itself (its public ``generate_request_body``): each input as
+    (name, V2 datatype, array) in binary; ``outputs`` asked by name, binary unless ``binary_outputs`` is
+    False (with no ``outputs``, tritonclient asks for every output in binary)."""
+    from tritonclient import http as triton
+
+    tensors = []
+    for name, datatype, array in inputs:
+        tensor = triton.InferInput(name, list(array.shape), datatype)
+        tensor.set_data_from_numpy(array)
+        tensors.append(tensor)
+    wanted = [triton.InferRequestedOutput(n, binary_data=binary_outputs) for n in outputs or []]
+    body, json_size = triton.InferenceServerClient.generate_request_body(
+        tensors, outputs=wanted or None, request_id=request_id
+    )
+    headers = {} if json_size is None else {"Inference-Header-Content-Length": str(json_size)}
+    return Framed(body, headers)
+
+
+def as_result(body: bytes, headers: dict[str, str]) -> Any:
+    """A response parsed by tritonclient itself (``InferResult``): binary outputs and JSON alike."""
+    from tritonclient import http as triton
+
+    length = headers.get("inference-header-content-length")
+    return triton.InferenceServerClient.parse_response_body(
+        body, header_length=None if length is None else int(length)
+    )
 
 
 @dataclass

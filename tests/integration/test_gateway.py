@@ -127,7 +127,7 @@ def test_the_gateway_answers_health_metadata_and_unknown_models_itself(
     assert meta["name"] == "stratus-gateway"
     assert gw.call("POST", "/v2/models/nope/infer", ONE_ROW) == (
         404,
-        {"error": "unknown model 'nope': this gateway routes logit"},
+        {"error": "unknown model 'nope': the models served here are ['logit']"},
     )
     assert gw.call("GET", "/nowhere")[0] == 404
     assert gw.call("POST", "/v2/health/ready")[0] == 405

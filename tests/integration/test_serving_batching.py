@@ -22,7 +22,10 @@ import pytest
 
 from tests.integration.serving_harness import (
     TABLE,
+    Framed,
     Server,
+    as_result,
+    binary_request,
     expected_prob,
     expected_score,
     make_fixed,
@@ -72,11 +75,17 @@ def concurrently(server: Server, bodies: list[tuple[str, dict[str, Any]]]) -> li
 
     def send(i: int) -> None:
         model, body = bodies[i]
-        payload = orjson.dumps(body)
+        # A Framed body (binary tensor data) is sent as is; its answer is tritonclient's InferResult.
+        framed = body if isinstance(body, Framed) else Framed(orjson.dumps(body), {})
         barrier.wait()
-        connections[i].request("POST", f"/v2/models/{model}/infer", body=payload)
+        connections[i].request("POST", f"/v2/models/{model}/infer", framed.body, framed.headers)
         response = connections[i].getresponse()
-        results[i] = (response.status, orjson.loads(response.read()))
+        data = response.read()
+        if isinstance(body, Framed) and response.status == 200:
+            headers = {k.lower(): v for k, v in response.getheaders()}
+            results[i] = (response.status, as_result(data, headers))
+        else:
+            results[i] = (response.status, orjson.loads(data))
 
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
     for thread in threads:
@@ -180,6 +189,46 @@ def test_bytes_and_int64_requests_are_batched_and_split_back(server: Server) -> 
             assert outputs["label_out"]["data"] == labels
             assert outputs["label_out"]["shape"] == [len(labels)]
 
+    until_batched(server, "mixed", one_round)
+
+
+def test_binary_and_json_requests_share_calls_and_get_their_own_rows(server: Server) -> None:
+    """tritonclient's default framing (binary in, binary out) batches like JSON, and with it: both decode
+    to the same dtype and trailing dims, so they may share one ORT call."""
+
+    def one_round() -> None:
+        bodies: list[tuple[str, Any]] = []
+        expected = []
+        for i in range(CONCURRENCY):
+            n = 1 + i % 3
+            if i % 4 == 3:  # every fourth request in JSON
+                x = x_rows(n)
+                bodies.append(("slow", logit_body(x)))
+                expected.append(("slow", x))
+            elif i % 2:
+                x = x_rows(n)
+                bodies.append(("slow", binary_request([("x", "FP32", x)])))
+                expected.append(("slow", x))
+            else:
+                ids = np.array([[i, 2 * i, k] for k in range(n)], np.int64)
+                labels = np.array([f"r{i}-{k}-é".encode() for k in range(n)], dtype=object)
+                framed = binary_request([("ids", "INT64", ids), ("label", "BYTES", labels)], ["label_out"])
+                bodies.append(("mixed", framed))
+                expected.append(("mixed", labels))
+        for (model, data), (status, answer) in zip(expected, concurrently(server, bodies), strict=True):
+            assert status == 200, answer
+            if model == "mixed":
+                assert answer.as_numpy("label_out").tolist() == data.tolist()
+                assert answer.get_output("total") is None  # only the asked output
+            elif isinstance(answer, dict):
+                check_logit(data, (status, answer), None)
+            else:
+                np.testing.assert_allclose(answer.as_numpy("prob"), expected_prob(data), rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(
+                    answer.as_numpy("score"), expected_score(data), rtol=1e-5, atol=1e-6
+                )
+
+    until_batched(server, "slow", one_round)
     until_batched(server, "mixed", one_round)
 
 

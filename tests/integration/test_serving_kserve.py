@@ -1,8 +1,9 @@
-"""KServe's own V2 REST client, unchanged, against the real server process.
+"""KServe's own V2 REST client, unchanged, against the real server process and through the gateway.
 
 ``kserve.InferenceRESTClient(RESTConfig(protocol="v2"))`` is asynchronous (httpx), so each test drives it
 with ``asyncio.run``. Its REST client has no model-metadata call (only health, readiness and infer), so
-metadata is covered by the tritonclient test in test_serving_server.py.
+metadata is covered by the tritonclient test in test_serving_server.py. Its ``set_data_from_numpy``
+sends binary tensor data by default, and it reads binary outputs when asked for them.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from tests.integration.gateway_harness import Gateway, start_gateway, wait_for
 from tests.integration.serving_harness import (
     Server,
     expected_prob,
@@ -51,7 +54,19 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     stop(handle)
 
 
-def with_client(server: Server, scenario: Callable[[Any, str], Awaitable[None]]) -> None:
+@pytest.fixture(scope="module")
+def gateway(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The gateway in front of the server, routing both models."""
+    site = {"name": "a", "url": f"http://127.0.0.1:{server.port}"}
+    handle = start_gateway(
+        {"sites": [site], "models": {"logit": {}, "mixed": {}}}, tmp_path_factory.mktemp("gateway")
+    )
+    wait_for("the gateway ready", lambda: handle.call("GET", "/v2/health/ready")[0] == 200)
+    yield handle
+    assert handle.stop() == 0
+
+
+def with_client(server: Server | Gateway, scenario: Callable[[Any, str], Awaitable[None]]) -> None:
     """Run ``scenario(client, base_url)`` with a fresh V2 REST client, closed afterwards."""
 
     async def main() -> None:
@@ -145,3 +160,44 @@ def test_base_url_with_a_trailing_slash(server: Server) -> None:
         assert await client.is_model_ready(base_url + "/", "mixed") is True
 
     with_client(server, scenario)
+
+
+@pytest.mark.parametrize("hop", ["server", "gateway"])
+def test_binary_tensors_both_ways_equal_onnxruntime(
+    server: Server, gateway: Gateway, hop: str, tmp_path: Path
+) -> None:
+    """kserve's defaults: set_data_from_numpy(x) sends binary; outputs asked with binary_data come back
+    as bytes after the JSON, which the client decodes itself; answers equal onnxruntime's."""
+    import onnxruntime as ort
+
+    x = x_rows(3)
+    ids = np.array([[4, 5, 6]], np.int64)
+    labels = np.array(["caf\u00e9"], dtype=object)
+    logit = ort.InferenceSession(str(make_logit(tmp_path / "logit.onnx")))
+    mixed = ort.InferenceSession(str(make_mixed(tmp_path / "mixed.onnx")))
+
+    async def scenario(client: Any, base_url: str) -> None:
+        tensor = kserve.InferInput("x", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)  # binary_data=True is the default
+        wanted = [RequestedOutput("prob", parameters={"binary_data": True})]
+        request = kserve.InferRequest("logit", [tensor], request_id="k-b", request_outputs=wanted)
+        response = await client.infer(base_url, request, model_name="logit")
+        assert response.id == "k-b"
+        (prob,) = logit.run(["prob"], {"x": x})
+        np.testing.assert_array_equal(response.outputs[0].as_numpy(), prob)
+
+        id_tensor = kserve.InferInput("ids", list(ids.shape), "INT64")
+        id_tensor.set_data_from_numpy(ids)
+        label_tensor = kserve.InferInput("label", list(labels.shape), "BYTES")
+        label_tensor.set_data_from_numpy(labels)
+        outputs = [RequestedOutput(n, parameters={"binary_data": True}) for n in ("total", "label_out")]
+        request = kserve.InferRequest("mixed", [id_tensor, label_tensor], request_outputs=outputs)
+        response = await client.infer(base_url, request, model_name="mixed")
+        got = {o.name: o.as_numpy() for o in response.outputs}
+        total, label_out = mixed.run(None, {"ids": ids, "label": labels})
+        np.testing.assert_array_equal(got["total"], total)
+        assert [
+            v.decode() if isinstance(v, bytes) else v for v in got["label_out"].tolist()
+        ] == label_out.tolist()
+
+    with_client(server if hop == "server" else gateway, scenario)

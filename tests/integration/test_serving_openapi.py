@@ -1,4 +1,5 @@
-"""The OpenAPI 3 document the server publishes at /v2/openapi.json, and the live server fuzzed against it.
+"""The OpenAPI 3 document the server publishes at /v2/openapi.json, and the live server (and the gateway
+in front of it) fuzzed against it.
 
 schemathesis generates requests for every documented operation from the document itself (valid and invalid
 path parameters and bodies) and checks each answer: never a 5xx, a documented status code and content type,
@@ -19,7 +20,16 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from stratus.serving.server import openapi_document
-from tests.integration.serving_harness import Server, make_logit, make_mixed, start_server, stop
+from tests.integration.gateway_harness import start_gateway, wait_for
+from tests.integration.serving_harness import (
+    Server,
+    binary_request,
+    make_logit,
+    make_mixed,
+    start_server,
+    stop,
+    x_rows,
+)
 
 positive_data_acceptance = schemathesis.checks.positive_data_acceptance
 
@@ -35,6 +45,12 @@ V2_PATHS = {
     "/v2/models/{model_name}/versions/{model_version}/ready",
     "/v2/models/{model_name}/infer",
     "/v2/models/{model_name}/versions/{model_version}/infer",
+    "/v2/models/{model_name}/config",
+    "/v2/models/{model_name}/versions/{model_version}/config",
+    "/v2/models/{model_name}/stats",
+    "/v2/models/{model_name}/versions/{model_version}/stats",
+    "/v2/models/stats",
+    "/v2/repository/index",
 }
 
 
@@ -52,6 +68,20 @@ def base_url(server: Server) -> str:
     return f"http://127.0.0.1:{server.port}"
 
 
+@pytest.fixture(scope="module")
+def gateway_url(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A gateway in front of the server, with the same body limit: it must answer as documented too."""
+    config = {
+        "sites": [{"name": "a", "url": f"http://127.0.0.1:{server.port}"}],
+        "models": {"logit": {}, "mixed": {}},
+        "limits": {"max_body_bytes": 65536},
+    }
+    gateway = start_gateway(config, tmp_path_factory.mktemp("gateway"))
+    wait_for("the gateway ready", lambda: gateway.call("GET", "/v2/health/ready")[0] == 200)
+    yield f"http://127.0.0.1:{gateway.port}"
+    assert gateway.stop() == 0
+
+
 # The packaged document as the server serves it (test_served_document_... checks that they are the same).
 # Loaded here rather than from the live server because schemathesis's lazy loader,
 # schemathesis.pytest.from_fixture, fails on pytest 9 (it sets Function._nodeid, which pytest 9 removed).
@@ -63,8 +93,26 @@ schema = schemathesis.openapi.from_dict(openapi_document(["logit", "mixed"]))
 OPERATIONS = [result.ok() for result in schema.get_all_operations()]
 
 
+# The gateway proxies the /v2/models routes and answers the rest itself; it does not serve the document.
+THROUGH_GATEWAY = [op for op in OPERATIONS if op.path.startswith(("/v2/models", "/v2/repository"))]
+
+
 @pytest.mark.parametrize("operation", OPERATIONS, ids=[op.label for op in OPERATIONS])
 def test_every_generated_request_gets_a_documented_answer(operation: Any, base_url: str) -> None:
+    fuzz(operation, base_url)
+
+
+@pytest.mark.parametrize("operation", THROUGH_GATEWAY, ids=[op.label for op in THROUGH_GATEWAY])
+def test_every_generated_request_gets_a_documented_answer_through_the_gateway(
+    operation: Any, gateway_url: str
+) -> None:
+    fuzz(operation, gateway_url)
+
+
+def fuzz(operation: Any, base_url: str) -> None:
+    """Generated requests for ``operation`` (bodies of every documented media type, the binary header's
+    values included), each answered as documented."""
+
     @given(case=operation.as_strategy())
     @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
     def check(case: Any) -> None:
@@ -92,6 +140,15 @@ SUCCESSES = [
         {"model_name": "logit"},
         {"id": "a", "inputs": [{"name": "x", "shape": [2, 30], "datatype": "FP32", "data": [0.5] * 60}]},
     ),
+    ("/v2/models/{model_name}/config", "GET", {"model_name": "logit"}, None),
+    (
+        "/v2/models/{model_name}/versions/{model_version}/stats",
+        "GET",
+        {"model_name": "logit", "model_version": "1"},
+        None,
+    ),
+    ("/v2/models/stats", "GET", {}, None),
+    ("/v2/repository/index", "POST", {}, {"ready": True}),
     (
         "/v2/models/{model_name}/versions/{model_version}/infer",
         "POST",
@@ -109,6 +166,23 @@ SUCCESSES = [
 ]
 
 
+def test_a_binary_answer_matches_the_document(base_url: str, gateway_url: str) -> None:
+    framed = binary_request([("x", "FP32", x_rows(2))])
+    operation = schema["/v2/models/{model_name}/infer"]["POST"]
+    for url in (base_url, gateway_url):
+        case = operation.Case(
+            path_parameters={"model_name": "logit"},
+            headers=framed.headers,
+            body=framed.body,
+            media_type="application/octet-stream",
+        )
+        response = case.call_and_validate(base_url=url, excluded_checks=[positive_data_acceptance])
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == ["application/octet-stream"]
+        (length,) = response.headers["inference-header-content-length"]
+        assert int(length) < len(response.content)
+
+
 @pytest.mark.parametrize(("path", "method", "parameters", "body"), SUCCESSES)
 def test_successful_answers_match_the_document(
     base_url: str, path: str, method: str, parameters: dict[str, str], body: Any
@@ -116,7 +190,7 @@ def test_successful_answers_match_the_document(
     # Generated infer bodies almost never fit a model, so the 200 answers are checked here on purpose.
     operation = schema[path][method]
     case = (
-        operation.Case(path_parameters=parameters, body=body)
+        operation.Case(path_parameters=parameters, body=body, media_type="application/json")
         if body
         else operation.Case(path_parameters=parameters)
     )

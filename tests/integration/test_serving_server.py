@@ -18,6 +18,8 @@ import pytest
 
 from tests.integration.serving_harness import (
     Server,
+    as_result,
+    binary_request,
     expected_prob,
     make_logit,
     make_mixed,
@@ -123,7 +125,6 @@ BAD_INPUTS = [
     pytest.param("logit", _x(data=[0.5] * 29), ["'x'", "29 values", "needs 30"], id="length"),
     pytest.param("logit", _x(data=["a"] * 30), ["'x'", "FP32", "numbers"], id="strings-for-floats"),
     pytest.param("logit", _x(name="y"), ["'y'", "['x']"], id="unknown-input"),
-    pytest.param("nope", _x(), ["'nope'", "['logit', 'mixed']"], id="unknown-model"),
     pytest.param("logit", {"inputs": []}, ["'inputs'"], id="no-inputs"),
     pytest.param("logit", {**_x(), "outputs": [{"name": "z"}]}, ["'z'", "['prob', 'score']"], id="output"),
     pytest.param(
@@ -151,16 +152,20 @@ def test_bad_input_is_400_naming_tensor_and_expectation(
         assert fragment in doc["error"], doc["error"]
 
 
-def test_malformed_json_and_unknown_model_metadata_are_400(server: Server) -> None:
+def test_malformed_json_is_400_and_unknown_model_or_version_404_as_triton_answers(server: Server) -> None:
     status, doc = server.call("POST", "/v2/models/logit/infer", b'{"inputs": [')
     assert status == 400
     assert "not valid JSON" in doc["error"]
-    status, doc = server.call("GET", "/v2/models/nope")
-    assert status == 400
-    assert "unknown model 'nope'" in doc["error"]
-    status, doc = server.call("GET", "/v2/models/logit/versions/9")
-    assert status == 400
-    assert "no version '9'" in doc["error"]
+    unknown = {"error": "unknown model 'nope': the models served here are ['logit', 'mixed']"}
+    for method, path in [
+        ("GET", "/v2/models/nope"),
+        ("POST", "/v2/models/nope/infer"),
+        ("GET", "/v2/models/nope/config"),
+        ("GET", "/v2/models/nope/stats"),
+    ]:
+        assert server.call(method, path, _x() if method == "POST" else None) == (404, unknown)
+    for path in ["/v2/models/logit/versions/9", "/v2/models/logit/versions/9/config"]:
+        assert server.call("GET", path) == (404, {"error": "model 'logit' has no version '9'; it has ['1']"})
 
 
 def test_oversized_body_is_413(server: Server) -> None:
@@ -197,7 +202,7 @@ def test_metrics_count_requests_latency_and_errors(server: Server) -> None:
     assert status == 200
     assert 'stratus_serving_requests_total{code="200",route="/v2/models/{m}/infer"}' in text
     assert 'stratus_serving_request_seconds_bucket{le="0.001",route="/v2/models/{m}/infer"}' in text
-    assert 'stratus_serving_errors_total{code="400"}' in text
+    assert 'stratus_serving_errors_total{code="404"}' in text
 
 
 def test_sigterm_drains_then_exits_zero(model_paths: dict[str, Path], tmp_path: Path) -> None:
@@ -227,3 +232,141 @@ def test_sigterm_drains_then_exits_zero(model_paths: dict[str, Path], tmp_path: 
         assert server.proc.wait(15) == 0, server.log.read_text()[-2000:]
     finally:
         stop(server)
+
+
+@pytest.fixture(scope="module")
+def sessions(model_paths: dict[str, Path]) -> dict[str, Any]:
+    """ONNX Runtime itself on the same files: what every answer must equal."""
+    import onnxruntime as ort
+
+    return {name: ort.InferenceSession(str(path)) for name, path in model_paths.items()}
+
+
+def test_tritonclient_defaults_send_and_receive_binary_tensors(
+    server: Server, sessions: dict[str, Any]
+) -> None:
+    """The call that used to fail with "not valid UTF-8": set_data_from_numpy(x) and InferRequestedOutput(n)
+    unchanged (binary both ways), FP32, INT64 and BYTES, answers equal to onnxruntime's."""
+    from tritonclient import http as triton
+
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    try:
+        x = x_rows(5)
+        tensor = triton.InferInput("x", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        result = client.infer("logit", [tensor], request_id="b-1")
+        prob, score = sessions["logit"].run(["prob", "score"], {"x": x})
+        np.testing.assert_array_equal(result.as_numpy("prob"), prob)
+        np.testing.assert_array_equal(result.as_numpy("score"), score)
+        assert result.get_response()["id"] == "b-1"
+        assert result.get_output("prob")["parameters"] == {"binary_data_size": 20}
+
+        only = client.infer("logit", [tensor], outputs=[triton.InferRequestedOutput("score")])
+        assert [o["name"] for o in only.get_response()["outputs"]] == ["score"]
+        np.testing.assert_array_equal(only.as_numpy("score"), score)
+
+        ids = np.array([[1, 2, 3], [-(2**62), 5, 2**40]], np.int64)
+        labels = np.array([b"fraud", "d\u00e9j\u00e0 vu".encode()], dtype=object)
+        id_tensor = triton.InferInput("ids", list(ids.shape), "INT64")
+        id_tensor.set_data_from_numpy(ids)
+        label_tensor = triton.InferInput("label", list(labels.shape), "BYTES")
+        label_tensor.set_data_from_numpy(labels)
+        result = client.infer("mixed", [id_tensor, label_tensor])
+        total, label_out = sessions["mixed"].run(
+            None, {"ids": ids, "label": np.array([v.decode() for v in labels], dtype=object)}
+        )
+        np.testing.assert_array_equal(result.as_numpy("total"), total)
+        assert result.as_numpy("label_out").tolist() == [v.encode() for v in label_out.tolist()]
+    finally:
+        client.close()
+
+
+def test_binary_inputs_with_json_outputs_and_json_inputs_with_binary_outputs(server: Server) -> None:
+    from tritonclient import http as triton
+
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    try:
+        x = x_rows(2)
+        binary_in = triton.InferInput("x", list(x.shape), "FP32")
+        binary_in.set_data_from_numpy(x)
+        result = client.infer(
+            "logit", [binary_in], outputs=[triton.InferRequestedOutput("prob", binary_data=False)]
+        )
+        assert "data" in result.get_output("prob")
+        np.testing.assert_allclose(result.as_numpy("prob"), expected_prob(x), rtol=1e-5, atol=1e-6)
+        json_in = triton.InferInput("x", list(x.shape), "FP32")
+        json_in.set_data_from_numpy(x, binary_data=False)
+        result = client.infer("logit", [json_in], outputs=[triton.InferRequestedOutput("prob")])
+        assert result.get_output("prob")["parameters"] == {"binary_data_size": 8}
+        np.testing.assert_allclose(result.as_numpy("prob"), expected_prob(x), rtol=1e-5, atol=1e-6)
+    finally:
+        client.close()
+
+
+def test_binary_answer_says_where_the_json_ends(server: Server) -> None:
+    framed = binary_request([("x", "FP32", x_rows(3))])
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("POST", "/v2/models/logit/infer", framed.body, framed.headers)
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    assert response.status == 200
+    assert response.getheader("content-type") == "application/octet-stream"
+    length = int(response.getheader("inference-header-content-length"))
+    header = orjson.loads(body[:length])
+    assert [o["parameters"]["binary_data_size"] for o in header["outputs"]] == [12, 12]
+    assert len(body) == length + 24
+    assert as_result(body, {"inference-header-content-length": str(length)}).as_numpy("prob").shape == (3, 1)
+
+
+def test_tritonclient_model_config_statistics_and_repository_index(server: Server) -> None:
+    from tritonclient import http as triton
+
+    client = triton.InferenceServerClient(url=f"127.0.0.1:{server.port}")
+    try:
+        config = client.get_model_config("logit")
+        assert (config["name"], config["platform"], config["max_batch_size"]) == (
+            "logit",
+            "onnxruntime_onnx",
+            0,
+        )
+        assert config["input"] == [
+            {"name": "x", "data_type": "TYPE_FP32", "format": "FORMAT_NONE", "dims": [-1, 30]}
+        ]
+        assert [(o["name"], o["data_type"]) for o in config["output"]] == [
+            ("prob", "TYPE_FP32"),
+            ("score", "TYPE_FP32"),
+        ]
+        mixed = client.get_model_config("mixed", "1")
+        assert [i["data_type"] for i in mixed["input"]] == ["TYPE_INT64", "TYPE_STRING"]
+
+        before = client.get_inference_statistics("logit")["model_stats"][0]
+        x = x_rows(3)
+        tensor = triton.InferInput("x", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        client.infer("logit", [tensor])
+        bad = triton.InferInput("x", [1, 29], "FP32")
+        bad.set_data_from_numpy(x_rows(1)[:, :29])
+        with pytest.raises(triton.InferenceServerException, match=r"shape \[1, 29\] does not match"):
+            client.infer("logit", [bad])
+        after = client.get_inference_statistics("logit")["model_stats"][0]
+        assert (after["name"], after["version"]) == ("logit", "1")
+        stats, old = after["inference_stats"], before["inference_stats"]
+        assert stats["success"]["count"] == old["success"]["count"] + 1
+        assert stats["fail"]["count"] == old["fail"]["count"] + 1
+        assert stats["success"]["ns"] > old["success"]["ns"]
+        assert after["inference_count"] == before["inference_count"] + 3
+        assert after["execution_count"] == before["execution_count"] + 1
+        assert after["last_inference"] >= before["last_inference"]
+        assert {b["batch_size"] for b in after["batch_stats"]} >= {3}
+        every = client.get_inference_statistics()["model_stats"]
+        assert [(m["name"], m["version"]) for m in every] == [("logit", "1"), ("mixed", "1")]
+        assert client.get_model_repository_index() == [
+            {"name": "logit", "version": "1", "state": "READY"},
+            {"name": "mixed", "version": "1", "state": "READY"},
+        ]
+        assert set(client.get_server_metadata()["extensions"]) >= {"binary_tensor_data", "statistics"}
+    finally:
+        client.close()

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -39,9 +40,9 @@ log = logging.getLogger("stratus.serving")
 
 Arrays = dict[str, np.ndarray[Any, Any]]
 Result = tuple[list[TensorSpec], list[Any]]
-# Told (model name, rows, requests) after each successful ORT call, for the metrics; it may be called from
-# a worker thread, so it must be thread-safe (prometheus_client metrics are).
-CallObserver = Callable[[str, int, int], None]
+# Told (model name, rows, requests, nanoseconds the call took) after each successful ORT call, for the
+# metrics and statistics; it may be called from a worker thread, so it must be thread-safe.
+CallObserver = Callable[[str, int, int, int], None]
 
 
 def batchable(model: Model) -> bool:
@@ -119,8 +120,8 @@ class Batcher:
         """The specs and arrays of the asked outputs for these inputs, exactly as ``Model.run`` gives them."""
         shape = _rows_and_key(inputs, outputs) if self.enabled else None
         if shape is None:
-            result = await asyncio.to_thread(self.model.run, inputs, outputs)
-            self._observed(_leading_rows(inputs), 1)
+            result, took_ns = await asyncio.to_thread(self._timed, inputs, outputs)
+            self._observed(_leading_rows(inputs), 1, took_ns)
             return result
         if self._worker is None:
             self._worker = threading.Thread(target=self._work, name=f"ort-{self.model.name}", daemon=True)
@@ -146,9 +147,15 @@ class Batcher:
             self._inbox.put(None)
             self._worker = None
 
-    def _observed(self, rows: int, requests: int) -> None:
+    def _observed(self, rows: int, requests: int, took_ns: int) -> None:
         if self._observe is not None:
-            self._observe(self.model.name, rows, requests)
+            self._observe(self.model.name, rows, requests, took_ns)
+
+    def _timed(self, inputs: Arrays, outputs: Sequence[str] | None) -> tuple[Result, int]:
+        """``Model.run`` and the nanoseconds it took (in whichever thread calls it)."""
+        started = time.perf_counter_ns()
+        result = self.model.run(inputs, outputs)
+        return result, time.perf_counter_ns() - started
 
     def _work(self) -> None:
         """The worker thread: one ORT call at a time over whatever has queued, until :meth:`close`."""
@@ -191,7 +198,7 @@ class Batcher:
         inputs = {name: np.concatenate([item.inputs[name] for item in batch]) for name in first.inputs}
         total = sum(item.rows for item in batch)
         try:
-            specs, arrays = self.model.run(inputs, first.outputs)
+            (specs, arrays), took_ns = self._timed(inputs, first.outputs)
         except ServingError:
             # One bad request must not fail the others, and its error must be its own.
             return [self._run_one(item) for item in batch]
@@ -206,7 +213,7 @@ class Batcher:
                     self.model.name,
                 )
             return [self._run_one(item) for item in batch]
-        self._observed(total, len(batch))
+        self._observed(total, len(batch), took_ns)
         results: list[Result | ServingError] = []
         start = 0
         for item in batch:
@@ -217,10 +224,10 @@ class Batcher:
 
     def _run_one(self, item: _Pending) -> Result | ServingError:
         try:
-            result = self.model.run(item.inputs, item.outputs)
+            result, took_ns = self._timed(item.inputs, item.outputs)
         except ServingError as exc:
             return exc
-        self._observed(item.rows, 1)
+        self._observed(item.rows, 1, took_ns)
         return result
 
 

@@ -69,7 +69,7 @@ class Metrics:
         if code >= 400:
             self._child(("errors", str(code)), lambda: self.errors.labels(str(code))).inc()
 
-    def observe_call(self, model: str, rows: int, requests: int) -> None:
+    def observe_call(self, model: str, rows: int, requests: int, took_ns: int = 0) -> None:
         """Record one ONNX Runtime call; thread-safe, so a worker thread may call it."""
         self._child(("rows", model), lambda: self.batch_rows.labels(model)).observe(rows)
         self._child(("calls", model), lambda: self.batch_requests.labels(model)).observe(requests)

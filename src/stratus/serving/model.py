@@ -36,6 +36,10 @@ _ORT_TYPES = {
 }
 
 
+# V2 datatype -> Triton model configuration data_type (BYTES is TYPE_STRING there).
+_CONFIG_TYPES = {name: "TYPE_STRING" if name == "BYTES" else f"TYPE_{name}" for name in _ORT_TYPES.values()}
+
+
 def default_intra_op_threads(cpus: int | None = None) -> int:
     """Threads per ORT call: 1 on two cores or fewer, where the event loop needs the other core, else half."""
     count = cpus if cpus is not None else (os.cpu_count() or 1)
@@ -82,6 +86,35 @@ class Model:
             "platform": self.platform,
             "inputs": [spec.metadata() for spec in self.inputs],
             "outputs": [spec.metadata() for spec in self.outputs],
+        }
+
+    def config(self) -> dict[str, Any]:
+        """The model's configuration in the shape of Triton's model configuration extension.
+
+        ``max_batch_size`` is 0, so ``dims`` are the whole shape, batch dimension included (-1: any
+        size): requests are micro-batched inside the server, never by the client's reading of this.
+        """
+        return {
+            "name": self.name,
+            "platform": self.platform,
+            "backend": "onnxruntime",
+            "version_policy": {"latest": {"num_versions": 1}},
+            "max_batch_size": 0,
+            "input": [
+                {
+                    "name": s.name,
+                    "data_type": _CONFIG_TYPES[s.datatype],
+                    "format": "FORMAT_NONE",
+                    "dims": list(s.shape),
+                }
+                for s in self.inputs
+            ],
+            "output": [
+                {"name": s.name, "data_type": _CONFIG_TYPES[s.datatype], "dims": list(s.shape)}
+                for s in self.outputs
+            ],
+            "instance_group": [{"name": self.name, "kind": "KIND_CPU", "count": 1}],
+            "default_model_filename": self.path.name,
         }
 
     def run(

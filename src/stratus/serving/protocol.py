@@ -2,7 +2,9 @@
 
 Everything a client sends passes through :func:`parse_infer_request`, which turns any malformed input into
 a :class:`~stratus.errors.ServingError` with status 400 naming the tensor and what was expected, so that
-bad input never reaches ONNX Runtime and never becomes a 5xx. It is pure (no I/O) so it can be fuzzed.
+bad input never reaches ONNX Runtime and never becomes a 5xx. Tensors come as JSON ``data`` or, with
+the binary tensor data extension, as raw bytes after the JSON (:mod:`stratus.serving.binary`); answers
+go back the way the request asks (:func:`encode_response`). Pure (no I/O), so it can be fuzzed.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import numpy as np
 import orjson
 
 from stratus.errors import ServingError
+from stratus.serving.binary import decode_tensor, encode_tensor, split_body
 
 __all__ = [
     "DATATYPES",
     "InferRequest",
     "TensorSpec",
     "encode_outputs",
+    "encode_response",
     "parse_infer_request",
 ]
 
@@ -69,11 +73,13 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class InferRequest:
-    """A validated inference request: numpy inputs keyed by name and the outputs to return (``None``: all)."""
+    """A validated inference request: numpy inputs keyed by name, the outputs to return (``None``: all),
+    and which of those to return as binary tensor data rather than JSON."""
 
     id: str | None
     inputs: dict[str, np.ndarray[Any, Any]]
     outputs: list[str] | None
+    binary_outputs: frozenset[str] = frozenset()
 
 
 def _bad(message: str) -> ServingError:
@@ -153,7 +159,28 @@ def _parse_data(name: str, raw: Any, datatype: str, shape: tuple[int, ...]) -> n
     return array.astype(target, copy=False).reshape(shape)
 
 
-def _parse_input(raw: Any, specs: Mapping[str, TensorSpec]) -> tuple[str, np.ndarray[Any, Any]]:
+def _parameters(raw: Any, where: str) -> dict[str, Any]:
+    parameters = raw.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise _bad(f"{where}: 'parameters' must be an object, got {type(parameters).__name__}")
+    return parameters
+
+
+def _binary_size(name: str, parameters: Mapping[str, Any]) -> int | None:
+    size = parameters.get("binary_data_size")
+    if size is None:
+        return None
+    if type(size) is not int or size < 0:  # bool is an int subclass, and not a size
+        raise _bad(f"input {name!r}: binary_data_size must be a non-negative integer, got {size!r:.40}")
+    return size
+
+
+def _parse_input(
+    raw: Any, specs: Mapping[str, TensorSpec], binary: memoryview | None, offset: int
+) -> tuple[str, np.ndarray[Any, Any], int]:
+    """One input entry: its name, its array, and the binary bytes it took (from ``offset`` on)."""
     if not isinstance(raw, dict):
         raise _bad("each entry of 'inputs' must be an object with name, shape, datatype and data")
     name = raw.get("name")
@@ -166,31 +193,71 @@ def _parse_input(raw: Any, specs: Mapping[str, TensorSpec]) -> tuple[str, np.nda
     if datatype != spec.datatype:
         raise _bad(f"input {name!r}: datatype {datatype!r} does not match the model's {spec.datatype}")
     shape = _parse_shape(name, raw.get("shape"), spec)
-    if "data" not in raw:
-        raise _bad(f"input {name!r}: 'data' is missing (binary tensor data is not supported; send JSON)")
-    return name, _parse_data(name, raw["data"], spec.datatype, shape)
+    size = _binary_size(name, _parameters(raw, f"input {name!r}"))
+    if size is None:
+        if "data" not in raw:
+            raise _bad(f"input {name!r}: 'data' is missing (or parameters.binary_data_size for binary data)")
+        return name, _parse_data(name, raw["data"], spec.datatype, shape), 0
+    if "data" in raw:
+        raise _bad(f"input {name!r}: give 'data' or parameters.binary_data_size, not both")
+    if binary is None:
+        raise _bad(
+            f"input {name!r} has binary_data_size but the request has no Inference-Header-Content-Length "
+            f"header saying where the JSON ends"
+        )
+    if offset + size > len(binary):
+        raise _bad(
+            f"input {name!r}: binary_data_size is {size} bytes but only {len(binary) - offset} bytes of "
+            f"binary data are left after the JSON header"
+        )
+    return name, decode_tensor(name, spec.datatype, shape, binary[offset : offset + size]), size
 
 
-def _parse_outputs(raw: Any, output_names: Sequence[str]) -> list[str] | None:
-    if raw is None:
-        return None
+def _flag(parameters: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = parameters.get(key, default)
+    if type(value) is not bool:
+        raise _bad(f"{where}: parameters.{key} must be true or false, got {value!r:.40}")
+    return value
+
+
+def _parse_outputs(
+    raw: Any, output_names: Sequence[str], binary_default: bool
+) -> tuple[list[str] | None, frozenset[str]]:
+    """The asked outputs (None: all) and those to send as binary (each output's ``binary_data``, else the
+    request's ``binary_data_output``)."""
+    if raw is None or raw == []:
+        return None, frozenset(output_names) if binary_default else frozenset()
     if not isinstance(raw, list) or not all(isinstance(o, dict) for o in raw):
         raise _bad("'outputs' must be a list of objects with a 'name'")
     names: list[str] = []
+    binary: set[str] = set()
     for entry in raw:
         name = entry.get("name")
         if not isinstance(name, str) or name not in output_names:
             raise _bad(f"unknown output {name!r}: the model's outputs are {sorted(output_names)}")
+        parameters = _parameters(entry, f"output {name!r}")
+        if parameters.get("classification"):
+            raise _bad(f"output {name!r}: the classification extension is not supported")
+        if _flag(parameters, "binary_data", binary_default, f"output {name!r}"):
+            binary.add(name)
         names.append(name)
-    return names or None
+    return names, frozenset(binary)
 
 
 def parse_infer_request(
-    body: bytes, inputs: Sequence[TensorSpec], output_names: Sequence[str]
+    body: bytes,
+    inputs: Sequence[TensorSpec],
+    output_names: Sequence[str],
+    header_length: bytes | None = None,
 ) -> InferRequest:
-    """Validate a V2 infer body against the model's tensors; any client mistake is a 400 ServingError."""
+    """Validate a V2 infer body against the model's tensors; any client mistake is a 400 ServingError.
+
+    ``header_length`` is the raw ``Inference-Header-Content-Length`` value, when the request has one: the
+    body is then that many bytes of JSON followed by the binary tensors, which must be used up exactly.
+    """
+    header, binary = split_body(body, header_length)
     try:
-        doc = orjson.loads(body)
+        doc = orjson.loads(header)
     except orjson.JSONDecodeError as exc:
         raise _bad(f"request body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -201,17 +268,26 @@ def parse_infer_request(
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, list) or not raw_inputs:
         raise _bad("request body needs a non-empty 'inputs' list")
+    binary_default = _flag(_parameters(doc, "request"), "binary_data_output", False, "request")
     specs = {spec.name: spec for spec in inputs}
     arrays: dict[str, np.ndarray[Any, Any]] = {}
+    offset = 0
     for raw in raw_inputs:
-        name, array = _parse_input(raw, specs)
+        name, array, used = _parse_input(raw, specs, binary, offset)
         if name in arrays:
             raise _bad(f"input {name!r} is given twice")
         arrays[name] = array
+        offset += used
+    if binary is not None and offset != len(binary):
+        raise _bad(
+            f"{len(binary) - offset} bytes after the JSON header are not claimed by any input's "
+            f"binary_data_size (the inputs take {offset} of {len(binary)})"
+        )
     missing = sorted(set(specs) - set(arrays))
     if missing:
         raise _bad(f"missing inputs {missing}: the model needs {sorted(specs)}")
-    return InferRequest(request_id, arrays, _parse_outputs(doc.get("outputs"), output_names))
+    outputs, binary_outputs = _parse_outputs(doc.get("outputs"), output_names, binary_default)
+    return InferRequest(request_id, arrays, outputs, binary_outputs)
 
 
 def encode_outputs(specs: Sequence[TensorSpec], arrays: Sequence[Any]) -> list[dict[str, Any]]:
@@ -226,3 +302,42 @@ def encode_outputs(specs: Sequence[TensorSpec], arrays: Sequence[Any]) -> list[d
             {"name": spec.name, "datatype": spec.datatype, "shape": list(values.shape), "data": data}
         )
     return entries
+
+
+def encode_response(
+    model_name: str,
+    model_version: str,
+    request: InferRequest,
+    specs: Sequence[TensorSpec],
+    arrays: Sequence[Any],
+) -> tuple[bytes, int | None]:
+    """The infer response body, and the JSON header's length when binary outputs follow it (else None).
+
+    Outputs in ``request.binary_outputs`` carry ``parameters.binary_data_size`` instead of ``data``, and
+    their bytes follow the JSON in the order of the entries; the others are JSON as before.
+    """
+    entries: list[dict[str, Any]] = []
+    chunks: list[bytes] = []
+    binary = request.binary_outputs
+    for spec, array in zip(specs, arrays, strict=True):
+        if spec.name not in binary:
+            entries.extend(encode_outputs([spec], [array]))
+            continue
+        values = np.asarray(array)
+        data = encode_tensor(spec.datatype, values)
+        chunks.append(data)
+        entries.append(
+            {
+                "name": spec.name,
+                "datatype": spec.datatype,
+                "shape": list(values.shape),
+                "parameters": {"binary_data_size": len(data)},
+            }
+        )
+    response: dict[str, Any] = {"model_name": model_name, "model_version": model_version, "outputs": entries}
+    if request.id is not None:
+        response["id"] = request.id
+    header = orjson.dumps(response)
+    if not chunks:
+        return header, None
+    return b"".join((header, *chunks)), len(header)

@@ -2,7 +2,10 @@
 
 No web framework: routing a dozen fixed paths by hand and encoding with orjson is what made a minimal V2
 server ~8x faster than the framework-based peers (see the field notes). Bad client input is always a 400
-(or 413 for an oversized body), never a 5xx. On SIGTERM the server drains: readiness fails at once so
+(404 for an unknown model or version, as Triton answers; 413 for an oversized body), never a 5xx.
+Tensors travel as JSON or as Triton's binary tensor data, and Triton's model configuration, statistics
+and repository index are served as tritonclient calls them (:mod:`stratus.serving.protocol`,
+:mod:`stratus.serving.stats`). On SIGTERM the server drains: readiness fails at once so
 load balancers stop sending, requests (in flight and new) are still served for ``drain_s``, then it exits 0.
 Concurrent infer requests for one model share ONNX Runtime calls (:mod:`stratus.serving.batching`). The
 OpenAPI 3 document of the routes is served at ``/v2/openapi.json`` (not part of V2, but harmless).
@@ -30,6 +33,7 @@ import uvicorn
 
 from stratus.errors import ServingError
 from stratus.serving.batching import DEFAULT_MAX_BATCH_ROWS, Batcher
+from stratus.serving.binary import HEADER, header_length
 from stratus.serving.http_guard import uvicorn_config
 from stratus.serving.limits import (
     DEFAULT_MAX_BODY_BYTES,
@@ -43,7 +47,15 @@ from stratus.serving.limits import (
 )
 from stratus.serving.metrics import Metrics
 from stratus.serving.model import Model
-from stratus.serving.protocol import encode_outputs, parse_infer_request
+from stratus.serving.protocol import encode_response, parse_infer_request
+from stratus.serving.routes import (
+    EXTENSIONS,
+    method_not_allowed,
+    model_path,
+    parse_index_request,
+    unknown_model,
+)
+from stratus.serving.stats import ModelStats
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "ServingApp", "main", "openapi_document"]
 
@@ -53,6 +65,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
+_BINARY = (b"content-type", b"application/octet-stream")
 # Scope key where a handler notes its route template as soon as it knows it, so that an error answered
 # later is counted under the route rather than "unknown".
 _ROUTE = "stratus.route"
@@ -93,7 +106,7 @@ def _only(scope: Scope, route: str, allowed: str) -> None:
         # RFC 9110 requires the Allow header on a 405.
         raise _AnswerError(
             405,
-            {"error": f"method {method} not allowed here; use {allowed}"},
+            {"error": method_not_allowed(method, allowed)},
             [(b"allow", allowed.encode())],
         )
 
@@ -113,8 +126,9 @@ class ServingApp:
         # Bytes of request bodies held until their answers are sent (the parsed tensors live as long).
         self.budget = ByteBudget(self.limits.max_inflight_bytes)
         self.metrics = Metrics()
+        self.stats = {model.name: ModelStats(model.name, model.version) for model in models}
         self.batchers = {
-            model.name: Batcher(model, max_batch_rows=max_batch_rows, observe=self.metrics.observe_call)
+            model.name: Batcher(model, max_batch_rows=max_batch_rows, observe=self._observe_call)
             for model in models
         }
         self.draining = False
@@ -158,6 +172,11 @@ class ServingApp:
             reservation.release()
         self.metrics.observe(route, status, time.perf_counter() - started)
 
+    def _observe_call(self, model: str, rows: int, requests: int, took_ns: int) -> None:
+        """Told of each ORT call by the batcher (maybe from its worker thread): metrics and statistics."""
+        self.metrics.observe_call(model, rows, requests, took_ns)
+        self.stats[model].call(rows, requests, took_ns)
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
@@ -178,7 +197,7 @@ class ServingApp:
                 return
 
     async def _dispatch(self, scope: Scope, receive: Receive) -> tuple[str, int, bytes, list[Any]]:
-        """Route by hand; returns (route template for metrics, status, body, content-type header)."""
+        """Route by hand; returns (route template for metrics, status, body, headers)."""
         parts = [p for p in scope["path"].split("/") if p]
         if parts == ["metrics"]:
             _only(scope, "/metrics", "GET")
@@ -195,13 +214,15 @@ class ServingApp:
         if parts == ["v2", "openapi.json"]:
             _only(scope, "/v2/openapi.json", "GET")
             return "/v2/openapi.json", 200, self.openapi, _JSON
+        if len(parts) >= 2 and parts[1] == "models":
+            return await self._model_path(parts[2:], scope, receive)
         route, status, doc = await self._v2(parts[1:], scope, receive)
         return route, status, orjson.dumps(doc), _JSON
 
     async def _v2(self, parts: list[str], scope: Scope, receive: Receive) -> tuple[str, int, Any]:
         if not parts:
             _only(scope, "/v2", "GET")
-            return "/v2", 200, {"name": "stratus", "version": self.version, "extensions": []}
+            return "/v2", 200, {"name": "stratus", "version": self.version, "extensions": list(EXTENSIONS)}
         if parts == ["health", "live"]:
             _only(scope, "/v2/health/live", "GET")
             return "/v2/health/live", 200, {"live": True}
@@ -209,55 +230,79 @@ class ServingApp:
             _only(scope, "/v2/health/ready", "GET")
             ready = not self.draining
             return "/v2/health/ready", 200 if ready else 503, {"ready": ready}
-        if parts[0] != "models" or len(parts) < 2:
+        if parts == ["repository", "index"]:
+            _only(scope, "/v2/repository/index", "POST")
+            body = await read_body(
+                scope["headers"], receive, self.limits.max_body_bytes, scope[_RESERVATION], "the model server"
+            )
+            parse_index_request(body)  # every model is loaded and ready: the filter changes nothing
+            index = [{"name": m.name, "version": m.version, "state": "READY"} for m in self.models.values()]
+            return "/v2/repository/index", 200, sorted(index, key=lambda entry: entry["name"])
+        raise _AnswerError(404, {"error": f"no route {scope['path']!r}"})
+
+    async def _model_path(
+        self, parts: list[str], scope: Scope, receive: Receive
+    ) -> tuple[str, int, bytes, list[Any]]:
+        """``/v2/models/...``: the route (hence the method) is known from the path alone, so a wrong
+        method is a 405 even for a model or version that does not exist; then an unknown one is a 404."""
+        path = model_path(parts)
+        if path is None:
             raise _AnswerError(404, {"error": f"no route {scope['path']!r}"})
-        rest = parts[2:]
-        version = None
-        if len(rest) >= 2 and rest[0] == "versions":
-            version, rest = rest[1], rest[2:]
-        # The route, hence the method, is known from the path alone: a wrong method is a 405 even for a
-        # model or version that does not exist.
-        if not rest:
-            route, allowed = "/v2/models/{m}", "GET"
-        elif rest == ["ready"]:
-            route, allowed = "/v2/models/{m}/ready", "GET"
-        elif rest == ["infer"]:
-            route, allowed = "/v2/models/{m}/infer", "POST"
-        else:
-            raise _AnswerError(404, {"error": f"no route {scope['path']!r}"})
-        _only(scope, route, allowed)
-        model = self._model(parts[1])
-        if version is not None and version != model.version:
-            raise ServingError(f"model {model.name!r} has no version {version!r}; it has ['{model.version}']")
-        if rest == ["infer"]:
+        route = path.route
+        _only(scope, route, path.method)
+        if not path.model:
+            every = {"model_stats": [self.stats[name].triton() for name in sorted(self.models)]}
+            return route, 200, orjson.dumps(every), _JSON
+        model = self._model(path.model)
+        if path.version is not None and path.version != model.version:
+            raise ServingError(
+                f"model {model.name!r} has no version {path.version!r}; it has ['{model.version}']",
+                status=404,
+            )
+        if path.action == "infer":
             reservation: BodyReservation = scope[_RESERVATION]
             body = await read_body(
                 scope["headers"], receive, self.limits.max_body_bytes, reservation, "the model server"
             )
-            return route, 200, await self._infer(model, body)
-        if rest == ["ready"]:
-            return route, 200, {"name": model.name, "ready": True}
-        return route, 200, model.metadata()
+            return (route, 200, *await self._infer(model, body, header_length(scope["headers"])))
+        if path.action == "ready":
+            doc: Any = {"name": model.name, "ready": True}
+        elif path.action == "config":
+            doc = model.config()
+        elif path.action == "stats":
+            doc = {"model_stats": [self.stats[model.name].triton()]}
+        else:
+            doc = model.metadata()
+        return route, 200, orjson.dumps(doc), _JSON
 
     def _model(self, name: str) -> Model:
         model = self.models.get(name)
         if model is None:
-            raise ServingError(f"unknown model {name!r}: this server serves {sorted(self.models)}")
+            raise ServingError(unknown_model(name, list(self.models)), status=404)
         return model
 
-    async def _infer(self, model: Model, body: bytes) -> dict[str, Any]:
-        # The body is JSON whatever the Content-Type says: tritonclient sends none at all.
-        request = parse_infer_request(body, model.inputs, model.output_names)
-        # The batcher runs ORT in a worker thread (ORT releases the GIL), so health checks keep answering.
-        specs, arrays = await self.batchers[model.name].run(request.inputs, request.outputs)
-        response: dict[str, Any] = {
-            "model_name": model.name,
-            "model_version": model.version,
-            "outputs": encode_outputs(specs, arrays),
-        }
-        if request.id is not None:
-            response["id"] = request.id
-        return response
+    async def _infer(self, model: Model, body: bytes, length: bytes | None) -> tuple[bytes, list[Any]]:
+        """Parse, run (batched), encode; the request's phases are timed for the statistics extension."""
+        stats = self.stats[model.name]
+        started = time.perf_counter_ns()
+        try:
+            # The JSON part is JSON whatever the Content-Type says: tritonclient sends none at all.
+            request = parse_infer_request(body, model.inputs, model.output_names, length)
+            parsed = time.perf_counter_ns()
+            # The batcher runs ORT in a worker thread (ORT releases the GIL), so health checks keep
+            # answering meanwhile.
+            specs, arrays = await self.batchers[model.name].run(request.inputs, request.outputs)
+            ran = time.perf_counter_ns()
+            answer, json_length = encode_response(model.name, model.version, request, specs, arrays)
+        except BaseException:
+            stats.request(False, time.perf_counter_ns() - started)
+            raise
+        done = time.perf_counter_ns()
+        stats.request(True, done - started, parsed - started, ran - parsed, done - ran)
+        if json_length is None:
+            return answer, _JSON
+        # JSON then raw bytes: not application/json, and the header says where the JSON ends.
+        return answer, [_BINARY, (HEADER, b"%d" % json_length)]
 
 
 class _DrainingServer(uvicorn.Server):

@@ -23,14 +23,23 @@ from typing import Any
 
 import orjson
 
+from stratus.errors import ServingError
 from stratus.serving.gateway.admin import Admin
 from stratus.serving.gateway.config import TOKEN_ENV, GatewayConfig
+from stratus.serving.gateway.fanout import summed_stats
 from stratus.serving.gateway.health import HealthChecker, SiteState
 from stratus.serving.gateway.metrics import GatewayMetrics
 from stratus.serving.gateway.policies import Route
 from stratus.serving.gateway.retry import RetryBudget
 from stratus.serving.gateway.upstream import ConnectionPool, UpstreamError, UpstreamResponse
 from stratus.serving.limits import BodyRefusedError, BodyReservation, ByteBudget, read_body
+from stratus.serving.routes import (
+    EXTENSIONS,
+    method_not_allowed,
+    model_path,
+    parse_index_request,
+    unknown_model,
+)
 
 __all__ = ["ADMIN_MAX_BODY_BYTES", "GatewayApp"]
 
@@ -164,7 +173,7 @@ class GatewayApp:
         path: str = scope["path"]
         reservation = self.body_budget.reserve()
         try:
-            if path.startswith("/v2/models/"):
+            if path.startswith("/v2/models"):
                 await self._model_request(scope, receive, send, path, reservation)
                 return
             status, body, headers = await self._local(scope, receive, path, reservation)
@@ -173,6 +182,8 @@ class GatewayApp:
         except BodyRefusedError as refused:
             status, body = refused.status, orjson.dumps({"error": refused.message})
             headers = [_JSON, *refused.headers]
+        except ServingError as exc:
+            status, body, headers = exc.status, orjson.dumps({"error": str(exc)}), [_JSON]
         except Exception as exc:  # a bug of ours: answer 500 with the reason, keep serving
             log.exception("internal error")
             status, body, headers = 500, orjson.dumps({"error": f"gateway internal error: {exc}"}), [_JSON]
@@ -198,8 +209,15 @@ class GatewayApp:
             return 200, self.metrics.render(), [(b"content-type", self.metrics.content_type.encode())]
         if parts == ["v2"]:
             _only(method, "GET")
-            meta = {"name": "stratus-gateway", "version": self.version, "extensions": []}
+            meta = {"name": "stratus-gateway", "version": self.version, "extensions": list(EXTENSIONS)}
             return 200, orjson.dumps(meta), [_JSON]
+        if parts == ["v2", "repository", "index"]:
+            _only(method, "POST")
+            limit = self.config.limits.max_body_bytes
+            ready_only = parse_index_request(
+                await read_body(scope["headers"], receive, limit, reservation, "the gateway")
+            )
+            return 200, orjson.dumps(self._index(ready_only)), [_JSON]
         if parts == ["v2", "health", "live"]:
             _only(method, "GET")
             return 200, orjson.dumps({"live": True}), [_JSON]
@@ -208,25 +226,39 @@ class GatewayApp:
             now = self.clock()
             ready = any(site.routable(now) for site in self.sites.values())
             return (200 if ready else 503), orjson.dumps({"ready": ready}), [_JSON]
-        if parts == ["v2", "models"]:
-            raise _AnswerError(404, {"error": f"no route {path!r}: name a model, /v2/models/NAME/..."})
+        if parts and parts[0] == "v2":  # as the model server says it
+            raise _AnswerError(404, {"error": f"no route {path!r}"})
         raise _AnswerError(404, {"error": f"no route {path!r}: this gateway speaks the V2 protocol"})
 
     async def _model_request(
         self, scope: Scope, receive: Receive, send: Send, path: str, reservation: BodyReservation
     ) -> None:
-        """Proxy ``/v2/models/{m}/...`` to the sites of ``m``, retrying on another site when allowed."""
-        model = path[11:].partition("/")[0]
+        """Proxy ``/v2/models/{m}/...`` to the sites of ``m``, retrying on another site when allowed.
+
+        The path is checked as the model server checks it (no route 404, wrong method 405 with Allow,
+        unknown model 404, in that order, with the same messages), so both answer a bad path alike.
+        Statistics are summed over every routable site rather than proxied to one.
+        """
+        parsed = model_path([p for p in path.split("/") if p][2:]) if path[10:11] in ("", "/") else None
+        if parsed is None:
+            raise _AnswerError(404, {"error": f"no route {path!r}"})
+        method: str = scope["method"]
+        if method != parsed.method:
+            allow = [(b"allow", parsed.method.encode())]
+            raise _AnswerError(405, {"error": method_not_allowed(method, parsed.method)}, allow)
+        if not parsed.model:
+            await self._stats(
+                send, list(self.routes), self._routable_sites(list(self.routes.values())), scope
+            )
+            return
+        model = parsed.model
         route = self.routes.get(model)
         if route is None:
             self.metrics.request("unknown", "none", "404")  # not the name: clients could add any label
-            raise _AnswerError(
-                404, {"error": f"unknown model {model!r}: this gateway routes {', '.join(self.routes)}"}
-            )
-        method: str = scope["method"]
-        if method not in ("GET", "POST"):
-            # V2 has no other method on these paths (and a HEAD answer would confuse the response parser).
-            raise _AnswerError(405, {"error": f"method {method} not allowed here; use GET or POST"})
+            raise _AnswerError(404, {"error": unknown_model(model, list(self.routes))})
+        if parsed.action == "stats":
+            await self._stats(send, [model], self._routable_sites([route]), scope)
+            return
         limit = self.config.limits.max_body_bytes
         body = await read_body(scope["headers"], receive, limit, reservation, "the gateway")
         now = self.clock()
@@ -238,9 +270,7 @@ class GatewayApp:
         target = scope.get("raw_path") or path.encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
-        headers = b"".join(
-            name + b": " + value + b"\r\n" for name, value in scope["headers"] if name not in _NOT_FORWARDED
-        )
+        headers = _forwarded(scope)
         self.budget.record_request()
         errors: list[str] = []
         last: tuple[SiteState, UpstreamResponse] | None = None
@@ -289,9 +319,52 @@ class GatewayApp:
         status = 504 if timed_out else 502
         raise _AnswerError(status, {"error": f"model {model!r}: no site answered: {'; '.join(errors)}"})
 
+    def _routable_sites(self, routes: list[Route]) -> list[SiteState]:
+        now = self.clock()
+        found: dict[str, SiteState] = {}
+        for route in routes:
+            for site in route.candidates(now, self.rng):
+                found.setdefault(site.name, site)
+        return list(found.values())
+
+    async def _stats(self, send: Send, models: list[str], sites: list[SiteState], scope: Scope) -> None:
+        """Triton's statistics of ``models``, summed over ``sites`` (see :mod:`.fanout`)."""
+        if not sites:
+            raise _AnswerError(
+                503, {"error": f"no healthy site to ask for statistics of {', '.join(models)}"}
+            )
+        target = scope.get("raw_path") or scope["path"].encode()
+        status, body, headers = await summed_stats(
+            [(site.name, self.pools[site.name]) for site in sites],
+            target,
+            _forwarded(scope),
+            self._timeout,
+            models,
+        )
+        await _respond(send, status, headers, body)
+
+    def _index(self, ready_only: bool) -> list[dict[str, str]]:
+        """The repository index: each routed model, READY while some site of it is routable."""
+        now = self.clock()
+        index = []
+        for name, route in sorted(self.routes.items()):
+            if any(site.routable(now) for site in route.sites):
+                index.append({"name": name, "state": "READY"})
+            elif not ready_only:
+                index.append({"name": name, "state": "UNAVAILABLE", "reason": "no healthy site"})
+        return index
+
     def _failed(self, site: SiteState, reason: str) -> None:
         if site.on_failure(reason, self.clock()):
             self.metrics.ejection(site.name)
+
+
+def _forwarded(scope: Scope) -> bytes:
+    """The request's headers to send upstream, as ``name: value\r\n`` lines (binary tensor data's
+    Inference-Header-Content-Length among them: the body passes through undecoded)."""
+    return b"".join(
+        name + b": " + value + b"\r\n" for name, value in scope["headers"] if name not in _NOT_FORWARDED
+    )
 
 
 def _passed_headers(response: UpstreamResponse, site: SiteState) -> list[tuple[bytes, bytes]]:
@@ -315,4 +388,6 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 def _only(method: str, allowed: str) -> None:
     if method != allowed:
-        raise _AnswerError(405, {"error": f"method {method} not allowed here; use {allowed}"})
+        raise _AnswerError(
+            405, {"error": method_not_allowed(method, allowed)}, [(b"allow", allowed.encode())]
+        )
