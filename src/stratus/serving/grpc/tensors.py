@@ -156,7 +156,8 @@ def parse_request(
     if missing:
         raise _bad(f"missing inputs {missing}: the model needs {sorted(specs)}")
     outputs = [{"name": output.name} for output in request.outputs] if request.outputs else None
-    return arrays, _parse_outputs(outputs, output_names)
+    asked, _binary = _parse_outputs(outputs, output_names, False)  # gRPC answers are always raw bytes
+    return arrays, asked
 
 
 def encode_response(
