@@ -175,7 +175,9 @@ def test_tritonclient_grpc_defaults(world: World, which: str) -> None:
 
     assert unknown["error"]["status"] == "StatusCode.NOT_FOUND"
     where = (
-        "this server serves ['logit', 'mixed']" if which == "server" else "this gateway routes logit, mixed"
+        "the models served here are ['logit', 'mixed']"
+        if which == "server"
+        else "this gateway routes logit, mixed"
     )
     assert unknown["error"]["message"] == f"unknown model 'nope': {where}"
     assert bad["error"] == {

@@ -2,7 +2,7 @@
 
 Why not proxy to one site like the other routes: each server counts only what it served, so one site's
 answer would be a fraction of the deployment's traffic that changes with whichever site was asked. The
-answer names the sites it sums in ``x-stratus-site`` (comma-separated). A site that fails to answer is
+answer names the sites it sums in ``x-stratus-site`` (comma-separated, sorted). A site that fails to answer is
 left out of the sum (its name is then missing from that header); none answering is a 502, and a site's
 own 4xx (an unknown version, say) passes through when no site answered 200.
 """
@@ -69,4 +69,4 @@ async def summed_stats(
             orjson.dumps({"error": f"a site answered statistics the gateway cannot sum: {exc}"}),
             [_JSON],
         )
-    return 200, orjson.dumps(merged), [_JSON, (_SITE_HEADER, ",".join(summed).encode())]
+    return 200, orjson.dumps(merged), [_JSON, (_SITE_HEADER, ",".join(sorted(summed)).encode())]
