@@ -62,7 +62,7 @@ class World:
     @property
     def serve_folder(self) -> Path:
         """Where `stratus serve` keeps the deployment record (read by the kill functions)."""
-        return self.folder / ".stratus" / "serve"
+        return self.folder / ".stratus" / "serve" / MODEL  # each deployment in a folder of its own
 
 
 def cli(*args: str, cwd: Path, cpu: int | None = None, timeout_s: float = 180) -> str:

@@ -177,7 +177,7 @@ def test_two_gateways_on_two_loopback_addresses_both_answer(world: Path, deploym
     assert {(p["role"], p["state"]) for p in payload["processes"]} == {(role, "running") for role in roles}
     if dns_available():
         assert resolve(payload["dns"]) == {"127.0.0.1", "127.0.0.2"}
-    record = (world / ".stratus" / "serve" / "deployment.json").read_text()
+    record = (world / ".stratus" / "serve" / "logit" / "deployment.json").read_text()
     token = json.loads(record)["admin_token"]
     shown = stratus_cli("serve", "status", cwd=world)
     assert token not in shown.stdout + shown.stderr
@@ -277,7 +277,7 @@ def test_a_dead_supervisor_is_reported_and_stop_ends_what_it_left(
     for pid in pids:
         assert str(pid) in stopped.stdout
         assert gone(pid), pid
-    assert not (world / ".stratus" / "serve" / "deployment.json").exists()
+    assert not (world / ".stratus" / "serve" / "logit" / "deployment.json").exists()
     code, after = status(world)
     assert (code, after) == (1, {"running": False})
 

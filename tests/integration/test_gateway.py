@@ -373,6 +373,65 @@ def test_the_admin_api_needs_the_token_and_drains_and_undrains(up: Fleet, gatewa
     assert TOKEN not in gw.log.read_text()
 
 
+def test_backends_added_and_removed_live_serve_as_replicas_of_their_site(
+    up: Fleet, gateways: StartGateway
+) -> None:
+    """What `serve scale` does to a gateway: a replica added to site s1 shares s1's traffic (answers
+    still name s1), a drained one gets none, a removed one is gone; mistakes are named."""
+    gw = gateways(
+        {
+            "sites": [
+                {"name": "s1", "url": up.url("a"), "priority": 0},
+                {"name": "s2", "url": up.url("c"), "priority": 1},
+            ],
+            "models": {"logit": {"policy": "failover"}},
+        }
+    )
+    all_healthy(gw)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    replica = {"name": "s1~2", "site": "s1", "url": up.url("b")}
+    status, added = gw.call("POST", "/admin/backends", replica, headers=auth)
+    assert (status, added["name"], added["site"], added["priority"]) == (201, "s1~2", "s1", 0)
+    assert gw.call("POST", "/admin/backends", replica, headers=auth)[0] == 200  # the same again: no-op
+    all_healthy(gw)
+    before = up.served()
+    answered_by = Counter(
+        gw.call_with_headers("POST", INFER, ONE_ROW)[2]["x-stratus-site"] for _ in range(20)
+    )
+    after = up.served()
+    assert answered_by == {"s1": 20}
+    assert (after["a"] - before["a"], after["b"] - before["b"]) == (10, 10)  # the replicas take turns
+    assert {"s1", "s1~2"} <= set(gw.sites())
+    assert gw.sites()["s1~2"]["in_flight"] == 0
+
+    gw.admin("POST", "/admin/sites/s1~2/drain")  # one replica (a scale-down drains it first)
+    before = up.served()
+    for _ in range(6):
+        assert gw.call("POST", INFER, ONE_ROW)[0] == 200
+    assert up.served()["b"] == before["b"]
+    assert gw.call("DELETE", "/admin/backends/s1~2", headers=auth)[0] == 200
+    assert "s1~2" not in gw.sites()
+    assert gw.admin("GET", "/admin/routes")["models"]["logit"]["order"] == ["s1", "s2"]
+
+    assert gw.call("DELETE", "/admin/backends/s1~2", headers=auth) == (
+        404,
+        {"error": "no backend named 's1~2'; backends: s1, s2"},
+    )
+    assert gw.call("DELETE", "/admin/backends/s1", headers=auth) == (
+        409,
+        {"error": "'s1' is the last backend of site s1: drain the site instead"},
+    )
+    status, doc = gw.call("POST", "/admin/backends", {"name": "x", "url": "ftp://h:1"}, headers=auth)
+    assert status == 400
+    assert doc["error"].startswith("url: Value error, expected http://host:port"), doc
+    assert gw.call("POST", "/admin/backends", b"{", headers=auth)[1]["error"].startswith(
+        "the body is not JSON"
+    )
+    moved = {"name": "s2", "url": up.url("a")}
+    assert gw.call("POST", "/admin/backends", moved, headers=auth)[0] == 409
+    assert gw.call("POST", "/admin/backends", replica)[0] == 401  # no token, no change
+
+
 def test_the_admin_token_may_come_from_the_environment(up: Fleet, gateways: StartGateway) -> None:
     gw = gateways({"sites": sites(up, "a"), "models": {"logit": {}}}, token_in_env=True)
     assert gw.sites()["a"]["name"] == "a"

@@ -135,3 +135,50 @@ def test_route_candidates_leave_out_unhealthy_ejected_and_drained_sites() -> Non
         "order": ["a"],
         "unavailable": {"b": "drained", "c": "ejected", "d": "unhealthy"},
     }
+
+
+def replica(name: str, of: str, **fields: float) -> SiteState:
+    """A backend that is one replica of site ``of`` (``Upstream.site``)."""
+    upstream = Upstream(name=name, site=of, url=f"http://127.0.0.1:{9100 + len(name)}", **fields)
+    state = SiteState(upstream, HealthCheck(), OutlierDetection(), clock=Clock())
+    state.on_check(200, None, 0.001, state.clock())
+    return state
+
+
+def test_replicas_of_a_site_take_turns_and_a_retry_goes_to_another_site_first() -> None:
+    a1, a2, a3 = (
+        replica("a", "a", priority=0),
+        replica("a~2", "a", priority=0),
+        replica("a~3", "a", priority=0),
+    )
+    b = replica("b", "b", priority=1)
+    route = Route("m", "failover", [a1, a2, a3, b])
+    rng = random.Random(3)
+    orders = [names(route.candidates(1000.0, rng)) for _ in range(4)]
+    # Each request starts on the next replica of the preferred site; its first retry is the other site.
+    assert orders == [
+        ["a", "b", "a~2", "a~3"],
+        ["a~2", "b", "a~3", "a"],
+        ["a~3", "b", "a", "a~2"],
+        ["a", "b", "a~2", "a~3"],
+    ]
+    # The admin view shows what the next request would try, and moves no turn.
+    assert route.describe(1000.0)["order"] == route.describe(1000.0)["order"] == ["a~2", "b", "a~3", "a"]
+    assert names(route.candidates(1000.0, rng))[0] == "a~2"
+    a2.drained = True  # a drained replica (a scale-down) is skipped, the others keep taking turns
+    firsts = Counter(names(route.candidates(1000.0, rng))[0] for _ in range(10))
+    assert firsts == Counter({"a": 5, "a~3": 5})
+
+
+def test_a_site_with_replicas_is_one_candidate_to_the_latency_policy() -> None:
+    # Per backend, the fastest replica would get every request; per site, both replicas of the faster
+    # site share them and the slower site is not preferred because it has fewer replicas.
+    fast1, fast2, slow = replica("fast", "fast"), replica("fast~2", "fast"), replica("slow", "slow")
+    fast1.on_success(0.001)
+    fast2.on_success(0.003)
+    slow.on_success(0.010)
+    route = Route("m", "latency", [slow, fast1, fast2])
+    rng = random.Random(7)
+    firsts = Counter(names(route.candidates(1000.0, rng))[0] for _ in range(1000))
+    assert min(firsts["fast"], firsts["fast~2"]) > 400, firsts
+    assert firsts["slow"] < 100, firsts  # only the 5% exploration

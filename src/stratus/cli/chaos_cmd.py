@@ -10,11 +10,13 @@ from rich.table import Table
 
 from stratus.cli.inputs import JSON, PLATFORM_HERE, finite_flag
 from stratus.cli.output import console, print_json
+from stratus.cli.serve_admin_cmd import NAME
 from stratus.cli.serve_cmd import serving_folder
 from stratus.config import resolve_platform_path
 from stratus.limits import MAX_CLIENT_THREADS, MAX_FLAG_SECONDS
 from stratus.serving.chaos import SCOPES, DrillResult, kill_site
 from stratus.serving.chaos_net import network_drill
+from stratus.serving.deployments import choose_deployment
 
 __all__ = ["app"]
 
@@ -32,6 +34,13 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
 )
+
+
+def _folder(platform_file: Path, name: str | None) -> Path:
+    """The chosen deployment's folder; the serving folder itself (no record) when none runs."""
+    root = serving_folder(platform_file)
+    chosen = choose_deployment(root, name)
+    return chosen.folder if chosen is not None else root
 
 
 def _secs(value: float | None) -> str:
@@ -110,6 +119,7 @@ def kill_site_command(
         callback=finite_flag,
         help="Seconds to wait for each phase.",
     ),
+    name: str | None = NAME,
     platform: Path | None = PLATFORM_HERE,
     as_json: bool = JSON,
 ) -> None:
@@ -126,7 +136,7 @@ def kill_site_command(
         raise typer.BadParameter(f"{scope!r}: expected one of {', '.join(SCOPES)}", param_hint="--scope")
     platform_file = resolve_platform_path(platform)
     result = kill_site(
-        serving_folder(platform_file),
+        _folder(platform_file, name),
         site,
         scope=scope,
         platform_file=platform_file,
@@ -156,9 +166,9 @@ _NAMESPACED = (
 
 
 def _network(site: str, mode: str, down_for: float, delay_ms: float, concurrency: int, timeout_s: float,
-             platform: Path | None, as_json: bool) -> None:  # fmt: skip
+             name: str | None, platform: Path | None, as_json: bool) -> None:  # fmt: skip
     result = network_drill(
-        serving_folder(resolve_platform_path(platform)),
+        _folder(resolve_platform_path(platform), name),
         site,
         mode=mode,
         down_for_s=down_for,
@@ -185,11 +195,12 @@ def partition_command(
     down_for: float = _FOR,
     concurrency: int = _CONCURRENCY,
     timeout_s: float = _TIMEOUT,
+    name: str | None = NAME,
     platform: Path | None = PLATFORM_HERE,
     as_json: bool = JSON,
 ) -> None:
     """Exit 0 when clients saw no failure and the site was ejected and taken back after the window."""
-    _network(site, "partition", down_for, 0.0, concurrency, timeout_s, platform, as_json)
+    _network(site, "partition", down_for, 0.0, concurrency, timeout_s, name, platform, as_json)
 
 
 @app.command("delay", help="Slow SITE's link by --ms each way under load, then restore it." + _NAMESPACED)
@@ -199,8 +210,9 @@ def delay_command(
     down_for: float = _FOR,
     concurrency: int = _CONCURRENCY,
     timeout_s: float = _TIMEOUT,
+    name: str | None = NAME,
     platform: Path | None = PLATFORM_HERE,
     as_json: bool = JSON,
 ) -> None:
     """Exit 0 when clients saw no failure."""
-    _network(site, "delay", down_for, delay_ms, concurrency, timeout_s, platform, as_json)
+    _network(site, "delay", down_for, delay_ms, concurrency, timeout_s, name, platform, as_json)

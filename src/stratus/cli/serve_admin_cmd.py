@@ -1,5 +1,8 @@
 """``stratus serve status|stop|drain|undrain|weights``: a running deployment, seen and steered from outside.
 
+Each takes ``--name`` (the deployment's name); without it the platform's only deployment is meant
+(:mod:`stratus.serving.deployments`).
+
 None of these asks the supervisor anything: they read the deployment record, check each recorded PID
 against its command line, and talk to every gateway through its bearer-token admin API (the token comes
 from the owner-only record and is never printed). So they work, and tell the truth, when the deployment
@@ -22,6 +25,7 @@ from stratus.config import resolve_platform_path
 from stratus.errors import ServingError
 from stratus.processes import stop_process
 from stratus.serving.deployment import SUPERVISOR_MARKER, Deployment, load_deployment
+from stratus.serving.deployments import choose_deployment, require_deployment
 from stratus.serving.fleet import stop_deployment
 from stratus.serving.fleet_state import ProcessState, fleet_state, gateway_views, process_states
 from stratus.serving.gateway_client import admin_post
@@ -34,6 +38,7 @@ from stratus.serving.operator import (
 from stratus.state import state_dir
 
 __all__ = [
+    "NAME",
     "drain_command",
     "serving_folder",
     "status_command",
@@ -45,25 +50,32 @@ __all__ = [
 # `serve status` exits 0 when every process is up, 1 when nothing runs, 3 when some are up and some not.
 EXIT_DEGRADED = 3
 
+NAME = typer.Option(
+    None, "--name", help="The deployment (its model's name, or its --name). Default: the only one."
+)
+
 
 def serving_folder(platform_file: Path) -> Path:
-    """Where a platform's deployment keeps its record, logs and staged models."""
+    """Where a platform's deployments live: each in ``NAME/`` with its record, logs and staged models."""
     return state_dir(platform_file) / "serve"
 
 
-def _deployment(platform: Path | None) -> Deployment | None:
-    return load_deployment(serving_folder(resolve_platform_path(platform)))
+def _deployment(platform: Path | None, name: str | None) -> Deployment | None:
+    chosen = choose_deployment(serving_folder(resolve_platform_path(platform)), name)
+    return chosen.deployment if chosen is not None else None
 
 
 # -- status ---------------------------------------------------------------------------------------------
 
 
-def status_command(platform: Path | None = PLATFORM_HERE, as_json: bool = JSON) -> None:
+def status_command(
+    name: str | None = NAME, platform: Path | None = PLATFORM_HERE, as_json: bool = JSON
+) -> None:
     """Every process of the deployment (running or dead) and each site as each gateway sees it.
 
     Exit 0 when every process runs, 3 when some do and some do not, 1 when none is running.
     """
-    deployment = _deployment(platform)
+    deployment = _deployment(platform, name)
     if deployment is None:
         if as_json:
             print_json({"running": False})
@@ -186,13 +198,13 @@ def _coloured(state: str) -> str:
 # -- stop -----------------------------------------------------------------------------------------------
 
 
-def stop_command(platform: Path | None = PLATFORM_HERE) -> None:
+def stop_command(name: str | None = NAME, platform: Path | None = PLATFORM_HERE) -> None:
     """Stop the deployment: its supervisor, then whatever is left (also when the supervisor is gone)."""
-    folder = serving_folder(resolve_platform_path(platform))
-    deployment = load_deployment(folder)
-    if deployment is None:
+    chosen = choose_deployment(serving_folder(resolve_platform_path(platform)), name)
+    if chosen is None:
         console().print("no deployment is running")
         return
+    folder, deployment = chosen.folder, chosen.deployment
     supervisor = process_states(deployment)[0]
     if supervisor.running:
         # It stops its own processes in order and removes the record; SIGKILL after 60 s.
@@ -215,10 +227,11 @@ def stop_command(platform: Path | None = PLATFORM_HERE) -> None:
 
 def drain_command(
     site: str = typer.Argument(..., help="The site to take out of rotation.", show_default=False),
+    name: str | None = NAME,
     platform: Path | None = PLATFORM_HERE,
 ) -> None:
     """Take SITE out of rotation on every gateway (requests in flight finish; health checks continue)."""
-    deployment = _require(platform)
+    deployment = _require(platform, name)
     check_site(deployment, site)
     state = load_operator_state(Path(deployment.folder))
     if site not in state.drained:
@@ -229,10 +242,11 @@ def drain_command(
 
 def undrain_command(
     site: str = typer.Argument(..., help="The site to put back in rotation.", show_default=False),
+    name: str | None = NAME,
     platform: Path | None = PLATFORM_HERE,
 ) -> None:
     """Put SITE back in rotation on every gateway (it serves again once its health checks pass)."""
-    deployment = _require(platform)
+    deployment = _require(platform, name)
     check_site(deployment, site)
     state = load_operator_state(Path(deployment.folder))
     state.drained = [name for name in state.drained if name != site]
@@ -244,10 +258,11 @@ def weights_command(
     weights: str = typer.Argument(
         ..., help="SITE=WEIGHT pairs, e.g. a=3,b=1 (sites not named keep theirs).", show_default=False
     ),
+    name: str | None = NAME,
     platform: Path | None = PLATFORM_HERE,
 ) -> None:
     """Set the sites' weights for the `weighted` policy on every gateway: a=3,b=1 sends 3 in 4 to a."""
-    deployment = _require(platform)
+    deployment = _require(platform, name)
     parsed = parse_weights(weights, deployment)
     state = load_operator_state(Path(deployment.folder))
     state.weights.update(parsed)
@@ -266,13 +281,8 @@ def weights_command(
         )
 
 
-def _require(platform: Path | None) -> Deployment:
-    deployment = _deployment(platform)
-    if deployment is None:
-        raise ServingError(
-            "no deployment is running here: start one with `stratus serve MODEL --sites A,B`", status=400
-        )
-    return deployment
+def _require(platform: Path | None, name: str | None) -> Deployment:
+    return require_deployment(serving_folder(resolve_platform_path(platform)), name).deployment
 
 
 def _post(deployment: Deployment, url: str, path: str) -> None:

@@ -1,6 +1,9 @@
 """``stratus serve``: a model served from several sites behind one or more gateways.
 
-``status``, ``stop``, ``drain``, ``undrain`` and ``weights`` live in :mod:`stratus.cli.serve_admin_cmd`.
+``status``, ``stop``, ``drain``, ``undrain`` and ``weights`` live in :mod:`stratus.cli.serve_admin_cmd`,
+``ls`` and ``scale`` in :mod:`stratus.cli.serve_scale_cmd`. Each deployment is named (its model's name
+in URLs, or ``--name``) and lives in ``.stratus/serve/NAME/``; several can run side by side, each with
+its own gateway port.
 
 ``stratus serve MODEL --sites A,B`` is the everyday form (the ``start`` subcommand is implied), so the
 group routes any first argument that is not a subcommand to ``start``.
@@ -23,19 +26,31 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from stratus.catalog import Catalog
-from stratus.cli import serve_admin_cmd
+from stratus.cli import serve_admin_cmd, serve_scale_cmd
 from stratus.cli.inputs import JSON, PLATFORM_HERE
 from stratus.cli.output import console, print_json
 from stratus.cli.serve_admin_cmd import serving_folder
 from stratus.config import Platform, load_platform, resolve_platform_path
+from stratus.config.names import check_safe_name
 from stratus.errors import ConfigError, ServingError
 from stratus.limits import name_problem
 from stratus.planner import site_offerings
+from stratus.private_files import private_dir
 from stratus.processes import spawn, stop_process
 from stratus.runner.context import open_stores
 from stratus.serving.deployment import SUPERVISOR_MARKER, Deployment, load_deployment
-from stratus.serving.fleet import POLICIES, Fleet, FleetOptions, dns_available, log_tail
+from stratus.serving.deployments import deployment_folder, list_deployments
+from stratus.serving.fleet import (
+    MAX_REPLICAS,
+    POLICIES,
+    Fleet,
+    FleetOptions,
+    check_ports_free,
+    dns_available,
+    log_tail,
+)
 from stratus.serving.fleet_state import process_states
+from stratus.serving.scaler import ScaleWorker
 from stratus.serving.source import (
     RegistryAccess,
     StoreOpener,
@@ -66,9 +81,12 @@ app = typer.Typer(
         "  stratus serve model.onnx --sites a,b --policy failover --port 9000\n\n"
         "  stratus serve models:/fraud@champion --sites a,b   from the model registry, by alias\n\n"
         "  stratus serve model.onnx --sites a,b --gateways 2 --detach   gateways on 127.0.0.1 and .2\n\n"
+        "  stratus serve model.onnx --sites a,b --replicas 2 --name fraud --port 8081 --detach\n\n"
+        "  stratus serve ls                every deployment here: model, sites, replicas, ports, state\n\n"
+        "  stratus serve scale fraud --site a --replicas 3   live, without failing a request\n\n"
         "  stratus serve status --json     every process, and each site as each gateway sees it\n\n"
         "  stratus serve drain a | undrain a | weights a=3,b=1   on every gateway\n\n"
-        "  stratus serve stop              stop a deployment (also what a dead supervisor left)\n\n"
+        "  stratus serve stop --name fraud   stop a deployment (also what a dead supervisor left)\n\n"
         "Clients call http://127.0.0.1:PORT/v2/models/NAME/infer; a gateway retries another site when one "
         "fails and ejects sites that fail health checks; a gateway or server that dies is restarted. "
         "Ctrl-C stops everything."
@@ -115,7 +133,17 @@ def start_command(
         None, "--dns-name", help="The name it answers with the live gateways. Default: MODEL.stratus.local."
     ),
     name: str | None = typer.Option(
-        None, "--name", help="Model name in URLs. Default: the pipeline or file."
+        None,
+        "--name",
+        help="The model's name in URLs, and the deployment's (its folder .stratus/serve/NAME). "
+        "Default: the pipeline, registered model or file name.",
+    ),
+    replicas: int = typer.Option(
+        1,
+        "--replicas",
+        min=1,
+        max=MAX_REPLICAS,
+        help="Model servers per site, each a backend of the gateways; `serve scale` changes it live.",
     ),
     platform: Path | None = PLATFORM_HERE,
     detach: bool = typer.Option(False, "--detach", help="Start in the background and return once ready."),
@@ -136,35 +164,41 @@ def start_command(
         raise ConfigError(
             "--dns-name names what the DNS responder answers: add --dns-port", field="--dns-name"
         )
+    if name is not None:
+        check_safe_name(name, "--name")
     platform_file = resolve_platform_path(platform)
     model_platform = load_platform(platform_file)
     site_list = _check_sites(sites, model_platform, platform_file)
-    folder = serving_folder(platform_file)
+    root = serving_folder(platform_file)
     repo = Repository(open_database(state_url(platform_file)))
     registry = RegistryAccess(
         model_platform.registry.tracking_uri if model_platform.registry else None,
         state_dir(platform_file),
-        folder / "models" / "registry",
+        root / "models" / "registry",
     )
     source = resolve_model(model, repo, name, registry)
+    deployment_name = name or check_safe_name(source.name, "--name")
+    folder = deployment_folder(root, deployment_name)
     base_dir = platform_file.resolve().parent
     stores = dict(open_stores(model_platform, base_dir, site_list))
     check_sites(source, stores)
-    _refuse_if_running(folder)
+    holders = _refuse_if_running(root, deployment_name)
     fleet_options = FleetOptions(
         policy,
         port,
         gateways=gateways,
         grpc_port=grpc_port,
+        replicas=replicas,
         dns_port=dns_port,
         dns_name=dns_name.strip() if dns_name else None,
     )
+    check_ports_free(fleet_options, holders)
     if detach:
-        _start_detached(model, site_list, name, platform_file, folder, fleet_options, as_json)
+        _start_detached(model, site_list, deployment_name, platform_file, folder, fleet_options, as_json)
         return
     paths = stage_model(source, stores, repo, folder / "models", _holder_opener(model_platform, base_dir))
     costs = _serving_prices(model_platform, site_list, platform_file)
-    fleet = Fleet(source.name, source.description, paths, costs, folder, fleet_options)
+    fleet = Fleet(source.name, source.description, paths, costs, folder, fleet_options, name=deployment_name)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -173,6 +207,8 @@ def start_command(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     deployment = fleet.start()
+    scaler = ScaleWorker(fleet)  # `serve scale` requests: the supervisor owns the servers it adds
+    scaler.start()
     try:
         if as_json:
             print_json(deployment.to_json())
@@ -182,22 +218,33 @@ def start_command(
         fleet.supervise(stop)
     finally:
         fleet.stop()
+        scaler.stop()
     if not as_json:
         console().print("stopped: every gateway and every site's server")
 
 
-def _refuse_if_running(folder: Path) -> None:
-    """A second deployment here would overwrite the record of the first and orphan what is left of it."""
-    current = load_deployment(folder)
-    if current is None:
-        return
-    alive = [state.label for state in process_states(current) if state.running]
-    if alive:
-        raise ServingError(
-            f"a deployment is already running here (model {current.model}, gateway {current.gateway_url}; "
-            f"alive: {', '.join(alive)}): stop it with `stratus serve stop`",
-            status=409,
-        )
+def _refuse_if_running(root: Path, name: str) -> dict[int, str]:
+    """Refuse a second deployment of ``name`` (it would orphan the first); the others' ports by port.
+
+    Deployments of other names may run beside it, each on its own gateway port.
+    """
+    ports: dict[int, str] = {}
+    for listed in list_deployments(root):
+        current = listed.deployment
+        alive = [state.label for state in process_states(current) if state.running]
+        if not alive:
+            continue
+        if listed.name == name:
+            raise ServingError(
+                f"a deployment named {name!r} is already running here (model {current.model}, gateway "
+                f"{current.gateway_url}; alive: {', '.join(alive)}): stop it with `stratus serve stop "
+                f"--name {name}`, or start this one with another --name",
+                status=409,
+            )
+        ports[current.gateway_port] = listed.name
+        if current.dns is not None:
+            ports[current.dns.port] = listed.name
+    return ports
 
 
 def _holder_opener(platform: Platform, base_dir: Path) -> StoreOpener:
@@ -254,12 +301,13 @@ def _print_started(deployment: Deployment) -> None:
     out = console()
     out.print(
         f"serving [bold]{escape(deployment.model)}[/] ({escape(deployment.source)}) from "
-        f"{len(deployment.sites)} sites through {len(deployment.gateways)} gateways, "
+        f"{len(deployment.site_names)} sites ({len(deployment.sites)} model servers) through "
+        f"{len(deployment.gateways)} gateways, "
         f"policy {deployment.policy}"
     )
-    table = Table("site", "server", "$/h (2 vCPU)", "log")
+    table = Table("site", "replica", "server", "$/h (2 vCPU)", "log")
     for site in deployment.sites.values():
-        table.add_row(site.site, site.url, f"{site.cost_per_hour:.4f}", site.log)
+        table.add_row(site.site, str(site.replica), site.url, f"{site.cost_per_hour:.4f}", site.log)
     out.print(table)
     for gateway in deployment.gateways:
         out.print(
@@ -269,13 +317,17 @@ def _print_started(deployment: Deployment) -> None:
             out.print(f"gRPC: [bold]{gateway.host}:{deployment.grpc_port}[/] ({gateway.name})")
     if deployment.dns is not None:
         out.print(f"DNS: {escape(deployment.dns.name)} answered at {deployment.dns.address} (UDP and TCP)")
-    out.print("status: stratus serve status    drill: stratus chaos kill-site SITE    stop: Ctrl-C")
+    name = escape(deployment.deployment_name)
+    out.print(
+        f"status: stratus serve status --name {name}    scale: stratus serve scale {name} --site SITE "
+        "--replicas N    stop: Ctrl-C"
+    )
 
 
 def _start_detached(
     model: str,
     sites: list[str],
-    name: str | None,
+    name: str,
     platform_file: Path,
     folder: Path,
     options: FleetOptions,
@@ -285,16 +337,14 @@ def _start_detached(
     command = [sys.executable, "-m", "stratus", "serve", "start", model, "--sites", ",".join(sites)]
     command += ["--policy", options.policy, "--port", str(options.gateway_port)]
     command += ["--gateways", str(options.gateways), "--platform", str(platform_file)]
-    if name:
-        command += ["--name", name]
+    command += ["--replicas", str(options.replicas), "--name", name]
     if options.grpc_port is not None:
         command += ["--grpc-port", str(options.grpc_port)]
     if options.dns_port is not None:
         command += ["--dns-port", str(options.dns_port)]
     if options.dns_name:
         command += ["--dns-name", options.dns_name]
-    log = folder / "supervisor.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log = private_dir(folder) / "supervisor.log"
     log.write_text("")
     process = spawn(command, log)
     deadline = time.monotonic() + 120
@@ -305,7 +355,9 @@ def _start_detached(
                 print_json(deployment.to_json())
             else:
                 _print_started(deployment)
-                console().print(f"running in the background (pid {process.pid}); stop: stratus serve stop")
+                console().print(
+                    f"running in the background (pid {process.pid}); stop: stratus serve stop --name {name}"
+                )
             return
         if process.poll() is not None:
             raise ServingError(f"`stratus serve` exited before it was ready:\n{log_tail(log)}", status=500)
@@ -319,3 +371,5 @@ app.command("stop")(serve_admin_cmd.stop_command)
 app.command("drain")(serve_admin_cmd.drain_command)
 app.command("undrain")(serve_admin_cmd.undrain_command)
 app.command("weights")(serve_admin_cmd.weights_command)
+app.command("ls")(serve_scale_cmd.ls_command)
+app.command("scale")(serve_scale_cmd.scale_command)

@@ -141,8 +141,8 @@ def serving_deployment(folder: Path, site: str) -> Deployment:
     deployment = load_deployment(folder)
     if deployment is None or not deployment.ready:
         raise ServingError("no deployment is running here: start one with `stratus serve`", status=400)
-    if site not in deployment.sites:
-        known = ", ".join(deployment.sites)
+    if site not in deployment.site_names:
+        known = ", ".join(deployment.site_names)
         raise ServingError(
             f"site {site!r} serves nothing in this deployment; it serves from {known}", status=400
         )
@@ -224,6 +224,11 @@ def kill_site(
         doors = site_gateways(deployment, site, gateways or [])
         if not doors:
             result.notes.append(_NOT_PER_SITE)
+    if server is not None and deployment is not None and len(deployment.replicas(site)) > 1:
+        result.notes.append(
+            f"site {site} runs {len(deployment.replicas(site))} model servers: the drill takes down its "
+            f"first ({server.name}); the other replicas keep serving the site"
+        )
     every_gateway = gateway_targets(deployment) if deployment is not None else []
     survivors = [g for g in every_gateway if g not in doors]
     result.expect_no_failures = bool(survivors) or deployment is None

@@ -57,13 +57,15 @@ def network_drill(
     if mode == "delay" and delay_ms <= 0:
         raise ConfigError(f"{delay_ms} is not a delay; expected milliseconds above 0", field="--ms")
     deployment = serving_deployment(folder, site)
-    if len(deployment.sites) < 2:
+    if len(deployment.site_names) < 2:
         raise ConfigError(f"a {mode} drill needs a second serving site to fail over to", field="SITE")
     label = "partition" if mode == "partition" else f"delay +{delay_ms:g} ms each way"
     result = DrillResult(site=site, scope=mode, signal=label, down_for_s=down_for_s)
     logs = private_dir(folder / "chaos-net")
-    with DelayedNetwork(hosts=len(deployment.sites) + 1, one_way_delay_ms=0, prefix="strchaos") as net:
-        client, hosts = net.hosts[0], dict(zip(deployment.sites, net.hosts[1:], strict=True))
+    # One server per site in the copy (a site's first replica: the link, not the replicas, is drilled).
+    sites = deployment.site_names
+    with DelayedNetwork(hosts=len(sites) + 1, one_way_delay_ms=0, prefix="strchaos") as net:
+        client, hosts = net.hosts[0], dict(zip(sites, net.hosts[1:], strict=True))
         servers = {name: _start_server(net, deployment, name, host, logs) for name, host in hosts.items()}
         gateway_url, token = _start_gateway(net, deployment, client, hosts, logs)
         result.killed.append(

@@ -18,10 +18,12 @@ from stratus.errors import ServingError
 from stratus.private_files import private_dir, write_private
 
 __all__ = [
+    "REPLICA_SEPARATOR",
     "Deployment",
     "DnsProcess",
     "GatewayProcess",
     "SiteProcess",
+    "backend_name",
     "deployment_file",
     "load_deployment",
     "remove_deployment",
@@ -32,11 +34,20 @@ SERVER_MARKER = "stratus.serving.server"
 GATEWAY_MARKER = "stratus.serving.gateway"
 DNS_MARKER = "stratus.serving.dns"
 SUPERVISOR_MARKER = "serve"
+# Replica i > 1 of site S is the backend ``S~i`` (replica 1 keeps the site's own name, so a deployment of
+# one replica per site looks as it always did). ``~`` is in no site name a gateway accepts, so a backend
+# name never reads as another site's.
+REPLICA_SEPARATOR = "~"
+
+
+def backend_name(site: str, replica: int) -> str:
+    """The gateway backend (and supervisor key) name of one replica of a site's model server."""
+    return site if replica == 1 else f"{site}{REPLICA_SEPARATOR}{replica}"
 
 
 @dataclass
 class SiteProcess:
-    """One site's model server: where it listens, its process, and how to start it again."""
+    """One model server of a site (one replica): where it listens, its process, how to start it again."""
 
     site: str
     port: int
@@ -47,6 +58,12 @@ class SiteProcess:
     cost_per_hour: float
     restarts: int = 0
     grpc_port: int | None = None  # the server's gRPC listener, when the deployment serves gRPC
+    replica: int = 1
+
+    @property
+    def name(self) -> str:
+        """Its backend name: the site for replica 1, ``SITE~i`` for replica i (the record's key)."""
+        return backend_name(self.site, self.replica)
 
     @property
     def url(self) -> str:
@@ -89,7 +106,13 @@ class DnsProcess(_Listener):
 
 @dataclass
 class Deployment:
-    """A model served from several sites behind one or more gateways."""
+    """A model served from several sites behind one or more gateways.
+
+    ``sites`` maps each model server's backend name (``SITE`` for a site's first replica, ``SITE~i`` for
+    the others) to its record; :attr:`site_names` and :meth:`replicas` give the per-site view. ``name``
+    is the deployment's name (its folder under ``.stratus/serve/``); records written before deployments
+    had names have none, and go by their model's.
+    """
 
     model: str
     source: str
@@ -105,6 +128,21 @@ class Deployment:
     ready: bool = False
     started_at: str = ""
     grpc_port: int | None = None  # every gateway's gRPC port (on its own host), when served
+    name: str = ""
+
+    @property
+    def deployment_name(self) -> str:
+        """What ``--name`` selects it by: its name, else (an older record) its model's."""
+        return self.name or self.model
+
+    @property
+    def site_names(self) -> list[str]:
+        """The sites it serves from, in the order they were given (each once, however many replicas)."""
+        return list(dict.fromkeys(server.site for server in self.sites.values()))
+
+    def replicas(self, site: str) -> list[SiteProcess]:
+        """The model servers of ``site``, replica 1 first."""
+        return sorted((s for s in self.sites.values() if s.site == site), key=lambda s: s.replica)
 
     @property
     def gateway_url(self) -> str:
@@ -127,6 +165,7 @@ class Deployment:
             payload["sites"][name]["url"] = site.url
         for record, gateway in zip(payload["gateways"], self.gateways, strict=True):
             record["url"] = gateway.url
+        payload["replicas"] = {site: len(self.replicas(site)) for site in self.site_names}
         return payload
 
 
@@ -167,7 +206,7 @@ def load_deployment(folder: Path) -> Deployment | None:
 
 
 def _from_json(payload: dict[str, Any]) -> Deployment:
-    for derived in ("gateway_url", "gateway_urls"):
+    for derived in ("gateway_url", "gateway_urls", "replicas"):
         payload.pop(derived, None)
     sites = {}
     for name, record in payload.pop("sites").items():

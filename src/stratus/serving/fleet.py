@@ -1,7 +1,8 @@
 """Start a model server per site and the gateways in front of them, keep them up, stop them in order.
 
-This is what `stratus serve` runs on a platform's local sites: each site's server is its own process on its
-own port, reading the model from that site's store; ``gateways`` gateways (active-active, each routing to
+This is what `stratus serve` runs on a platform's local sites: each site's server (``replicas`` of them,
+each a backend of the gateways) is its own process on its own port, reading the model from that site's
+store; ``gateways`` gateways (active-active, each routing to
 every site) listen on the same port, gateway *i* on loopback address ``127.0.0.i`` (Linux routes all of
 127/8 to ``lo``), so a DNS name can list each by its own A record; an optional DNS responder answers that
 name with the live gateways. The supervisor restarts any of them that dies on the same address (unless a
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stratus.errors import ServingError
+from stratus.errors import ConfigError, ServingError
 from stratus.private_files import private_dir, write_private
 from stratus.processes import command_line, free_ports, is_running, spawn, stop_process
 from stratus.serving.deployment import (
@@ -40,6 +41,7 @@ from stratus.serving.deployment import (
     DnsProcess,
     GatewayProcess,
     SiteProcess,
+    backend_name,
     remove_deployment,
     save_deployment,
 )
@@ -49,9 +51,11 @@ from stratus.serving.limits import ServingLimits, limit_flags
 from stratus.serving.operator import apply_state, load_operator_state, remove_operator_state
 
 __all__ = [
+    "MAX_REPLICAS",
     "POLICIES",
     "Fleet",
     "FleetOptions",
+    "check_ports_free",
     "default_dns_name",
     "dns_available",
     "dns_command",
@@ -67,6 +71,9 @@ POLICIES = ("failover", "latency", "weighted", "cost")
 # cap), so a gateway that cannot bind its port does not respawn ten times a second.
 _YOUNG_S = 10.0
 _MAX_RESTART_DELAY_S = 30.0
+# Model servers per site: each is a process with the model in memory, so a typo (--replicas 300) must not
+# start hundreds of them.
+MAX_REPLICAS = 32
 
 Child = SiteProcess | GatewayProcess | DnsProcess
 
@@ -79,6 +86,7 @@ class FleetOptions:
     gateway_port: int = 8080
     gateways: int = 1
     grpc_port: int | None = None  # the gateways' gRPC port; each server then gets a gRPC port of its own
+    replicas: int = 1  # model servers per site at the start; `serve scale` changes one site's live
     dns_port: int | None = None
     dns_name: str | None = None
     drain_s: float = 5.0
@@ -135,6 +143,38 @@ def http_ready(url: str, path: str = "/v2/health/ready", timeout_s: float = 1.0)
         conn.close()
 
 
+def check_ports_free(options: FleetOptions, deployment_by_port: dict[int, str] | None = None) -> None:
+    """ConfigError (exit 2, one line naming the port and its flag) when a port the fleet binds is taken.
+
+    Checked before any process starts, so a busy port is one clear line rather than a gateway's log tail
+    after a timeout. ``deployment_by_port`` names the deployment of this platform that holds a port.
+    """
+    holders = deployment_by_port or {}
+    wanted = [(gateway_host(i), options.gateway_port, "--port") for i in range(options.gateways)]
+    if options.grpc_port is not None:
+        wanted += [(gateway_host(i), options.grpc_port, "--grpc-port") for i in range(options.gateways)]
+    if options.dns_port is not None:
+        wanted.append(("127.0.0.1", options.dns_port, "--dns-port"))
+    for host, port, flag in wanted:
+        if _bindable(host, port):
+            continue
+        holder = f" (by deployment {holders[port]!r})" if port in holders else ""
+        raise ConfigError(
+            f"port {port} on {host} is already in use{holder}; pick a free one with {flag}", field=flag
+        )
+
+
+def _bindable(host: str, port: int) -> bool:
+    """Whether a listener could bind ``host:port`` now (SO_REUSEADDR, as uvicorn binds it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _tcp_listening(host: str, port: int, timeout_s: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout_s):
@@ -163,6 +203,8 @@ class Fleet:
         costs: dict[str, float],
         folder: Path,
         options: FleetOptions | None = None,
+        *,
+        name: str = "",
     ) -> None:
         if not model_paths:
             raise ServingError("no site to serve from: pass --sites A,B", status=400)
@@ -173,6 +215,11 @@ class Fleet:
             )
         if self.options.gateways < 1:
             raise ServingError(f"--gateways must be at least 1, not {self.options.gateways}", status=400)
+        if not 1 <= self.options.replicas <= MAX_REPLICAS:
+            raise ServingError(
+                f"--replicas must be from 1 to {MAX_REPLICAS}, not {self.options.replicas}", status=400
+            )
+        self.name = name or model  # the deployment's name: its folder, and what --name selects
         self.folder = folder
         self.model = model
         self.source = source
@@ -180,7 +227,11 @@ class Fleet:
         self.costs = costs
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.deployment: Deployment | None = None
-        self._lock = threading.Lock()
+        # Held while the children or the record change (a restart, a scale, the stop): the supervisor
+        # loop and a scale in another thread (serving/scaler.py) never see them half changed.
+        self.lock = threading.RLock()
+        # Servers a scale is starting or stopping: the scale owns them, the loop does not restart them.
+        self.unsupervised: set[str] = set()
         self._stopping = threading.Event()
         self._started_at: dict[str, float] = {}
         self._delays: dict[str, float] = {}
@@ -190,6 +241,7 @@ class Fleet:
 
     def start(self) -> Deployment:
         """Start every site's server, then the gateways, then DNS; on any failure stop what started."""
+        check_ports_free(self.options)  # before anything starts: one clear line, not a log tail
         private_dir(self.folder)  # the gateway config and the record hold the admin token
         remove_operator_state(self.folder)  # a new deployment starts with no site drained
         deployment = self._plan()
@@ -199,8 +251,8 @@ class Fleet:
             for site in deployment.sites.values():
                 self._launch(site)
             for site in deployment.sites.values():
-                self._wait_http(site.url, site.log, f"the model server for site {site.site}", _key(site))
-            self._write_gateway_config(deployment)
+                self.wait_server(site)
+            self.write_gateway_config()
             for gateway in deployment.gateways:
                 self._launch(gateway)
             for gateway in deployment.gateways:
@@ -229,21 +281,13 @@ class Fleet:
             supervisor_command=command_line(os.getpid()) or [],
             started_at=datetime.now(UTC).isoformat(timespec="seconds"),
             grpc_port=options.grpc_port,
+            name=self.name,
         )
-        grpc = options.grpc_port is not None
-        ports = free_ports(len(self.model_paths) * (2 if grpc else 1))
-        for i, (site, path) in enumerate(self.model_paths.items()):
-            port, grpc_port = (ports[2 * i], ports[2 * i + 1]) if grpc else (ports[i], None)
-            deployment.sites[site] = SiteProcess(
-                site=site,
-                port=port,
-                pid=0,
-                log=str(self.folder / f"{site}.log"),
-                command=self._server_command(path, port, grpc_port),
-                model_path=str(path),
-                cost_per_hour=self.costs.get(site, 0.0),
-                grpc_port=grpc_port,
-            )
+        ports = iter(free_ports(len(self.model_paths) * options.replicas))
+        for site in self.model_paths:
+            for replica in range(1, options.replicas + 1):
+                server = self.plan_server(site, replica, next(ports))
+                deployment.sites[server.name] = server
         config_path = self.folder / "gateway.json"
         for i in range(options.gateways):
             host, name = gateway_host(i), f"gateway-{i + 1}"
@@ -254,6 +298,22 @@ class Fleet:
         if options.dns_port is not None:
             deployment.dns = self._plan_dns(deployment.gateways, options.dns_port)
         return deployment
+
+    def plan_server(self, site: str, replica: int, port: int) -> SiteProcess:
+        """Replica ``replica`` of ``site``'s model server on ``port`` (a free one; not started yet)."""
+        path = self.model_paths[site]
+        grpc_port = free_ports(1)[0] if self.options.grpc_port is not None else None
+        return SiteProcess(
+            site=site,
+            port=port,
+            pid=0,
+            log=str(self.folder / f"{backend_name(site, replica)}.log"),
+            command=self._server_command(path, port, grpc_port),
+            model_path=str(path),
+            cost_per_hour=self.costs.get(site, 0.0),
+            grpc_port=grpc_port,
+            replica=replica,
+        )
 
     def _plan_dns(self, gateways: list[GatewayProcess], port: int) -> DnsProcess:
         name = self.options.dns_name or default_dns_name(self.model)
@@ -284,8 +344,15 @@ class Fleet:
             *self.options.server_args,
         ]
 
-    def _write_gateway_config(self, deployment: Deployment) -> None:
-        """One config for every gateway (each is given its own ``--host``); it holds the admin token."""
+    def write_gateway_config(self) -> None:
+        """One config for every gateway (each is given its own ``--host``); it holds the admin token.
+
+        Every replica of a site is a backend with the site's priority and cost; a gateway the supervisor
+        restarts reads it again, so a scale rewrites it before it changes the running gateways.
+        """
+        deployment = self.deployment
+        assert deployment is not None
+        priority = {site: i for i, site in enumerate(deployment.site_names)}
         config = {
             "host": "127.0.0.1",
             "port": deployment.gateway_port,
@@ -294,13 +361,15 @@ class Fleet:
             "limits": self.options.limits.model_dump(),
             "sites": [
                 {
-                    "name": s.site,
+                    "name": s.name,
+                    "site": s.site,
                     "url": s.url,
-                    "priority": i,
+                    "priority": priority[s.site],
                     "cost_per_hour": s.cost_per_hour,
                     **({} if s.grpc_port is None else {"grpc_port": s.grpc_port}),
                 }
-                for i, s in enumerate(deployment.sites.values())
+                for s in deployment.sites.values()
+                if s.name not in self.unsupervised
             ],
             "models": {deployment.model: {"policy": deployment.policy}},
         }
@@ -308,6 +377,24 @@ class Fleet:
             config["grpc"] = {"port": deployment.grpc_port}
         config_path = self.folder / "gateway.json"
         write_private(config_path, json.dumps(config, indent=2).encode())
+
+    def launch(self, child: Child) -> None:
+        """Start ``child`` (a server a scale adds: the caller puts it in the record once it is ready)."""
+        self._launch(child)
+
+    def wait_server(self, server: SiteProcess) -> None:
+        """Until ``server`` answers ready; ServingError with its log tail if it exits or takes too long."""
+        what = f"the model server {server.name} of site {server.site}"
+        self._wait_http(server.url, server.log, what, _key(server))
+
+    def handle(self, child: Child) -> subprocess.Popen[bytes] | None:
+        """The supervisor's handle on ``child``'s process (None when it never started one)."""
+        return self.processes.get(_key(child))
+
+    def forget(self, child: Child) -> None:
+        """Drop a stopped server's handle and bookkeeping (a scale-down took it out of the record)."""
+        for table in (self.processes, self._started_at, self._delays):
+            table.pop(_key(child), None)
 
     def _launch(self, child: Child) -> None:
         process = spawn(child.command, Path(child.log), self._env())
@@ -350,10 +437,12 @@ class Fleet:
             deployment = self.deployment
             if deployment is None or self._stopping.is_set():
                 return
-            for child in _children(deployment):
+            with self.lock:  # a scale may be adding or removing servers
+                children = _children(deployment)
+            for child in children:
                 key = _key(child)
                 process = self.processes.get(key)
-                if process is None or process.poll() is None:
+                if process is None or process.poll() is None or child.name in self.unsupervised:
                     continue
                 if held(self.folder, key):  # a drill keeps it down for a window (serving/holds.py)
                     died_at.pop(key, None)
@@ -376,9 +465,11 @@ class Fleet:
         return min(_MAX_RESTART_DELAY_S, max(base, self._delays.get(key, 0.0)) * 2 or 0.5)
 
     def _restart(self, child: Child) -> None:
-        with self._lock:
+        with self.lock:
             if self._stopping.is_set() or self.deployment is None:
                 return
+            if all(c is not child for c in _children(self.deployment)) or child.name in self.unsupervised:
+                return  # a scale-down took it out meanwhile
             self._launch(child)
             child.restarts += 1
             if isinstance(child, GatewayProcess):
@@ -403,17 +494,22 @@ class Fleet:
 
     # -- stop -----------------------------------------------------------------------------------------
 
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` began: a scale in progress gives up instead of starting servers."""
+        return self._stopping.is_set()
+
     def stop(self, timeout_s: float = 15.0) -> None:
         """DNS, gateways, then every server; forget the deployment once all are gone."""
         self._stopping.set()
-        with self._lock:
+        with self.lock:
             if self.deployment is not None:
                 stop_deployment(self.deployment, self.processes, timeout_s)
 
 
 def _key(child: Child) -> str:
     if isinstance(child, SiteProcess):
-        return f"server:{child.site}"
+        return f"server:{child.name}"
     if isinstance(child, GatewayProcess):
         return f"gateway:{child.name}"
     return "dns"

@@ -73,7 +73,7 @@ def process_states(deployment: Deployment) -> list[ProcessState]:
         )
     for site in deployment.sites.values():
         running = is_running(site.pid, site.command)
-        states.append(ProcessState("server", site.site, site.pid, site.url, running, site.restarts, site.log))
+        states.append(ProcessState("server", site.name, site.pid, site.url, running, site.restarts, site.log))
     return states
 
 

@@ -67,9 +67,10 @@ def remove_operator_state(folder: Path) -> None:
 
 def check_site(deployment: Deployment, site: str) -> None:
     """ConfigError (exit 2) naming SITE unless the deployment serves from ``site``."""
-    if site not in deployment.sites:
+    if site not in deployment.site_names:
         raise ConfigError(
-            f"unknown site {site!r}; this deployment serves from {', '.join(deployment.sites)}", field="SITE"
+            f"unknown site {site!r}; this deployment serves from {', '.join(deployment.site_names)}",
+            field="SITE",
         )
 
 
@@ -82,9 +83,9 @@ def parse_weights(text: str, deployment: Deployment) -> dict[str, float]:
             raise ConfigError(
                 f"{item!r} is not SITE=WEIGHT; expected e.g. {_example(deployment)}", field="WEIGHTS"
             )
-        if site not in deployment.sites:
+        if site not in deployment.site_names:
             raise ConfigError(
-                f"unknown site {site!r}; this deployment serves from {', '.join(deployment.sites)}",
+                f"unknown site {site!r}; this deployment serves from {', '.join(deployment.site_names)}",
                 field="WEIGHTS",
             )
         if site in weights:
@@ -100,7 +101,7 @@ def parse_weights(text: str, deployment: Deployment) -> dict[str, float]:
 
 
 def _example(deployment: Deployment) -> str:
-    names = list(deployment.sites)[:2]
+    names = deployment.site_names[:2]
     return ",".join(f"{name}={3 - i}" for i, name in enumerate(names))
 
 

@@ -1,4 +1,8 @@
-"""The admin API: site state, routes, drain/undrain, weights; every call needs a bearer token.
+"""The admin API: site state, routes, drain/undrain, weights, backends; every call needs a bearer token.
+
+``/admin/sites/NAME/...`` takes a site (every replica of it) or one backend by name (``a~2``);
+``POST /admin/backends`` (a JSON body ``{"name", "url", "site"}``) adds a backend and ``DELETE
+/admin/backends/NAME`` removes one, which is how `stratus serve scale` changes replicas live.
 
 Every call needs ``Authorization: Bearer <token>``.
 
@@ -10,13 +14,17 @@ who can reach the gateway drain every site. The token is never logged or echoed.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import math
 import time
 from collections.abc import Callable
 from typing import Any
 
-from stratus.serving.gateway.config import TOKEN_ENV
+from pydantic import ValidationError
+
+from stratus.serving.gateway.backends import BackendError, Backends
+from stratus.serving.gateway.config import TOKEN_ENV, Upstream
 from stratus.serving.gateway.health import SiteState
 from stratus.serving.gateway.policies import Route
 
@@ -38,18 +46,24 @@ class Admin:
         routes: dict[str, Route],
         *,
         clock: Callable[[], float] = time.monotonic,
+        backends: Backends | None = None,
     ) -> None:
         self._token = token.encode() if token else None
         self.sites = sites
         self.routes = routes
         self.clock = clock
+        self.backends = backends
 
-    def handle(self, method: str, parts: list[str], authorization: bytes | None) -> AdminAnswer:
+    def handle(
+        self, method: str, parts: list[str], authorization: bytes | None, body: bytes = b""
+    ) -> AdminAnswer:
         """``parts`` is the path after ``/admin``, split on ``/``; returns (status, JSON doc, headers)."""
         refused = self._authorize(authorization)
         if refused is not None:
             return refused
         now = self.clock()
+        if parts and parts[0] == "backends":
+            return self._backends(method, parts[1:], body, now)
         if parts == ["sites"]:
             if method != "GET":
                 return 405, {"error": f"method {method} not allowed here; use GET"}, []
@@ -61,13 +75,14 @@ class Admin:
         if len(parts) == 3 and parts[0] == "sites" and parts[2] in ("drain", "undrain"):
             if method != "POST":
                 return 405, {"error": f"method {method} not allowed here; use POST"}, []
-            site = self.sites.get(parts[1])
-            if site is None:
-                known = ", ".join(self.sites)
-                return 404, {"error": f"no site named {parts[1]!r}; sites: {known}"}, []
-            site.drained = parts[2] == "drain"
-            log.warning("site %s %s by the admin API", site.name, "drained" if site.drained else "undrained")
-            return 200, self.site_doc(site, now), []
+            chosen = self._named(parts[1])
+            if not chosen:
+                return 404, {"error": f"no site named {parts[1]!r}; sites: {self._known()}"}, []
+            for site in chosen:
+                site.drained = parts[2] == "drain"
+            done = "drained" if parts[2] == "drain" else "undrained"
+            log.warning("%s %s by the admin API", ", ".join(s.name for s in chosen), done)
+            return 200, self._docs(chosen, now), []
         if len(parts) == 4 and parts[0] == "sites" and parts[2] == "weight":
             if method != "POST":
                 return 405, {"error": f"method {method} not allowed here; use POST"}, []
@@ -76,25 +91,66 @@ class Admin:
             404,
             {
                 "error": "no admin route; use /admin/sites, /admin/routes, "
-                "/admin/sites/NAME/drain|undrain, /admin/sites/NAME/weight/NUMBER"
+                "/admin/sites/NAME/drain|undrain, /admin/sites/NAME/weight/NUMBER, "
+                "POST /admin/backends, DELETE /admin/backends/NAME"
             },
             [],
         )
 
+    def _named(self, name: str) -> list[SiteState]:
+        """Every backend of site ``name``, else the backend called ``name``, else none."""
+        group = [site for site in self.sites.values() if site.site == name]
+        if group:
+            return group
+        one = self.sites.get(name)
+        return [one] if one is not None else []
+
+    def _known(self) -> str:
+        names = dict.fromkeys([*(s.site for s in self.sites.values()), *self.sites])
+        return ", ".join(names)
+
+    def _docs(self, chosen: list[SiteState], now: float) -> dict[str, Any]:
+        """One backend's record; for several (a site's replicas), the site and each backend's record."""
+        if len(chosen) == 1:
+            return self.site_doc(chosen[0], now)
+        return {"site": chosen[0].site, "backends": [self.site_doc(site, now) for site in chosen]}
+
     def _set_weight(self, name: str, text: str, now: float) -> AdminAnswer:
         """Change a site's weight for the ``weighted`` policy (the config's frozen upstream is replaced)."""
-        site = self.sites.get(name)
-        if site is None:
-            return 404, {"error": f"no site named {name!r}; sites: {', '.join(self.sites)}"}, []
+        chosen = self._named(name)
+        if not chosen:
+            return 404, {"error": f"no site named {name!r}; sites: {self._known()}"}, []
         try:
             weight = float(text)
         except ValueError:
             weight = math.nan
         if not math.isfinite(weight) or weight < 0:
             return 400, {"error": f"weight {text!r}: expected a number >= 0"}, []
-        site.upstream = site.upstream.model_copy(update={"weight": weight})
-        log.warning("site %s weight set to %g by the admin API", site.name, weight)
-        return 200, self.site_doc(site, now), []
+        for site in chosen:
+            site.upstream = site.upstream.model_copy(update={"weight": weight})
+        log.warning("%s weight set to %g by the admin API", ", ".join(s.name for s in chosen), weight)
+        return 200, self._docs(chosen, now), []
+
+    def _backends(self, method: str, parts: list[str], body: bytes, now: float) -> AdminAnswer:
+        """``POST /admin/backends`` adds one (JSON body), ``DELETE /admin/backends/NAME`` removes one."""
+        if self.backends is None:
+            return 404, {"error": "this gateway cannot add or remove backends"}, []
+        try:
+            if not parts:
+                if method != "POST":
+                    return 405, {"error": f"method {method} not allowed here; use POST"}, []
+                upstream = _upstream(body)
+                if isinstance(upstream, str):
+                    return 400, {"error": upstream}, []
+                state, new = self.backends.add(upstream)
+                return (201 if new else 200), self.site_doc(state, now), []
+            if len(parts) == 1:
+                if method != "DELETE":
+                    return 405, {"error": f"method {method} not allowed here; use DELETE"}, []
+                return 200, self.site_doc(self.backends.remove(parts[0]), now), []
+        except BackendError as exc:
+            return exc.status, {"error": str(exc)}, []
+        return 404, {"error": "no admin route; use POST /admin/backends or DELETE /admin/backends/NAME"}, []
 
     def _authorize(self, authorization: bytes | None) -> AdminAnswer | None:
         if self._token is None:
@@ -107,13 +163,14 @@ class Admin:
             return 403, {"error": "admin API: wrong token"}, []
         return None
 
-    @staticmethod
-    def site_doc(site: SiteState, now: float) -> dict[str, Any]:
-        """One site as ``GET /admin/sites`` shows it (times as seconds; ``ejected_until`` as Unix time)."""
+    def site_doc(self, site: SiteState, now: float) -> dict[str, Any]:
+        """One backend as ``GET /admin/sites`` shows it (times as seconds; ``ejected_until`` Unix time)."""
         remaining = max(0.0, site.ejected_until - now)
         return {
             "name": site.name,
+            "site": site.site,
             "url": site.upstream.url,
+            "in_flight": self.backends.in_flight(site.name) if self.backends is not None else None,
             "state": site.state(now),
             "healthy": site.healthy,
             "drained": site.drained,
@@ -133,3 +190,20 @@ class Admin:
             "weight": site.upstream.weight,
             "cost_per_hour": site.upstream.cost_per_hour,
         }
+
+
+def _upstream(body: bytes) -> Upstream | str:
+    """The backend a ``POST /admin/backends`` body describes, or what is wrong with it."""
+    expected = 'expected a JSON object {"name": ..., "url": "http://host:port", "site": ...}'
+    try:
+        payload = json.loads(body or b"null")
+    except ValueError:
+        return f"the body is not JSON; {expected}"
+    if not isinstance(payload, dict):
+        return expected
+    try:
+        return Upstream.model_validate(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        return f"{where}: {first['msg']}; {expected}"

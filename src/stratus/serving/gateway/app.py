@@ -25,6 +25,7 @@ import orjson
 
 from stratus.errors import ServingError
 from stratus.serving.gateway.admin import Admin
+from stratus.serving.gateway.backends import Backends
 from stratus.serving.gateway.config import TOKEN_ENV, GatewayConfig
 from stratus.serving.gateway.fanout import summed_stats
 from stratus.serving.gateway.health import HealthChecker, SiteState
@@ -112,7 +113,8 @@ class GatewayApp:
         self.metrics = GatewayMetrics(list(self.sites))
         self.health = HealthChecker(list(self.sites.values()), config.health)
         token = config.admin_token or os.environ.get(TOKEN_ENV) or None
-        self.admin = Admin(token, self.sites, self.routes, clock=clock)
+        backends = Backends(config, self.sites, self.pools, self.routes, self.health, clock=clock)
+        self.admin = Admin(token, self.sites, self.routes, clock=clock, backends=backends)
         # Bytes of request bodies held until the answer is sent (a body is kept for its retries).
         self.body_budget = ByteBudget(config.limits.max_inflight_bytes)
         self._timeout = config.retry.upstream_timeout_s
@@ -198,8 +200,11 @@ class GatewayApp:
         method: str = scope["method"]
         parts = [p for p in path.split("/") if p]
         if parts and parts[0] == "admin":
-            await read_body(scope["headers"], receive, ADMIN_MAX_BODY_BYTES, reservation, "the admin API")
-            status, doc, headers = self.admin.handle(method, parts[1:], _header(scope, b"authorization"))
+            body = await read_body(
+                scope["headers"], receive, ADMIN_MAX_BODY_BYTES, reservation, "the admin API"
+            )
+            auth = _header(scope, b"authorization")
+            status, doc, headers = self.admin.handle(method, parts[1:], auth, body)
             return status, orjson.dumps(doc), [_JSON, *headers]
         if parts == ["metrics"]:
             _only(method, "GET")
@@ -369,7 +374,7 @@ def _forwarded(scope: Scope) -> bytes:
 
 def _passed_headers(response: UpstreamResponse, site: SiteState) -> list[tuple[bytes, bytes]]:
     headers = [(name, value) for name, value in response.headers if name.lower() not in _NOT_RETURNED]
-    headers.append((_SITE_HEADER, site.name.encode()))
+    headers.append((_SITE_HEADER, site.site.encode()))  # the site, whichever of its replicas answered
     return headers
 
 

@@ -86,9 +86,15 @@ class RetryPolicy(_Frozen):
 
 
 class Upstream(_Frozen):
-    """One site: a model server reachable at ``url`` (plain ``http://host:port``, no path)."""
+    """One backend: a model server reachable at ``url`` (plain ``http://host:port``, no path).
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    ``site`` groups backends: several model servers of one site (replicas, named e.g. ``a``, ``a~2``) are
+    one site to the routing policies, which pick a site and then spread its requests over its routable
+    replicas; answers name the site in ``x-stratus-site``. Without it a backend is a site of its own.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.~-]*$")
+    site: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     url: str
     priority: int = 0
     weight: float = Field(default=1.0, ge=0)
@@ -111,6 +117,11 @@ class Upstream(_Frozen):
         if port == 0:
             raise ValueError(f"port 0 is not a port a server listens on, in {url!r}")
         return url
+
+    @property
+    def site_name(self) -> str:
+        """The site this backend serves for: ``site``, or its own name."""
+        return self.site or self.name
 
     @property
     def host(self) -> str:
@@ -163,10 +174,19 @@ class GatewayConfig(_Frozen):
         return self
 
     def route_sites(self, model: str) -> list[Upstream]:
-        """The sites a model may be served from, in the order the config lists them for it."""
-        by_name = {site.name: site for site in self.sites}
+        """The backends a model may be served from, in the order the config lists them for it.
+
+        A listed name is a backend's or a site's (then every backend of that site, in config order).
+        """
         names = self.models[model].sites
-        return list(self.sites) if names is None else [by_name[name] for name in names]
+        if names is None:
+            return list(self.sites)
+        chosen: dict[str, Upstream] = {}
+        for name in names:
+            for site in self.sites:
+                if name in (site.name, site.site_name):
+                    chosen.setdefault(site.name, site)
+        return list(chosen.values())
 
 
 def reference_problems(config: GatewayConfig) -> list[tuple[PathKey, str]]:
@@ -180,10 +200,11 @@ def reference_problems(config: GatewayConfig) -> list[tuple[PathKey, str]]:
             )
         seen.setdefault(site.name, i)
     known = ", ".join(seen)
+    groups = {site.site_name for site in config.sites} | set(seen)
     for model, route in config.models.items():
         listed: set[str] = set()
         for j, name in enumerate(route.sites or []):
-            if name not in seen:
+            if name not in groups:
                 problems.append((("models", model, "sites", j), f"no site named {name!r}; sites: {known}"))
             elif name in listed:
                 problems.append((("models", model, "sites", j), f"site {name!r} is listed twice"))

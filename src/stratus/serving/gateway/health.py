@@ -42,6 +42,7 @@ class SiteState:
     ) -> None:
         self.upstream = upstream
         self.name = upstream.name
+        self.site = upstream.site_name  # replicas of one site share it (``x-stratus-site``, policies)
         self.health = health
         self.outlier = outlier
         self.clock = clock
@@ -197,6 +198,22 @@ class HealthChecker:
         self._tasks = [
             asyncio.create_task(self._loop(site), name=f"health-{site.name}") for site in self.sites
         ]
+
+    def add(self, site: SiteState) -> None:
+        """Start checking a backend added while running (its first check is at once)."""
+        self.sites.append(site)
+        self._pools[site.name] = ConnectionPool(site.upstream.host, site.upstream.port, max_idle=1)
+        self._tasks.append(asyncio.create_task(self._loop(site), name=f"health-{site.name}"))
+
+    def remove(self, name: str) -> None:
+        """Stop checking a backend that was removed (its in-flight check is cancelled)."""
+        self.sites = [site for site in self.sites if site.name != name]
+        for task in [t for t in self._tasks if t.get_name() == f"health-{name}"]:
+            task.cancel()
+            self._tasks.remove(task)
+        pool = self._pools.pop(name, None)
+        if pool is not None:
+            pool.close()
 
     async def _loop(self, site: SiteState) -> None:
         interval = self.config.interval_s

@@ -10,13 +10,19 @@ order is the deterministic one the admin API shows.
   that was slow once is measured again and can win back its place.
 - ``weighted``: a weighted random draw without replacement (``weight`` 0 sites go last, in order).
 - ``cost``: by ``cost_per_hour``, cheapest first; ties by priority, then configured order.
+
+Replicas: backends that share a site (``Upstream.site``) are one candidate to the policy (the site's
+config, and the mean latency of its measured replicas), so ``--replicas`` spreads load instead of sending
+it all to the fastest replica. Within a site, replicas take turns (round robin over the routable ones).
+The order a request tries is each site's next replica in policy order, then the sites' other replicas:
+a retry goes to another site first, as it does without replicas.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
 from stratus.serving.gateway.config import Upstream
@@ -86,17 +92,55 @@ def _weighted_draw(sites: Sequence[C], rng: random.Random) -> list[C]:
     return ordered
 
 
+@dataclass(frozen=True)
+class _Group:
+    """A site's routable replicas as one candidate: the first one's config, their mean latency."""
+
+    replicas: list[SiteState]
+
+    @property
+    def upstream(self) -> Upstream:
+        return self.replicas[0].upstream
+
+    @property
+    def ewma_s(self) -> float | None:
+        measured = [r.ewma_s for r in self.replicas if r.ewma_s is not None]
+        return sum(measured) / len(measured) if measured else None
+
+
 @dataclass
 class Route:
-    """One model's policy and sites (in configured order); picks the candidates for each request."""
+    """One model's policy and backends (in configured order); picks the candidates for each request."""
 
     model: str
     policy: Policy
     sites: list[SiteState]
+    _turns: dict[str, int] = field(default_factory=dict, repr=False)
 
     def candidates(self, now: float, rng: random.Random | None) -> list[SiteState]:
-        """The routable sites in policy order; empty when none is routable."""
-        return order_sites(self.policy, [site for site in self.sites if site.routable(now)], rng)
+        """The routable backends in the order to try them; empty when none is routable.
+
+        ``rng=None`` (the admin API's view) gives the deterministic order and moves no replica's turn.
+        """
+        routable = [site for site in self.sites if site.routable(now)]
+        groups: dict[str, list[SiteState]] = {}
+        for site in routable:
+            groups.setdefault(site.site, []).append(site)
+        if len(groups) == len(routable):  # one backend per site: the policy orders them directly
+            return order_sites(self.policy, routable, rng)
+        ordered = order_sites(self.policy, [_Group(members) for members in groups.values()], rng)
+        firsts: list[SiteState] = []
+        rest: list[SiteState] = []
+        for group in ordered:
+            members = group.replicas
+            turn = self._turns.get(group.upstream.site_name, 0)
+            if rng is not None:
+                self._turns[group.upstream.site_name] = turn + 1
+            start = turn % len(members)
+            rotated = members[start:] + members[:start]
+            firsts.append(rotated[0])
+            rest.extend(rotated[1:])
+        return firsts + rest
 
     def describe(self, now: float) -> dict[str, Any]:
         """What ``GET /admin/routes`` shows: the deterministic order, and why the others are left out."""

@@ -164,6 +164,7 @@ class ConnectionPool:
         self._host_header = f"[{host}]:{port}".encode() if ":" in host else f"{host}:{port}".encode()
         self._idle: list[_Connection] = []
         self._closed = False
+        self.in_flight = 0  # requests sent and not yet answered (or failed)
 
     async def _connect(self, timeout_s: float) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -185,15 +186,19 @@ class ConnectionPool:
     ) -> UpstreamResponse:
         """One request; ``headers`` are ready-made ``name: value\\r\\n`` lines (no host, no length)."""
         head = _HEAD % (method, target, self._host_header, headers, len(body))
-        reused = bool(self._idle)
-        conn = self._idle.pop() if reused else await self._connect(timeout_s)
+        self.in_flight += 1  # what a scale-down waits to reach 0 before it stops a drained replica
         try:
-            response = await conn.request(head, body, timeout_s)
-        except UpstreamError as exc:
-            if not (reused and exc.kind == "reset" and not conn.received):
-                raise
-            conn = await self._connect(timeout_s)
-            response = await conn.request(head, body, timeout_s)
+            reused = bool(self._idle)
+            conn = self._idle.pop() if reused else await self._connect(timeout_s)
+            try:
+                response = await conn.request(head, body, timeout_s)
+            except UpstreamError as exc:
+                if not (reused and exc.kind == "reset" and not conn.received):
+                    raise
+                conn = await self._connect(timeout_s)
+                response = await conn.request(head, body, timeout_s)
+        finally:
+            self.in_flight -= 1
         self._release(conn)
         return response
 
