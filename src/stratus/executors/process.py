@@ -24,7 +24,16 @@ from typing import Any
 from stratus.errors import ExecutorError
 from stratus.executors.base import FailureKind, Handle, StepRequest, StepResult
 
-__all__ = ["LOG_FILE", "RESULT_FILE", "Limits", "ProcessHandle", "read_report", "start_worker", "worker_payload"]
+__all__ = [
+    "LOG_FILE",
+    "RESULT_FILE",
+    "Limits",
+    "ProcessHandle",
+    "follow_log",
+    "read_report",
+    "start_worker",
+    "worker_payload",
+]
 
 REQUEST_FILE = "request.json"
 RESULT_FILE = "result.json"
@@ -54,7 +63,8 @@ def worker_payload(request: StepRequest, memory_limit_bytes: int | None = None) 
         "workdir": str(request.workdir),
         "params": dict(request.params),
         "participants": {
-            site: {ref: str(path) for ref, path in refs.items()} for site, refs in request.participants.items()
+            site: {ref: str(path) for ref, path in refs.items()}
+            for site, refs in request.participants.items()
         },
         "python_path": [str(p) for p in request.python_path],
         "result_path": str(request.workdir / RESULT_FILE),
@@ -128,22 +138,7 @@ class ProcessHandle(Handle):
 
     def logs(self) -> Iterator[str]:
         """Lines of the step's log as they are written, until the process has ended and all are read."""
-        with self.log_path.open("r", encoding="utf-8", errors="replace") as log:
-            pending = ""
-            while True:
-                finished = self._done.is_set()
-                chunk = log.readline()
-                if chunk:
-                    pending += chunk
-                    if pending.endswith("\n"):
-                        yield pending.rstrip("\n")
-                        pending = ""
-                    continue
-                if finished:
-                    if pending:
-                        yield pending
-                    return
-                time.sleep(_FOLLOW_POLL_S)
+        return follow_log(self.log_path, self._done)
 
     def cancel(self) -> None:
         """SIGTERM the step's process group, then SIGKILL whatever is left after a grace period."""
@@ -212,6 +207,26 @@ class ProcessHandle(Handle):
             failure=failure,
             error=error,
         )
+
+
+def follow_log(path: Path, done: threading.Event) -> Iterator[str]:
+    """Lines of the log at ``path`` as they are written, until ``done`` is set and all are read."""
+    with path.open("r", encoding="utf-8", errors="replace") as log:
+        pending = ""
+        while True:
+            finished = done.is_set()
+            chunk = log.readline()
+            if chunk:
+                pending += chunk
+                if pending.endswith("\n"):
+                    yield pending.rstrip("\n")
+                    pending = ""
+                continue
+            if finished:
+                if pending:
+                    yield pending
+                return
+            time.sleep(_FOLLOW_POLL_S)
 
 
 def read_report(path: Path) -> dict[str, Any]:
