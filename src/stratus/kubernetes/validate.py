@@ -93,7 +93,7 @@ def _pod_templates(node: Any, path: str = "") -> Iterator[tuple[str, Mapping[str
 def _check_templates(obj: Mapping[str, Any], version: str) -> None:
     for path, template in _pod_templates(obj.get("spec") or {}, "spec"):
         wrapper = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": template}
-        _official(wrapper, version, obj, prefix=path)
+        _official(wrapper, version, obj, prefix=path.removesuffix(".template").removesuffix("template"))
 
 
 def _only(obj: Mapping[str, Any], node: Any, allowed: set[str], path: str) -> None:
