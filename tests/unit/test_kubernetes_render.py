@@ -149,7 +149,8 @@ def test_a_cpu_step_on_demand_asks_for_no_special_nodes() -> None:
     spec = pod(
         validate_object(render_job(work(resources=Resources(cpus=0.5, memory_gb=1.5)), target("gcp")), "1.33")
     )
-    assert "nodeSelector" not in spec and "tolerations" not in spec
+    assert "nodeSelector" not in spec
+    assert "tolerations" not in spec
     assert spec["containers"][0]["resources"]["requests"] == {"cpu": "0.5", "memory": "1.5G"}
 
 
@@ -243,8 +244,8 @@ def test_kserve_sites_get_a_v2_onnx_inference_service_checked_against_kserves_mo
     with pytest.raises(ManifestError) as caught:
         validate_object(body, "1.33")
     assert str(caught.value) == (
-        "InferenceService ml-pipeline/stratus-kserve-fraud does not validate at spec.predictor.model.storageURI: "
-        "not a field of V1beta1ModelSpec"
+        "InferenceService ml-pipeline/stratus-kserve-fraud does not validate at "
+        "spec.predictor.model.storageURI: not a field of V1beta1ModelSpec"
     )
 
 
@@ -271,7 +272,8 @@ def test_crd_pod_templates_are_checked_against_the_official_schema_and_their_fie
     with pytest.raises(ManifestError) as caught:
         validate_object(cluster, "1.33")
     assert (
-        "RayCluster ml-pipeline/r does not validate at spec.workerGroupSpecs[0].template.spec.containers.0.imagePullPolicy"
+        "RayCluster ml-pipeline/r does not validate at "
+        "spec.workerGroupSpecs[0].template.spec.containers.0.imagePullPolicy: 3 is not of type"
         in str(caught.value)
     )
     jobset = as_dict(render_jobset(work(), target(), 2))
@@ -294,7 +296,8 @@ def test_an_unsupported_kubernetes_version_names_the_setting_to_change() -> None
 def test_names_fold_to_dns_labels_and_stay_distinct() -> None:
     assert dns_name("stratus", "run-1", "train") == "stratus-run-1-train"
     folded = dns_name("stratus", "Run_1", "Train")
-    assert folded.startswith("stratus-run-1-train-") and folded != dns_name("stratus", "run-1", "train")
+    assert folded.startswith("stratus-run-1-train-")
+    assert folded != dns_name("stratus", "run-1", "train")
     assert len(dns_name("x" * 100)) == 63
     assert label_value("risk ml/team") != label_value("risk-ml-team")
 

@@ -62,23 +62,28 @@ class Compute(StrictModel):
         description="kubernetes: namespace the site's objects live in",
     )
     image: str | None = Field(
-        default=None, min_length=1, description="kubernetes: REGISTRY/IMAGE:TAG with stratus and the steps' code"
+        default=None,
+        min_length=1,
+        description="kubernetes: REGISTRY/IMAGE:TAG with stratus and the steps' code",
     )
     kubeconfig: str | None = Field(
-        default=None, min_length=1, description="kubernetes: kubeconfig path; absent: $KUBECONFIG or ~/.kube/config"
+        default=None,
+        min_length=1,
+        description="kubernetes: kubeconfig path; absent: $KUBECONFIG or ~/.kube/config",
     )
     kubernetes_version: str = Field(
         default="1.33",
         pattern=r"^1\.[0-9]{2}$",
-        description="kubernetes: the cluster's minor version, whose official schemas manifests are checked against",
+        description="kubernetes: the cluster's minor version; manifests are checked against its schemas",
     )
     operators: list[Literal["kuberay", "kserve", "training-operator", "jobset"]] = Field(
-        default_factory=list, description="kubernetes: operators installed in the cluster (their CRDs are used)"
+        default_factory=list,
+        description="kubernetes: operators installed in the cluster (their CRDs are used)",
     )
     work_claim: str | None = Field(
         default=None,
         min_length=1,
-        description="kubernetes: ReadWriteMany PVC mounted at the runner's work folder, for steps' inputs/outputs",
+        description="kubernetes: ReadWriteMany PVC, also mounted at the runner's work folder (steps' files)",
     )
 
     @model_validator(mode="after")
