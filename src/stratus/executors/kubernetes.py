@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 WATCH_TIMEOUT_S = 30.0  # each watch request ends (server side) or is abandoned (client side) by then
 DEADLINE_GRACE_S = 120.0  # past the step's own timeout, the cluster's deadline should have fired
 _POD_POLL_S = 1.0
+LOG_DRAIN_S = 10.0  # after the Job ends, how long its log stream may take to deliver the rest
 _DISRUPTED_REASONS = frozenset({"Evicted", "Preempting", "Shutdown", "NodeShutdown", "Terminated"})
 
 
@@ -101,7 +102,7 @@ class KubernetesExecutor(SupportsPreemption):
             resources=request.resources,
             spot=False,
             max_attempts=1,
-            retry_on_error=True,  # the runner decides what a user error means
+            cluster_retries=False,  # any pod failure fails the Job: the runner retries or fails over
             timeout_s=request.timeout_s,
             work_path=work_path,
         )
@@ -135,8 +136,11 @@ class KubernetesHandle(Handle):
         self._cause: FailureKind | None = None
         self._result: StepResult | None = None
         self._done = threading.Event()
+        self._finishing = threading.Event()  # the Job has ended: stop looking for a pod to follow
+        self._streamed = False
         self._started = time.monotonic()
-        threading.Thread(target=self._follow_logs, name=f"k8s-logs-{job}", daemon=True).start()
+        self._log_thread = threading.Thread(target=self._follow_logs, name=f"k8s-logs-{job}", daemon=True)
+        self._log_thread.start()
         threading.Thread(target=self._watch, name=f"k8s-watch-{job}", daemon=True).start()
 
     # -- the Handle interface -------------------------------------------------------------------
@@ -156,11 +160,16 @@ class KubernetesHandle(Handle):
         self._delete_job()
 
     def preempt(self) -> None:
-        """Delete the step's pods without warning, as a reclaimed spot node takes them."""
+        """Delete the step's pods without warning, as a reclaimed spot node takes them, then the Job.
+
+        With ``backoffLimit: 0`` the lost pod fails the Job anyway; deleting it at once also wakes the
+        watcher, which reports ``preempted`` so that the runner fails over.
+        """
         self._cause = self._cause or "preempted"
         for pod in self._pods():
             with contextlib.suppress(ApiError, httpx2.HTTPError):
                 self.client.delete(Pod, pod.metadata.name, namespace=self.target.namespace, grace_period=0)
+        self._delete_job()
 
     # -- watching -------------------------------------------------------------------------------
 
@@ -170,6 +179,10 @@ class KubernetesHandle(Handle):
         except Exception as exc:  # the watcher must always produce a result, whatever went wrong
             log.warning("watching Job %s failed: %s", self.job, exc)
             result = self._result_of("crashed", f"lost track of Job {self.job}: {exc}", None)
+        self._finishing.set()
+        self._log_thread.join(timeout=LOG_DRAIN_S)
+        if not self._streamed:  # ended before its pod could be followed: read the log once
+            self._copy_log(follow=False)
         self._delete_job()
         self._result = result
         self._done.set()
@@ -189,16 +202,30 @@ class KubernetesHandle(Handle):
                 return self._result_of(
                     "timeout", f"timed out after {limit:g} s (the cluster did not stop it)", None
                 )
-            self._wait_for_change()
+            self._wait_for_change(job)
 
-    def _wait_for_change(self) -> None:
-        """Block on a watch of the Job until something happens or the watch times out."""
+    def _wait_for_change(self, job: Any) -> None:
+        """Block on a watch of the Job until its status changes, it goes, or the watch times out.
+
+        A watch first replays the current state (the API server does so without a resourceVersion, and
+        emulators do so always): events that show the status already seen are skipped, not acted on.
+        """
         fields: dict[str, Any] = {"metadata.name": self.job}
+        seen = job.status.to_dict() if job.status else None
+        version = job.metadata.resourceVersion if job.metadata else None
         try:
-            for _event, _obj in self.client.watch(
-                Job, namespace=self.target.namespace, fields=fields, server_timeout=int(WATCH_TIMEOUT_S)
+            for kind, obj in self.client.watch(
+                Job,
+                namespace=self.target.namespace,
+                fields=fields,
+                server_timeout=int(WATCH_TIMEOUT_S),
+                resource_version=version,
             ):
-                return
+                if obj.metadata is None or obj.metadata.name != self.job:
+                    continue  # a server that ignores the field selector sends its neighbours too
+                status = obj.status.to_dict() if obj.status else None
+                if kind == "DELETED" or status != seen or self._cause is not None:
+                    return
         except httpx2.TimeoutException:
             return  # no news within the watch's read timeout: look again
         except (ApiError, httpx2.HTTPError) as exc:
@@ -291,27 +318,30 @@ class KubernetesHandle(Handle):
     # -- logs and clean-up ----------------------------------------------------------------------
 
     def _follow_logs(self) -> None:
-        """Append the pod's log to the step's log file (follows it while the pod runs)."""
-        pod_name = None
-        while pod_name is None and not self._done.is_set():
-            pods = [
-                p for p in self._pods() if p.status and p.status.phase in ("Running", "Succeeded", "Failed")
-            ]
-            if pods:
-                pod_name = pods[0].metadata.name
-            else:
-                time.sleep(_POD_POLL_S)
-        if pod_name is None:
-            return
+        """Follow the pod's log into the step's log file while the pod runs."""
+        while not self._finishing.is_set():
+            if self._copy_log(follow=True):
+                return
+            self._finishing.wait(_POD_POLL_S)
+
+    def _copy_log(self, *, follow: bool) -> bool:
+        """Append the step container's log to the step's log file; False when no pod has started yet."""
+        started = ("Running", "Succeeded", "Failed")
+        pods = [p for p in self._pods() if p.status and p.status.phase in started]
+        if not pods:
+            return False
+        name = pods[0].metadata.name
         try:
             with self.log_path.open("a", encoding="utf-8") as sink:
+                self._streamed = True
                 for line in self.client.log(
-                    pod_name, namespace=self.target.namespace, container=STEP_CONTAINER, follow=True
+                    name, namespace=self.target.namespace, container=STEP_CONTAINER, follow=follow
                 ):
                     sink.write(line if line.endswith("\n") else line + "\n")
                     sink.flush()
         except (ApiError, httpx2.HTTPError) as exc:
-            log.info("log stream of pod %s ended: %s", pod_name, exc)
+            log.info("log of pod %s ended: %s", name, exc)
+        return True
 
     def _delete_job(self) -> None:
         with contextlib.suppress(ApiError, httpx2.HTTPError):

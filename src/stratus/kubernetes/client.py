@@ -111,6 +111,10 @@ def guarded(target: Target, what: str, call: Callable[[], _T]) -> _T:
                 "namespace ...), and is the kind's operator installed?"
             )
         raise ClusterError(f"{what} failed in {where}: {reason}{hint}") from None
+    except httpx2.HTTPStatusError as exc:
+        raise ClusterError(
+            f"{what} failed in {where}: the API server answered HTTP {exc.response.status_code}"
+        ) from None
     except httpx2.HTTPError as exc:
         raise ClusterError(f"{what} failed in {where}: cannot reach the API server: {exc}") from None
 
@@ -146,7 +150,7 @@ def _list(client: Client, target: Target, kind: Any, labels: dict[str, str] | No
         try:
             selector: dict[str, Any] | None = dict(labels) if labels else None
             return list(client.list(kind, namespace=target.namespace, labels=selector))
-        except ApiError as exc:
+        except httpx2.HTTPStatusError as exc:  # ApiError, or a bare status when the body is no Status
             if exc.response.status_code == 404:
                 return []
             raise

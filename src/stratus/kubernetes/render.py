@@ -81,6 +81,9 @@ class Workload:
     team: str | None = None
     project: str | None = None
     work_path: str | None = None  # where the site's work volume is mounted (the runner's work folder)
+    # Let the cluster retry disruptions and stop on user errors (a rendered Job on its own); off when
+    # the runner drives attempts and failover itself (the executor's Jobs).
+    cluster_retries: bool = True
 
     def name(self, *suffix: str) -> str:
         """The object name: run and step folded into one DNS label."""
@@ -194,7 +197,7 @@ def render_job(work: Workload, target: Target) -> Job:
             backoffLimit=work.max_attempts - 1,
             activeDeadlineSeconds=_deadline(work),
             ttlSecondsAfterFinished=_FINISHED_TTL_S,
-            podFailurePolicy=_failure_policy(work),
+            podFailurePolicy=_failure_policy(work) if work.cluster_retries else None,
             template=PodTemplateSpec(metadata=ObjectMeta(labels=labels), spec=pod_spec(work, target)),
         ),
     )
