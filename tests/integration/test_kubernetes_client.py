@@ -353,6 +353,37 @@ def test_cancel_and_preempt_delete_the_job_and_say_why(world: Path) -> None:
     assert handle.job not in names(client, Job, namespace)
 
 
+def test_every_watch_ends_within_its_read_timeout_even_when_the_server_ignores_timeout_seconds(
+    world: Path,
+) -> None:
+    """lightkube sets no read timeout on watches; kmock (like a bad proxy) ignores ``timeoutSeconds``.
+
+    Without the bound the executor sets, this watch would block forever after replaying the namespace.
+    """
+    import threading
+
+    import httpx2
+
+    from stratus.kubernetes.client import connect
+
+    target = Target.from_site("aws-eu-central", load_platform(world / "stratus.yaml").sites["aws-eu-central"])
+    client = connect(target, watch_read_timeout_s=1.0)
+    outcome: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            for _ in client.watch(Job, namespace=target.namespace, server_timeout=1):
+                pass
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    assert not thread.is_alive(), "the watch outlived its read timeout"
+    assert isinstance(outcome[0], httpx2.ReadTimeout)
+
+
 @pytest.mark.skip(reason="kmock answers 500 to every Namespace call, so a missing namespace cannot be shown")
 def test_apply_into_a_missing_namespace_says_to_create_it() -> None:
     """A real API server answers 404 to an apply into a missing namespace; our message names the fix."""

@@ -60,7 +60,7 @@ def _bundle(
     run_id: str,
     low: int,
     high: int,
-) -> Any:
+) -> tuple[Any, Platform]:
     from stratus.kubernetes.bundle import pipeline_bundle, serving_bundle
     from stratus.kubernetes.serving import ServeSpec
 
@@ -70,7 +70,7 @@ def _bundle(
         )
     if pipeline is not None:
         _, platform_model, pipeline_model = load_files(pipeline, platform)
-        return pipeline_bundle(pipeline_model, _targets(platform_model, sites), run_id)
+        return pipeline_bundle(pipeline_model, _targets(platform_model, sites), run_id), platform_model
     assert serve is not None
     if high < low:
         raise typer.BadParameter(
@@ -78,7 +78,8 @@ def _bundle(
         )
     file_name = Path(serve).name if serve.endswith(".onnx") else f"{serve}.onnx"
     spec = ServeSpec(model=Path(file_name).stem, file_name=file_name, min_replicas=low, max_replicas=high)
-    return serving_bundle(spec, _targets(_platform_only(platform), sites))
+    platform_model = _platform_only(platform)
+    return serving_bundle(spec, _targets(platform_model, sites)), platform_model
 
 
 @app.command("render")
@@ -96,7 +97,7 @@ def render_command(
     """Write validated manifests, one folder per Kubernetes site, ready for ``kubectl apply -f``."""
     from stratus.kubernetes.bundle import write_bundle
 
-    bundle = _bundle(pipeline, serve, platform, sites, run_id, min_replicas, max_replicas)
+    bundle, _ = _bundle(pipeline, serve, platform, sites, run_id, min_replicas, max_replicas)
     files = write_bundle(bundle, out)
     if as_json:
         print_json(
@@ -137,8 +138,7 @@ def apply_command(
     from stratus.kubernetes.client import apply_objects, connect, prune
     from stratus.kubernetes.target import kubernetes_targets
 
-    bundle = _bundle(pipeline, serve, platform, sites, run_id, min_replicas, max_replicas)
-    platform_model = load_files(pipeline, platform)[1] if pipeline is not None else _platform_only(platform)
+    bundle, platform_model = _bundle(pipeline, serve, platform, sites, run_id, min_replicas, max_replicas)
     report: dict[str, dict[str, list[str]]] = {}
     for target in kubernetes_targets(platform_model.sites, list(bundle.objects)):
         client = connect(target)

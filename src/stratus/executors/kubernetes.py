@@ -111,18 +111,20 @@ class KubernetesExecutor(SupportsPreemption):
         request.workdir.mkdir(parents=True, exist_ok=True)
         (request.workdir / RESULT_FILE).unlink(missing_ok=True)
         try:
-            client = connect(self.target, read_timeout_s=WATCH_TIMEOUT_S + 5)
+            client = connect(self.target, watch_read_timeout_s=WATCH_TIMEOUT_S + 5)
             apply_objects(client, self.target, [job])
+            logs = connect(self.target)  # a followed log may stay quiet as long as the step likes
         except ClusterError as exc:
             raise ExecutorError(str(exc), step=request.step, site=self.site) from None
-        return KubernetesHandle(client, self.target, job["metadata"]["name"], request)
+        return KubernetesHandle(client, logs, self.target, job["metadata"]["name"], request)
 
 
 class KubernetesHandle(Handle):
     """A submitted Job: a watcher thread maps its end to a StepResult; a log thread follows its pod."""
 
-    def __init__(self, client: Client, target: Target, job: str, request: StepRequest) -> None:
+    def __init__(self, client: Client, logs: Client, target: Target, job: str, request: StepRequest) -> None:
         self.client = client
+        self._log_client = logs
         self.target = target
         self.job = job
         self.step = request.step
@@ -210,6 +212,8 @@ class KubernetesHandle(Handle):
         A watch first replays the current state (the API server does so without a resourceVersion, and
         emulators do so always): events that show the status already seen are skipped, not acted on.
         """
+        if self._cause is not None:
+            return  # cancelled or preempted while we read the Job: act on it now
         fields: dict[str, Any] = {"metadata.name": self.job}
         seen = job.status.to_dict() if job.status else None
         version = job.metadata.resourceVersion if job.metadata else None
@@ -334,7 +338,7 @@ class KubernetesHandle(Handle):
         try:
             with self.log_path.open("a", encoding="utf-8") as sink:
                 self._streamed = True
-                for line in self.client.log(
+                for line in self._log_client.log(
                     name, namespace=self.target.namespace, container=STEP_CONTAINER, follow=follow
                 ):
                     sink.write(line if line.endswith("\n") else line + "\n")

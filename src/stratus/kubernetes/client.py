@@ -68,8 +68,14 @@ def _kubeconfig_path(target: Target) -> Path:
     return Path("~/.kube/config").expanduser()
 
 
-def connect(target: Target, *, read_timeout_s: float = REQUEST_TIMEOUT_S) -> Client:
-    """A client for the site's context and namespace; a missing file or context is a config error."""
+def connect(
+    target: Target, *, read_timeout_s: float = REQUEST_TIMEOUT_S, watch_read_timeout_s: float | None = None
+) -> Client:
+    """A client for the site's context and namespace; a missing file or context is a config error.
+
+    ``watch_read_timeout_s`` bounds every watch and followed log of this client (none by default:
+    a followed log may be quiet for as long as its step likes).
+    """
     path = _kubeconfig_path(target)
     field = f"sites.{target.site}.compute.kubeconfig"
     try:
@@ -83,13 +89,29 @@ def connect(target: Target, *, read_timeout_s: float = REQUEST_TIMEOUT_S) -> Cli
             field=f"sites.{target.site}.compute.context",
         )
     timeout = httpx2.Timeout(REQUEST_TIMEOUT_S, read=read_timeout_s)
-    return Client(
+    client = Client(
         config.get(context_name=target.context),
         namespace=target.namespace,
         field_manager=FIELD_MANAGER,
         timeout=timeout,
         trust_env=False,
     )
+    if watch_read_timeout_s is not None:
+        _bound_watches(client, httpx2.Timeout(REQUEST_TIMEOUT_S, read=watch_read_timeout_s))
+    return client
+
+
+def _bound_watches(client: Client, timeout: httpx2.Timeout) -> None:
+    """Give the client's watches (and followed logs) a read timeout; lightkube sets none for them.
+
+    A watch otherwise relies on the server honouring ``timeoutSeconds``: one that does not (a proxy, an
+    emulator) or an event missed between a read and the watch's start would block the caller forever.
+    lightkube keeps the setting in a private attribute; if a release moves it, this fails loudly.
+    """
+    inner = client._client  # lightkube's generic client; no public hook exists
+    if not hasattr(inner, "_watch_timeout"):
+        raise RuntimeError("this lightkube release keeps no _watch_timeout: the watch timeout cannot be set")
+    inner._watch_timeout = timeout
 
 
 def _what(obj: dict[str, Any]) -> str:
