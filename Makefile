@@ -5,13 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stratus-installed
 
-.PHONY: demo demo-federated test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr clean
+.PHONY: demo demo-federated demo-k8s-render test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo,serve,cloud,testservers,registry,train,federated]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,serve,cloud,testservers,registry,train,federated,kubernetes]'
 	$(AZURITE_INSTALL)
 	touch $(STAMP)
 
@@ -47,6 +47,14 @@ demo-federated: $(STAMP)
 	$(BIN)/stratus serve models:/fraud-federated@champion --platform $(DEMO)/stratus.yaml \
 		--sites gcp-eu-west,aws-us-east --port $(DEMO_PORT) --detach && \
 	$(BIN)/python $(DEMO)/score.py --url http://127.0.0.1:$(DEMO_PORT) --model fraud-federated
+
+# The Kubernetes half of `make demo-scale`: the fraud pipeline and its serving rendered for two contexts
+# (aws: EKS with KubeRay and JobSet; gcp: GKE with KServe), every object validated against the official
+# schemas of each site's Kubernetes version, written to .stratus/k8s/ for `kubectl --context C apply -f`.
+K8S_OUT ?= .stratus/k8s
+demo-k8s-render: $(STAMP)
+	$(BIN)/stratus k8s render $(DEMO)/pipeline.yaml --platform $(DEMO)/kubernetes.yaml -o $(K8S_OUT)/pipeline
+	$(BIN)/stratus k8s render --serve fraud.onnx --platform $(DEMO)/kubernetes.yaml -o $(K8S_OUT)/serving
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from stratus.config import Resources, ServerlessSpec, Site
-from stratus.errors import ConfigError, ExecutorError
+from stratus.errors import ExecutorError
 from stratus.executors import (
     Executor,
     LocalExecutor,
@@ -264,12 +264,17 @@ def test_the_registry_maps_backends_to_executors_with_capabilities_as_types() ->
     assert isinstance(function, PricedPerUse)
     assert not isinstance(function, SupportsPreemption)
     assert function.site == "b"
-    with pytest.raises(ConfigError) as caught:
-        executor_for("k8s", site("kubernetes"))
-    assert str(caught.value) == (
-        "sites.k8s.compute.backend: site 'k8s' uses compute.backend 'kubernetes', which this version "
-        "cannot run yet; use one of: local, serverless"
+    k8s = Site.model_validate(
+        {
+            "provider": "aws",
+            "region": "us-east-1",
+            "storage": "file://x",
+            "compute": {"backend": "kubernetes", "context": "aws", "image": "registry.example.com/s:1"},
+        }
     )
+    kubernetes = executor_for("k8s", k8s)
+    assert (kubernetes.name, kubernetes.site) == ("kubernetes", "k8s")
+    assert isinstance(kubernetes, SupportsPreemption)
 
 
 def test_a_worker_killed_by_a_signal_has_crashed_an_infrastructure_failure(code: Path) -> None:

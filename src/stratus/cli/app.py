@@ -13,6 +13,7 @@ from stratus.cli import (
     catalog_cmd,
     chaos_cmd,
     cost_cmd,
+    k8s_cmd,
     models_cmd,
     plan_cmd,
     run_cmd,
@@ -67,6 +68,7 @@ app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(serve_cmd.app, name="serve")
 app.add_typer(chaos_cmd.app, name="chaos")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(k8s_cmd.app, name="k8s")
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from stratus.config.models import (
     AcceleratorField,
@@ -74,6 +74,47 @@ class Compute(StrictModel):
     serverless: ServerlessSpec = Field(
         default_factory=ServerlessSpec, description="pricing and limits, for backend: serverless"
     )
+    # backend: kubernetes only (docs/kubernetes.md).
+    namespace: str = Field(
+        default="default",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="kubernetes: namespace the site's objects live in",
+    )
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        description="kubernetes: REGISTRY/IMAGE:TAG with stratus and the steps' code",
+    )
+    kubeconfig: str | None = Field(
+        default=None,
+        min_length=1,
+        description="kubernetes: kubeconfig path; absent: $KUBECONFIG or ~/.kube/config",
+    )
+    kubernetes_version: str = Field(
+        default="1.33",
+        pattern=r"^1\.[0-9]{2}$",
+        description="kubernetes: the cluster's minor version; manifests are checked against its schemas",
+    )
+    operators: list[Literal["kuberay", "kserve", "training-operator", "jobset"]] = Field(
+        default_factory=list,
+        description="kubernetes: operators installed in the cluster (their CRDs are used)",
+    )
+    work_claim: str | None = Field(
+        default=None,
+        min_length=1,
+        description="kubernetes: ReadWriteMany PVC, also mounted at the runner's work folder (steps' files)",
+    )
+
+    @model_validator(mode="after")
+    def _kubernetes_needs_context_and_image(self) -> Compute:
+        if self.backend == "kubernetes":
+            missing = [name for name in ("context", "image") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(
+                    f"backend: kubernetes needs {' and '.join(missing)} "
+                    "(e.g. context: aws, image: registry.example.com/stratus:1.0)"
+                )
+        return self
 
 
 class ReservedSpec(StrictModel):

@@ -1,7 +1,7 @@
 """Executors run one step somewhere and report how it ended; the runner decides everything else.
 
 ``local`` (a subprocess per step) and ``serverless`` (the same, with a function service's limits and
-per-use price) are built in; ``kubernetes`` registers in :mod:`.registry` when it lands.
+per-use price) are built in; ``kubernetes`` (a Job per step) is imported by :mod:`.registry` on use.
 """
 
 from stratus.executors.base import (

@@ -24,7 +24,16 @@ from typing import Any
 from stratus.errors import ExecutorError
 from stratus.executors.base import FailureKind, Handle, StepRequest, StepResult
 
-__all__ = ["Limits", "ProcessHandle", "start_worker"]
+__all__ = [
+    "LOG_FILE",
+    "RESULT_FILE",
+    "Limits",
+    "ProcessHandle",
+    "follow_log",
+    "read_report",
+    "start_worker",
+    "worker_payload",
+]
 
 REQUEST_FILE = "request.json"
 RESULT_FILE = "result.json"
@@ -43,6 +52,26 @@ class Limits:
     timeout_hint: str = ""
 
 
+def worker_payload(request: StepRequest, memory_limit_bytes: int | None = None) -> dict[str, Any]:
+    """The request file the worker reads (``python -m stratus.executors.worker REQUEST.json``)."""
+    return {
+        "run_id": request.run_id,
+        "step": request.step,
+        "entrypoint": request.entrypoint,
+        "inputs": {ref: str(path) for ref, path in request.inputs.items()},
+        "outputs": {name: str(path) for name, path in request.outputs.items()},
+        "workdir": str(request.workdir),
+        "params": dict(request.params),
+        "participants": {
+            site: {ref: str(path) for ref, path in refs.items()}
+            for site, refs in request.participants.items()
+        },
+        "python_path": [str(p) for p in request.python_path],
+        "result_path": str(request.workdir / RESULT_FILE),
+        "memory_limit_bytes": memory_limit_bytes,
+    }
+
+
 def start_worker(
     request: StepRequest, site: str, limits: Limits, extra_env: Mapping[str, str] | None = None
 ) -> ProcessHandle:
@@ -50,22 +79,7 @@ def start_worker(
     workdir = request.workdir
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "run_id": request.run_id,
-            "step": request.step,
-            "entrypoint": request.entrypoint,
-            "inputs": {ref: str(path) for ref, path in request.inputs.items()},
-            "outputs": {name: str(path) for name, path in request.outputs.items()},
-            "workdir": str(workdir),
-            "params": dict(request.params),
-            "participants": {
-                site: {ref: str(path) for ref, path in refs.items()}
-                for site, refs in request.participants.items()
-            },
-            "python_path": [str(p) for p in request.python_path],
-            "result_path": str(workdir / RESULT_FILE),
-            "memory_limit_bytes": limits.memory_bytes,
-        }
+        payload = worker_payload(request, limits.memory_bytes)
         (workdir / REQUEST_FILE).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
         (workdir / RESULT_FILE).unlink(missing_ok=True)
     except OSError as exc:
@@ -124,22 +138,7 @@ class ProcessHandle(Handle):
 
     def logs(self) -> Iterator[str]:
         """Lines of the step's log as they are written, until the process has ended and all are read."""
-        with self.log_path.open("r", encoding="utf-8", errors="replace") as log:
-            pending = ""
-            while True:
-                finished = self._done.is_set()
-                chunk = log.readline()
-                if chunk:
-                    pending += chunk
-                    if pending.endswith("\n"):
-                        yield pending.rstrip("\n")
-                        pending = ""
-                    continue
-                if finished:
-                    if pending:
-                        yield pending
-                    return
-                time.sleep(_FOLLOW_POLL_S)
+        return follow_log(self.log_path, self._done)
 
     def cancel(self) -> None:
         """SIGTERM the step's process group, then SIGKILL whatever is left after a grace period."""
@@ -177,7 +176,7 @@ class ProcessHandle(Handle):
         self._done.set()
 
     def _build(self, code: int, duration: float, peak: int) -> StepResult:
-        report = _read_report(self._result_path)
+        report = read_report(self._result_path)
         peak = int(report.get("peak_memory_bytes") or peak)
         metrics: Mapping[str, Any] = report.get("metrics") or {}
         failure: FailureKind | None = None
@@ -210,7 +209,28 @@ class ProcessHandle(Handle):
         )
 
 
-def _read_report(path: Path) -> dict[str, Any]:
+def follow_log(path: Path, done: threading.Event) -> Iterator[str]:
+    """Lines of the log at ``path`` as they are written, until ``done`` is set and all are read."""
+    with path.open("r", encoding="utf-8", errors="replace") as log:
+        pending = ""
+        while True:
+            finished = done.is_set()
+            chunk = log.readline()
+            if chunk:
+                pending += chunk
+                if pending.endswith("\n"):
+                    yield pending.rstrip("\n")
+                    pending = ""
+                continue
+            if finished:
+                if pending:
+                    yield pending
+                return
+            time.sleep(_FOLLOW_POLL_S)
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """The worker's ``result.json`` as a mapping; empty when it is missing or unreadable."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -1,6 +1,7 @@
 """Which executor runs a site's steps, chosen by the site's ``compute.backend``.
 
-Kubernetes arrives in a later issue: it will register here and nothing else in the runner changes.
+``kubernetes`` runs each step as a Job in the site's context (:mod:`.kubernetes`); it is imported only
+when a site uses it, so the ``kubernetes`` extra is needed only then.
 """
 
 from __future__ import annotations
@@ -18,7 +19,20 @@ __all__ = ["BACKENDS", "executor_for"]
 BACKENDS: dict[str, Callable[[str, Site], Executor]] = {
     "local": lambda name, site: LocalExecutor(name),
     "serverless": lambda name, site: ServerlessExecutor(name, site.compute.serverless),
+    "kubernetes": lambda name, site: _kubernetes(name, site),
 }
+
+
+def _kubernetes(name: str, site: Site) -> Executor:
+    try:
+        from stratus.executors.kubernetes import KubernetesExecutor
+    except ImportError as exc:
+        raise ConfigError(
+            f"site {name!r} uses compute.backend 'kubernetes', which needs the kubernetes extra "
+            f"(pip install 'stratus[kubernetes]'): {exc}",
+            field=f"sites.{name}.compute.backend",
+        ) from None
+    return KubernetesExecutor.for_site(name, site)
 
 
 def executor_for(site_name: str, site: Site) -> Executor:
