@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.serving import ours, peers
 from bench.serving.cases import Context, failover_case, floor_case, gateway_case, serve_case
-from bench.serving.model import make_logit, request_body
+from bench.serving.model import binary_request_body, make_logit, request_body
 from bench.serving.processes import pin
 from bench.serving.report import Report, render, replace_section
 from stratus.serving.model import default_intra_op_threads
@@ -69,9 +69,20 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="stratus-bench-serving-"))
     body = work / "request.json"
     body.write_bytes(request_body())
+    binary = work / "request.bin"
+    payload, header_len = binary_request_body()
+    binary.write_bytes(payload)
     threads = default_intra_op_threads()
     ctx = Context(
-        work, make_logit(work / "logit.onnx"), body, args.duration, args.warmup, args.drain_s, threads
+        work,
+        make_logit(work / "logit.onnx"),
+        body,
+        args.duration,
+        args.warmup,
+        args.drain_s,
+        threads,
+        binary,
+        header_len,
     )
     floor = serve = gateway = failover = None
     try:

@@ -65,19 +65,27 @@ def _serve(rep: Report) -> list[str]:
         "|---|--:|--:|--:|--:|---|",
     ]
     lines += [_line([m.label, *_cells(m), m.note]) for m in rep.serve]
-    ours, theirs = (rep.serve + [Measured("", None)] * 2)[:2]
-    if ours.result and theirs.result:
-        ratio = ours.result.rps / theirs.result.rps
-        lines += [
-            "",
-            f"Stratus / MLServer throughput: **{ratio:.1f}×** (target ≥ 7×: {_met(ratio >= 7)}); "
-            f"Stratus p99 {_ms(ours.result.p99_ms)} ms (target < 10 ms: {_met(ours.result.p99_ms < 10)}).",
-        ]
-    if isinstance(rep.floor, dict) and ours.result:
+    ours = [m for m in rep.serve if m.label.startswith("Stratus") and m.result]
+    theirs = [m for m in rep.serve if m.label.startswith("MLServer") and m.result]
+    if ours and theirs:
+        lines.append("")
+    for m in ours:  # each load against MLServer's row of the same protocol (its JSON row for HTTP)
+        assert m.result is not None
+        same = [t for t in theirs if ("gRPC" in t.label) == ("gRPC" in m.label)]
+        if not same or same[0].result is None:
+            continue
+        ref = same[0].result
+        ratio = m.result.rps / ref.rps
+        lines.append(
+            f"- {m.label} / {same[0].label}: **{ratio:.1f}×** (target ≥ 7×: {_met(ratio >= 7)}); "
+            f"p99 {_ms(m.result.p99_ms)} ms (target < 10 ms: {_met(m.result.p99_ms < 10)})."
+        )
+    first = ours[0] if ours else Measured("", None)
+    if isinstance(rep.floor, dict) and first.result:
         lines.append(
             f"Floor: ONNX Runtime in-process, `session.run` on the same row in a loop: "
             f"{rep.floor['calls_per_s']:,.0f} calls/s ({rep.floor['threads']:.0f} intra-op thread); the "
-            f"server reaches {ours.result.rps / rep.floor['calls_per_s']:.1%} of it."
+            f"server reaches {first.result.rps / rep.floor['calls_per_s']:.1%} of it (JSON)."
         )
     elif isinstance(rep.floor, str):
         lines.append(f"Floor: not measured: {rep.floor}")
