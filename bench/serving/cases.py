@@ -33,6 +33,7 @@ from bench.serving.processes import (
     stop,
     wait_ready,
 )
+from bench.serving.profile import GatewayProfile, profile_gateway
 from bench.serving.wrk import WrkResult
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "failover_case",
     "floor_case",
     "gateway_case",
+    "profile_case",
     "serve_case",
 ]
 
@@ -249,6 +251,24 @@ def gateway_case(ctx: Context, gateway_missing: str | None) -> dict[int, list[Me
                 except (RuntimeError, ValueError) as exc:
                     out[connections].append(Measured(label, None, _why(exc)))
     return out
+
+
+def profile_case(ctx: Context, gateway_missing: str | None) -> GatewayProfile | str:
+    """The gateway's CPU per request and its top frames under wrk (bench/serving/profile.py)."""
+    if gateway_missing:
+        return gateway_missing
+    try:
+        with _fleet() as fleet:
+            server = fleet.up(ours.server(ctx.work, "prof-server", ctx.model, ctx.drain_s))
+            gateway = fleet.up(ours.gateway(ctx.work, "prof-gateway", [server.port]))
+            found = profile_gateway(server, gateway, ctx.body, ctx.duration)
+    except (StartError, RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as exc:
+        return _why(exc)
+    print(
+        f"  gateway CPU per request: {found.user_us:.0f} µs user + {found.system_us:.0f} µs system",
+        flush=True,
+    )
+    return found
 
 
 def _infer_count(port: int) -> int:

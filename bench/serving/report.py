@@ -16,6 +16,7 @@ from bench import results as results_lib
 from bench.results import machine, revision
 from bench.serving.cases import FailoverRun, Measured
 from bench.serving.peers import HAPROXY_DEFAULT, HAPROXY_TUNED, HEALTH, MLSERVER_VERSION
+from bench.serving.profile import GatewayProfile
 
 __all__ = ["Report", "render", "replace_section"]
 
@@ -35,6 +36,7 @@ class Report:
     failover: list[FailoverRun]
     tools: str
     elapsed_s: float
+    profile: GatewayProfile | str | None = None
 
 
 def _ms(value: float) -> str:
@@ -120,6 +122,28 @@ def _gateway(rep: Report) -> list[str]:
     return [*lines, ""]
 
 
+def _profile(rep: Report) -> list[str]:
+    """The gateway's CPU per request and where py-spy found it (bench/serving/profile.py)."""
+    if rep.profile is None:
+        return []
+    lines = ["### Gateway profile: where its CPU per request goes (16 connections, py-spy)", ""]
+    if isinstance(rep.profile, str):
+        return [*lines, f"Not measured: {rep.profile}", ""]
+    p = rep.profile
+    lines += [
+        f"Gateway CPU per proxied request (from /proc, over the sampled run at {p.rps:,.0f} req/s): "
+        f"**{p.user_us:.0f} µs user + {p.system_us:.0f} µs system = {p.user_us + p.system_us:.0f} µs**. "
+        "py-spy sees Python frames only: time in uvloop's C event loop and its syscalls is the frame "
+        "`Runner.run` itself.",
+        "",
+        "| samples, own | frame | | samples, inclusive | frame |",
+        "|--:|---|---|--:|---|",
+    ]
+    for (own_share, own), (inc_share, inc) in zip(p.self_frames, p.inclusive_frames, strict=False):
+        lines.append(f"| {own_share:.1%} | `{own}` | | {inc_share:.1%} | `{inc}` |")
+    return [*lines, ""]
+
+
 def _failover(rep: Report) -> list[str]:
     lines = [
         "### Failover: two servers behind a proxy, one killed at 1/3 of the run and restarted at 2/3",
@@ -181,6 +205,7 @@ def render(rep: Report) -> str:
     ]
     lines += _serve(rep)
     lines += _gateway(rep)
+    lines += _profile(rep)
     lines += _failover(rep)
     return "\n".join(lines)
 
