@@ -91,7 +91,20 @@ def _serve(rep: Report) -> list[str]:
         )
     elif isinstance(rep.floor, str):
         lines.append(f"Floor: not measured: {rep.floor}")
+    lines += ["", *_PUBLISHED]
     return [*lines, ""]
+
+
+# Figures the peers publish themselves, for what this bench cannot run (Triton needs its container).
+_PUBLISHED = [
+    "Published figures (other machines, models and loads: orders of magnitude, not ratios): MLServer's own "
+    "benchmark (SeldonIO/MLServer `benchmarking/README.md`, k6 against a local server, scikit-learn Iris "
+    "with adaptive batching, 60 s) reports 1,300 req/s REST and 2,259 req/s gRPC (an earlier version of "
+    "the same file, with hey and ghz on a sum model: 1,440 REST, 2,806 gRPC). Triton's perf_analyzer Quick "
+    "Start (docs.nvidia.com, Triton user guide, perf_analyzer `quick_start`) shows 1,408 infer/s for the "
+    "`simple` model at concurrency 1 with synchronous HTTP calls. Triton itself is not run here: it ships "
+    "as a container image, and this machine runs no containers.",
+]
 
 
 def _gateway(rep: Report) -> list[str]:
@@ -141,6 +154,19 @@ def _profile(rep: Report) -> list[str]:
     ]
     for (own_share, own), (inc_share, inc) in zip(p.self_frames, p.inclusive_frames, strict=False):
         lines.append(f"| {own_share:.1%} | `{own}` | | {inc_share:.1%} | `{inc}` |")
+    cpu = p.user_us + p.system_us
+    lines += [
+        "",
+        "What it says: with 16 connections on the one core the server and the proxy share, a request "
+        "queues behind the 15 others, so each µs of proxy CPU per request adds about 16 µs to the p50: "
+        f"+0.5 ms allows about **{500 / 16:.0f} µs** of gateway CPU per request; it used {cpu:.0f} µs here. "
+        "Most of it is not our Python: uvloop's loop, the four socket operations per proxied request and "
+        "uvicorn's ASGI cycle. Cut: each answer (server and gateway) and each request to a site now "
+        "leaves in one write instead of two. Not done: SO_REUSEPORT worker processes, because on this "
+        "bench every process shares CPU 0, so more processes add no CPU (they would help where the "
+        "gateway has cores of its own), and a raw-protocol gateway without uvicorn, too large a change "
+        "to make safely here. HAProxy, in C, fits the budget.",
+    ]
     return [*lines, ""]
 
 
@@ -195,6 +221,11 @@ def render(rep: Report) -> str:
         f"- Load: wrk, 1 thread, keep-alive; {rep.duration} s per measured run after a {rep.warmup} s "
         f"warm-up; {pinning}. ONNX Runtime: {rep.threads} intra-op thread(s), 1 inter-op, sequential, "
         "in every server and in the floor.",
+        "- Noise: the machine is shared (2 cores, other jobs run beside the bench); the floor row shows how "
+        "much CPU this run got (158,214 calls/s on a quiet run, 2026-11-26). Compare rows within one run.",
+        "- tritonclient rows: `bench/serving/clients.py`, tritonclient's own asyncio clients (HTTP with its "
+        "default binary tensors; gRPC) keeping 16 requests in flight, as `perf_analyzer --concurrency-range "
+        "16` does, in one Python process on CPU 1: they measure the client as much as the server.",
         f"- MLServer {MLSERVER_VERSION} (own venv): `parallel_workers: 0`, `debug: false`, a custom runtime "
         "class running ONNX Runtime (`bench/serving/mlserver_onnx.py`).",
         f"- HAProxy: one thread, `option httpchk GET /v2/health/ready`, `{HEALTH}` (the gateway's health "
