@@ -6,6 +6,8 @@ import asyncio
 
 import httptools
 import pytest
+import uvicorn
+from uvicorn.server import ServerState
 
 from stratus.serving.http_guard import guarded_protocol
 from stratus.serving.limits import ServingLimits
@@ -41,10 +43,21 @@ class _RecordingTransport(asyncio.Transport):
         return False
 
 
+async def _run(app: object, request: bytes) -> tuple[_RecordingTransport, object]:
+    """Feed ``request`` to the real guarded uvicorn protocol running ``app``; its transport after."""
+    config = uvicorn.Config(app, http="httptools", lifespan="off", access_log=False)
+    config.load()
+    transport = _RecordingTransport()
+    protocol = guarded_protocol(ServingLimits())(config=config, server_state=ServerState(), app_state={})
+    protocol.connection_made(transport)
+    protocol.data_received(request)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    return transport, protocol
+
+
 async def _serve(body: bytes, request: bytes) -> list[bytes]:
-    """One request through the real guarded uvicorn protocol; the writes its answer took."""
-    import uvicorn
-    from uvicorn.server import ServerState
+    """One request answered with ``body``; the writes its answer took."""
 
     async def app(scope: dict[str, object], receive: object, send: object) -> None:
         assert callable(send)
@@ -52,16 +65,8 @@ async def _serve(body: bytes, request: bytes) -> list[bytes]:
         await send({"type": "http.response.start", "status": 200, "headers": [length]})
         await send({"type": "http.response.body", "body": body})
 
-    config = uvicorn.Config(app, http="httptools", lifespan="off", access_log=False)
-    config.load()
-    protocol_class = guarded_protocol(ServingLimits())
-    transport = _RecordingTransport()
-    protocol = protocol_class(config=config, server_state=ServerState(), app_state={})
-    protocol.connection_made(transport)
-    protocol.data_received(request)
-    for _ in range(20):
-        await asyncio.sleep(0)
-    protocol.connection_lost(None)
+    transport, protocol = await _run(app, request)
+    protocol.connection_lost(None)  # type: ignore[attr-defined]
     return transport.writes
 
 
@@ -98,16 +103,6 @@ async def test_a_100_continue_is_sent_at_once_not_held() -> None:
         assert callable(receive)
         await receive()  # waits for the body: the client sends it only after the 100
 
-    import uvicorn
-    from uvicorn.server import ServerState
-
-    config = uvicorn.Config(app, http="httptools", lifespan="off", access_log=False)
-    config.load()
-    transport = _RecordingTransport()
-    protocol = guarded_protocol(ServingLimits())(config=config, server_state=ServerState(), app_state={})
-    protocol.connection_made(transport)
-    protocol.data_received(request)
-    for _ in range(20):
-        await asyncio.sleep(0)
+    transport, protocol = await _run(app, request)
     assert transport.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
-    protocol.connection_lost(None)
+    protocol.connection_lost(None)  # type: ignore[attr-defined]
