@@ -19,14 +19,21 @@ import time
 from pathlib import Path
 
 from bench.serving import ours, peers
-from bench.serving.cases import Context, failover_case, floor_case, gateway_case, serve_case
-from bench.serving.model import make_logit, request_body
+from bench.serving.cases import (
+    Context,
+    failover_case,
+    floor_case,
+    gateway_case,
+    profile_case,
+    serve_case,
+)
+from bench.serving.model import binary_request_body, make_logit, request_body
 from bench.serving.processes import pin
 from bench.serving.report import Report, render, replace_section
 from stratus.serving.model import default_intra_op_threads
 
 RESULTS = Path(__file__).resolve().parents[1] / "RESULTS.md"
-CASES = ("floor", "serve", "gateway", "failover")
+CASES = ("floor", "serve", "gateway", "profile", "failover")
 
 
 def _wrk_version() -> str:
@@ -69,11 +76,22 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="stratus-bench-serving-"))
     body = work / "request.json"
     body.write_bytes(request_body())
+    binary = work / "request.bin"
+    payload, header_len = binary_request_body()
+    binary.write_bytes(payload)
     threads = default_intra_op_threads()
     ctx = Context(
-        work, make_logit(work / "logit.onnx"), body, args.duration, args.warmup, args.drain_s, threads
+        work,
+        make_logit(work / "logit.onnx"),
+        body,
+        args.duration,
+        args.warmup,
+        args.drain_s,
+        threads,
+        binary,
+        header_len,
     )
-    floor = serve = gateway = failover = None
+    floor = serve = gateway = failover = profile = None
     try:
         if "floor" in cases:
             print("floor: ONNX Runtime in-process …", flush=True)
@@ -84,6 +102,9 @@ def main() -> None:
         if "gateway" in cases:
             print("gateway: direct, Stratus gateway, HAProxy at 16 and 1 connections …", flush=True)
             gateway = gateway_case(ctx, gateway_missing)
+        if "profile" in cases:
+            print("profile: the gateway under py-spy …", flush=True)
+            profile = profile_case(ctx, gateway_missing)
         if "failover" in cases:
             print("failover: SIGKILL and SIGTERM behind each proxy …", flush=True)
             failover = failover_case(ctx, gateway_missing, tuned_haproxy=not args.no_tuned_haproxy)
@@ -103,6 +124,7 @@ def main() -> None:
         serve=serve or [],
         gateway=gateway or {},
         failover=failover or [],
+        profile=profile,
         tools=f"wrk {_wrk_version()}, HAProxy {peers.haproxy_version()}, {mlserver_note}",
         elapsed_s=time.monotonic() - started,
     )

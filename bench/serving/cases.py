@@ -22,7 +22,18 @@ from pathlib import Path
 import orjson
 
 from bench.serving import ours, peers, wrk
-from bench.serving.processes import SERVER_CPU, Proc, StartError, pin, start, stop, wait_ready
+from bench.serving.processes import (
+    LOAD_CPU,
+    SERVER_CPU,
+    Proc,
+    StartError,
+    free_port,
+    pin,
+    start,
+    stop,
+    wait_ready,
+)
+from bench.serving.profile import GatewayProfile, profile_gateway
 from bench.serving.wrk import WrkResult
 
 __all__ = [
@@ -32,6 +43,7 @@ __all__ = [
     "failover_case",
     "floor_case",
     "gateway_case",
+    "profile_case",
     "serve_case",
 ]
 
@@ -49,6 +61,8 @@ class Context:
     warmup: int
     drain_s: float
     threads: int
+    binary: Path | None = None  # the same request with binary tensor data
+    header_len: int = 0  # its JSON header's length (Inference-Header-Content-Length)
 
 
 @dataclass(frozen=True)
@@ -98,16 +112,52 @@ def _fleet() -> Iterator[_Fleet]:
         fleet.close()
 
 
-def _measure(ctx: Context, proc: Proc, connections: int) -> WrkResult:
-    """A warm-up run (discarded), then the measured one."""
+def _measure(ctx: Context, proc: Proc, connections: int, binary: bool = False) -> WrkResult:
+    """A warm-up run (discarded), then the measured one; ``binary`` posts the binary-tensor body."""
+    body, header_len = (ctx.binary, ctx.header_len) if binary and ctx.binary else (ctx.body, None)
     if ctx.warmup:
-        wrk.run(proc.port, connections, ctx.warmup, ctx.body)
-    result = wrk.run(proc.port, connections, ctx.duration, ctx.body)
+        wrk.run(proc.port, connections, ctx.warmup, body, header_len)
+    result = wrk.run(proc.port, connections, ctx.duration, body, header_len)
+    _show(proc.name + (" bin" if binary else ""), connections, result)
+    return result
+
+
+def _show(name: str, connections: int, result: WrkResult) -> None:
     print(
-        f"  {proc.name:>16} c={connections:<3} {result.rps:9.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+        f"  {name:>16} c={connections:<3} {result.rps:9.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
         f"p99 {result.p99_ms:6.2f} ms  failed {result.failures}",
         flush=True,
     )
+
+
+def _client_load(ctx: Context, protocol: str, port: int, concurrency: int = 16) -> WrkResult:
+    """tritonclient's async ``protocol`` client in a closed loop (bench/serving/clients.py), pinned to
+    the load CPU; its figures in a WrkResult so that the tables treat every load alike."""
+    argv = [sys.executable, "-m", "bench.serving.clients", protocol, str(port), str(concurrency)]
+    if ctx.warmup:
+        subprocess.run(pin(LOAD_CPU, [*argv, str(ctx.warmup)]), capture_output=True, timeout=120)
+    done = subprocess.run(
+        pin(LOAD_CPU, [*argv, str(ctx.duration)]), capture_output=True, text=True, timeout=ctx.duration + 120
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"tritonclient {protocol} load exited {done.returncode}: {done.stderr[-1500:]}")
+    got = orjson.loads(done.stdout.strip().splitlines()[-1])
+    requests, failures = int(got["requests"]), int(got["failures"])
+    result = WrkResult(
+        connections=concurrency,
+        requests=requests,
+        seconds=got["seconds"],
+        rps=requests / got["seconds"] if got["seconds"] else 0.0,
+        p50_ms=got["p50_ms"],
+        p99_ms=got["p99_ms"],
+        non_2xx=failures,
+        connect=0,
+        read=0,
+        write=0,
+        timeout=0,
+        raw=done.stdout + done.stderr,
+    )
+    _show(f"tritonclient {protocol}", concurrency, result)
     return result
 
 
@@ -128,20 +178,45 @@ def floor_case(ctx: Context) -> dict[str, float] | str:
     return figures
 
 
+def _attempt(rows: list[Measured], label: str, measure: Callable[[], WrkResult]) -> None:
+    """Append ``label``'s figures, or a row saying why it could not be measured."""
+    try:
+        rows.append(Measured(label, measure()))
+    except (RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as exc:
+        rows.append(Measured(label, None, _why(exc)))
+
+
 def serve_case(ctx: Context, mlserver: Path | str) -> list[Measured]:
-    """Our server, then MLServer (``mlserver`` is its executable, or why it cannot run), 16 connections."""
+    """Our server, then MLServer (``mlserver`` is its executable, or why it cannot run), 16 connections:
+    JSON and binary tensors with wrk, then tritonclient's async HTTP (binary) and gRPC clients."""
     rows: list[Measured] = []
     with _fleet() as fleet:
-        proc = fleet.up(ours.server(ctx.work, "stratus", ctx.model, ctx.drain_s))
-        rows.append(Measured("Stratus server", _measure(ctx, proc, 16)))
+        grpc_port = free_port()
+        proc = fleet.up(ours.server(ctx.work, "stratus", ctx.model, ctx.drain_s, grpc_port=grpc_port))
+        _attempt(rows, "Stratus server, JSON (wrk)", lambda: _measure(ctx, proc, 16))
+        _attempt(rows, "Stratus server, binary (wrk)", lambda: _measure(ctx, proc, 16, binary=True))
+        _attempt(
+            rows,
+            "Stratus server, HTTP binary (tritonclient.http.aio)",
+            lambda: _client_load(ctx, "http", proc.port),
+        )
+        _attempt(
+            rows, "Stratus server, gRPC (tritonclient.grpc.aio)", lambda: _client_load(ctx, "grpc", grpc_port)
+        )
+    label = f"MLServer {peers.MLSERVER_VERSION}"
     if isinstance(mlserver, str):
-        return [*rows, Measured(f"MLServer {peers.MLSERVER_VERSION}", None, mlserver)]
+        return [*rows, Measured(f"{label}, JSON (wrk)", None, mlserver)]
     try:
         with _fleet() as fleet:
-            proc = fleet.up(peers.mlserver(mlserver, ctx.work, ctx.model, ctx.threads), timeout_s=180)
-            rows.append(Measured(f"MLServer {peers.MLSERVER_VERSION}", _measure(ctx, proc, 16)))
+            ml = peers.mlserver(mlserver, ctx.work, ctx.model, ctx.threads)
+            proc = fleet.up(ml, timeout_s=180)
+            _attempt(rows, f"{label}, JSON (wrk)", lambda: _measure(ctx, proc, 16))
+            ml_grpc = peers.mlserver_grpc_port(ctx.work)
+            _attempt(
+                rows, f"{label}, gRPC (tritonclient.grpc.aio)", lambda: _client_load(ctx, "grpc", ml_grpc)
+            )
     except (StartError, RuntimeError, ValueError) as exc:
-        rows.append(Measured(f"MLServer {peers.MLSERVER_VERSION}", None, _why(exc)))
+        rows.append(Measured(f"{label}, JSON (wrk)", None, _why(exc)))
     return rows
 
 
@@ -176,6 +251,24 @@ def gateway_case(ctx: Context, gateway_missing: str | None) -> dict[int, list[Me
                 except (RuntimeError, ValueError) as exc:
                     out[connections].append(Measured(label, None, _why(exc)))
     return out
+
+
+def profile_case(ctx: Context, gateway_missing: str | None) -> GatewayProfile | str:
+    """The gateway's CPU per request and its top frames under wrk (bench/serving/profile.py)."""
+    if gateway_missing:
+        return gateway_missing
+    try:
+        with _fleet() as fleet:
+            server = fleet.up(ours.server(ctx.work, "prof-server", ctx.model, ctx.drain_s))
+            gateway = fleet.up(ours.gateway(ctx.work, "prof-gateway", [server.port]))
+            found = profile_gateway(server, gateway, ctx.body, ctx.duration)
+    except (StartError, RuntimeError, ValueError, OSError, subprocess.TimeoutExpired) as exc:
+        return _why(exc)
+    print(
+        f"  gateway CPU per request: {found.user_us:.0f} µs user + {found.system_us:.0f} µs system",
+        flush=True,
+    )
+    return found
 
 
 def _infer_count(port: int) -> int:

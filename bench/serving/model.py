@@ -16,7 +16,16 @@ import onnx
 import orjson
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["FEATURES", "MODEL_NAME", "ROW", "check_answer", "expected_prob", "make_logit", "request_body"]
+__all__ = [
+    "FEATURES",
+    "MODEL_NAME",
+    "ROW",
+    "binary_request_body",
+    "check_answer",
+    "expected_prob",
+    "make_logit",
+    "request_body",
+]
 
 MODEL_NAME = "logit"
 FEATURES = 30
@@ -53,6 +62,17 @@ def request_body() -> bytes:
     data = [float(v) for v in ROW.ravel()]
     tensor = {"name": "x", "shape": [1, FEATURES], "datatype": "FP32", "data": data}
     return orjson.dumps({"inputs": [tensor]})
+
+
+def binary_request_body() -> tuple[bytes, int]:
+    """The same request with binary tensor data: (JSON header + raw FP32 bytes, the header's length).
+
+    The answer stays JSON (no ``binary_data_output``), so :func:`check_answer` reads it."""
+    raw = ROW.astype("<f4").tobytes()
+    size = {"binary_data_size": len(raw)}
+    tensor = {"name": "x", "shape": [1, FEATURES], "datatype": "FP32", "parameters": size}
+    header = orjson.dumps({"inputs": [tensor]})
+    return header + raw, len(header)
 
 
 def expected_prob() -> float:

@@ -15,11 +15,16 @@ __all__ = ["GATEWAY_MODULE", "gateway", "gateway_missing", "server"]
 GATEWAY_MODULE = "stratus.serving.gateway"
 
 
-def server(work: Path, name: str, model: Path, drain_s: float, port: int | None = None) -> Proc:
-    """``python -m stratus.serving.server`` on ``port`` (a free one by default), pinned to the server CPU."""
+def server(
+    work: Path, name: str, model: Path, drain_s: float, port: int | None = None, grpc_port: int | None = None
+) -> Proc:
+    """``python -m stratus.serving.server`` on ``port`` (a free one by default), pinned to the server CPU;
+    also gRPC on ``grpc_port`` when given."""
     port = port or free_port()
     argv = [sys.executable, "-m", "stratus.serving.server", "--model", f"{MODEL_NAME}={model}"]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--drain-s", str(drain_s)]
+    if grpc_port is not None:
+        argv += ["--grpc-port", str(grpc_port)]
     return Proc(name, pin(SERVER_CPU, argv), work / f"{name}.log", port)
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "haproxy",
     "haproxy_version",
     "mlserver",
+    "mlserver_grpc_port",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -115,6 +116,12 @@ def mlserver(exe: Path, work: Path, model: Path, threads: int) -> Proc:
     (model_dir / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
     argv = pin(SERVER_CPU, [str(exe), "start", str(root)])
     return Proc("MLServer", argv, work / "mlserver.log", port, env={"PYTHONPATH": str(root)})
+
+
+def mlserver_grpc_port(work: Path) -> int:
+    """The gRPC port :func:`mlserver` wrote into MLServer's settings."""
+    settings = json.loads((work / "mlserver" / "settings.json").read_text())
+    return int(settings["grpc_port"])
 
 
 def haproxy(work: Path, name: str, upstreams: list[int], retry_lines: list[str]) -> Proc:

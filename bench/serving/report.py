@@ -16,6 +16,7 @@ from bench import results as results_lib
 from bench.results import machine, revision
 from bench.serving.cases import FailoverRun, Measured
 from bench.serving.peers import HAPROXY_DEFAULT, HAPROXY_TUNED, HEALTH, MLSERVER_VERSION
+from bench.serving.profile import GatewayProfile
 
 __all__ = ["Report", "render", "replace_section"]
 
@@ -35,6 +36,7 @@ class Report:
     failover: list[FailoverRun]
     tools: str
     elapsed_s: float
+    profile: GatewayProfile | str | None = None
 
 
 def _ms(value: float) -> str:
@@ -65,23 +67,44 @@ def _serve(rep: Report) -> list[str]:
         "|---|--:|--:|--:|--:|---|",
     ]
     lines += [_line([m.label, *_cells(m), m.note]) for m in rep.serve]
-    ours, theirs = (rep.serve + [Measured("", None)] * 2)[:2]
-    if ours.result and theirs.result:
-        ratio = ours.result.rps / theirs.result.rps
-        lines += [
-            "",
-            f"Stratus / MLServer throughput: **{ratio:.1f}×** (target ≥ 7×: {_met(ratio >= 7)}); "
-            f"Stratus p99 {_ms(ours.result.p99_ms)} ms (target < 10 ms: {_met(ours.result.p99_ms < 10)}).",
-        ]
-    if isinstance(rep.floor, dict) and ours.result:
+    ours = [m for m in rep.serve if m.label.startswith("Stratus") and m.result]
+    theirs = [m for m in rep.serve if m.label.startswith("MLServer") and m.result]
+    if ours and theirs:
+        lines.append("")
+    for m in ours:  # each load against MLServer's row of the same protocol (its JSON row for HTTP)
+        assert m.result is not None
+        same = [t for t in theirs if ("gRPC" in t.label) == ("gRPC" in m.label)]
+        if not same or same[0].result is None:
+            continue
+        ref = same[0].result
+        ratio = m.result.rps / ref.rps
+        lines.append(
+            f"- {m.label} / {same[0].label}: **{ratio:.1f}×** (target ≥ 7×: {_met(ratio >= 7)}); "
+            f"p99 {_ms(m.result.p99_ms)} ms (target < 10 ms: {_met(m.result.p99_ms < 10)})."
+        )
+    first = ours[0] if ours else Measured("", None)
+    if isinstance(rep.floor, dict) and first.result:
         lines.append(
             f"Floor: ONNX Runtime in-process, `session.run` on the same row in a loop: "
             f"{rep.floor['calls_per_s']:,.0f} calls/s ({rep.floor['threads']:.0f} intra-op thread); the "
-            f"server reaches {ours.result.rps / rep.floor['calls_per_s']:.1%} of it."
+            f"server reaches {first.result.rps / rep.floor['calls_per_s']:.1%} of it (JSON)."
         )
     elif isinstance(rep.floor, str):
         lines.append(f"Floor: not measured: {rep.floor}")
+    lines += ["", *_PUBLISHED]
     return [*lines, ""]
+
+
+# Figures the peers publish themselves, for what this bench cannot run (Triton needs its container).
+_PUBLISHED = [
+    "Published figures (other machines, models and loads: orders of magnitude, not ratios): MLServer's own "
+    "benchmark (SeldonIO/MLServer `benchmarking/README.md`, k6 against a local server, scikit-learn Iris "
+    "with adaptive batching, 60 s) reports 1,300 req/s REST and 2,259 req/s gRPC (an earlier version of "
+    "the same file, with hey and ghz on a sum model: 1,440 REST, 2,806 gRPC). Triton's perf_analyzer Quick "
+    "Start (docs.nvidia.com, Triton user guide, perf_analyzer `quick_start`) shows 1,408 infer/s for the "
+    "`simple` model at concurrency 1 with synchronous HTTP calls. Triton itself is not run here: it ships "
+    "as a container image, and this machine runs no containers.",
+]
 
 
 def _gateway(rep: Report) -> list[str]:
@@ -109,6 +132,41 @@ def _gateway(rep: Report) -> list[str]:
             lines.append(_line([m.label, str(connections), *_cells(m), over, m.note]))
     if verdicts:
         lines += ["", f"Gateway target ≤ +0.5 ms p50 over direct: {'; '.join(verdicts)}."]
+    return [*lines, ""]
+
+
+def _profile(rep: Report) -> list[str]:
+    """The gateway's CPU per request and where py-spy found it (bench/serving/profile.py)."""
+    if rep.profile is None:
+        return []
+    lines = ["### Gateway profile: where its CPU per request goes (16 connections, py-spy)", ""]
+    if isinstance(rep.profile, str):
+        return [*lines, f"Not measured: {rep.profile}", ""]
+    p = rep.profile
+    lines += [
+        f"Gateway CPU per proxied request (from /proc, over the sampled run at {p.rps:,.0f} req/s): "
+        f"**{p.user_us:.0f} µs user + {p.system_us:.0f} µs system = {p.user_us + p.system_us:.0f} µs**. "
+        "py-spy sees Python frames only: time in uvloop's C event loop and its syscalls is the frame "
+        "`Runner.run` itself.",
+        "",
+        "| samples, own | frame | | samples, inclusive | frame |",
+        "|--:|---|---|--:|---|",
+    ]
+    for (own_share, own), (inc_share, inc) in zip(p.self_frames, p.inclusive_frames, strict=False):
+        lines.append(f"| {own_share:.1%} | `{own}` | | {inc_share:.1%} | `{inc}` |")
+    cpu = p.user_us + p.system_us
+    lines += [
+        "",
+        "What it says: with 16 connections on the one core the server and the proxy share, a request "
+        "queues behind the 15 others, so each µs of proxy CPU per request adds about 16 µs to the p50: "
+        f"+0.5 ms allows about **{500 / 16:.0f} µs** of gateway CPU per request; it used {cpu:.0f} µs here. "
+        "Most of it is not our Python: uvloop's loop, the four socket operations per proxied request and "
+        "uvicorn's ASGI cycle. Cut: each answer (server and gateway) and each request to a site now "
+        "leaves in one write instead of two. Not done: SO_REUSEPORT worker processes, because on this "
+        "bench every process shares CPU 0, so more processes add no CPU (they would help where the "
+        "gateway has cores of its own), and a raw-protocol gateway without uvicorn, too large a change "
+        "to make safely here. HAProxy, in C, fits the budget.",
+    ]
     return [*lines, ""]
 
 
@@ -163,6 +221,11 @@ def render(rep: Report) -> str:
         f"- Load: wrk, 1 thread, keep-alive; {rep.duration} s per measured run after a {rep.warmup} s "
         f"warm-up; {pinning}. ONNX Runtime: {rep.threads} intra-op thread(s), 1 inter-op, sequential, "
         "in every server and in the floor.",
+        "- Noise: the machine is shared (2 cores, other jobs run beside the bench); the floor row shows how "
+        "much CPU this run got (158,214 calls/s on a quiet run, 2026-11-26). Compare rows within one run.",
+        "- tritonclient rows: `bench/serving/clients.py`, tritonclient's own asyncio clients (HTTP with its "
+        "default binary tensors; gRPC) keeping 16 requests in flight, as `perf_analyzer --concurrency-range "
+        "16` does, in one Python process on CPU 1: they measure the client as much as the server.",
         f"- MLServer {MLSERVER_VERSION} (own venv): `parallel_workers: 0`, `debug: false`, a custom runtime "
         "class running ONNX Runtime (`bench/serving/mlserver_onnx.py`).",
         f"- HAProxy: one thread, `option httpchk GET /v2/health/ready`, `{HEALTH}` (the gateway's health "
@@ -173,6 +236,7 @@ def render(rep: Report) -> str:
     ]
     lines += _serve(rep)
     lines += _gateway(rep)
+    lines += _profile(rep)
     lines += _failover(rep)
     return "\n".join(lines)
 

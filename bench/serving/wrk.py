@@ -20,6 +20,8 @@ from bench.serving.processes import LOAD_CPU, pin
 __all__ = ["LUA", "WrkResult", "finish", "parse", "run", "spawn"]
 
 LUA = Path(__file__).resolve().parent / "infer.lua"
+# With a binary body: the length of its JSON header (Inference-Header-Content-Length) in the env.
+BINARY_LUA = Path(__file__).resolve().parent / "infer_binary.lua"
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 _DURATION = r"([\d.]+)(us|ms|s|m|h)"
 
@@ -89,22 +91,29 @@ def parse(text: str, connections: int) -> WrkResult:
     )
 
 
-def _argv(port: int, connections: int, seconds: float) -> list[str]:
+def _argv(port: int, connections: int, seconds: float, lua: Path = LUA) -> list[str]:
     url = f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer"
     # One wrk thread: it has one CPU of its own. wrk takes whole seconds.
     duration = f"{max(1, round(seconds))}s"
-    args = ["wrk", "-t1", f"-c{connections}", f"-d{duration}", "--latency", "-s", str(LUA), url]
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{duration}", "--latency", "-s", str(lua), url]
     return pin(LOAD_CPU, args)
 
 
-def spawn(port: int, connections: int, seconds: float, body: Path) -> subprocess.Popen[str]:
-    """Start wrk in the background (the failover case signals servers while it runs)."""
+def spawn(
+    port: int, connections: int, seconds: float, body: Path, header_len: int | None = None
+) -> subprocess.Popen[str]:
+    """Start wrk in the background (the failover case signals servers while it runs); a ``header_len``
+    says ``body`` is a binary-tensor request whose JSON header is that long."""
+    env = {**os.environ, "STRATUS_BENCH_BODY": str(body)}
+    if header_len is not None:
+        env["STRATUS_BENCH_HEADER_LEN"] = str(header_len)
+    lua = LUA if header_len is None else BINARY_LUA
     return subprocess.Popen(
-        _argv(port, connections, seconds),
+        _argv(port, connections, seconds, lua),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "STRATUS_BENCH_BODY": str(body)},
+        env=env,
     )
 
 
@@ -121,6 +130,6 @@ def finish(popen: subprocess.Popen[str], connections: int, seconds: float) -> Wr
     return parse(out, connections)
 
 
-def run(port: int, connections: int, seconds: float, body: Path) -> WrkResult:
+def run(port: int, connections: int, seconds: float, body: Path, header_len: int | None = None) -> WrkResult:
     """One wrk run of ``seconds`` at ``connections`` keep-alive connections."""
-    return finish(spawn(port, connections, seconds, body), connections, seconds)
+    return finish(spawn(port, connections, seconds, body, header_len), connections, seconds)

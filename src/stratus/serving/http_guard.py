@@ -18,6 +18,11 @@ Content-Length) ends the connection after it, since the rest of that body is not
 the connection "lingers" before closing, as nginx does: our side is shut for writing and whatever the
 client still sends is dropped unparsed for up to ``LINGER_S``, so that the client reads the answer
 instead of a reset.
+
+Each response also leaves in one ``send``: uvicorn writes the status line and headers, then the body,
+as two writes (two syscalls, two TCP segments); :class:`_OneWrite` holds the head until the body comes.
+On the bench's shared core that is a measurable part of each answer (bench/RESULTS.md, the gateway's
+profile), for the gateway twice (its answer to the client, and its request to the site, see upstream).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ __all__ = ["guarded_protocol", "uvicorn_config"]
 log = logging.getLogger("stratus.serving")
 
 _FRESH, _HEADERS, _BODY, _ANSWERING, _LINGERING = "fresh", "headers", "body", "answering", "lingering"
+# A head is joined to a body up to this size (one copy); a bigger body is written on its own after it.
+_JOIN_MAX = 64 * 1024
 # After an answer given before its request was read, how long what the client still sends is read and
 # dropped before closing: closing on unread bytes sends a reset, which can destroy the answer in flight.
 LINGER_S = 2.0
@@ -56,6 +63,46 @@ _TIMED_OUT = {
 _TOO_MANY = _close_answer(
     b"503 Service Unavailable", b"too many open connections", b"retry-after: " + RETRY_AFTER_S + b"\r\n"
 )
+
+
+class _OneWrite:
+    """One response cycle's view of the transport: the status line and headers (the first write after
+    the response started) wait for the body's first write and go with it in one ``send``.
+
+    A 100 Continue is written before the response starts, so it is never held. ``close`` flushes a
+    held head first; everything else is the transport's own.
+    """
+
+    __slots__ = ("_cycle", "_head", "_held", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._head: bytes | None = None
+        self._held = False
+
+    def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            if len(data) <= _JOIN_MAX:
+                self._transport.write(head + data)
+                return
+            self._transport.write(head)
+        elif not self._held and self._cycle.response_started:
+            self._held = True  # only the head, once: body writes of a streamed answer go out at once
+            self._head = bytes(data)
+            return
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head is not None:
+            self._transport.write(self._head)
+            self._head = None
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 class _GuardedProtocol(HttpToolsProtocol):
@@ -125,6 +172,7 @@ class _GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
+        self.cycle.transport = _OneWrite(self.transport, self.cycle)  # type: ignore[assignment]
         self._arm(_BODY, self.limits.body_timeout_s)
 
     def on_message_complete(self) -> None:

@@ -20,6 +20,8 @@ import httptools
 
 __all__ = ["ConnectionPool", "UpstreamError", "UpstreamResponse"]
 
+# Bodies up to this size are joined to their head (one copy of the body, one syscall fewer).
+_JOIN_MAX = 64 * 1024
 _HEAD = b"%s %s HTTP/1.1\r\nhost: %s\r\n%scontent-length: %d\r\n\r\n"
 
 
@@ -115,7 +117,8 @@ class _Connection(asyncio.Protocol):
     async def request(self, head: bytes, body: bytes, timeout_s: float) -> UpstreamResponse:
         """Send one whole request and wait for the whole response (or an UpstreamError).
 
-        Head and body are written apart, so that a large body is not copied to be joined to its head.
+        A small body goes with its head in one write (one syscall, one segment); a large one is written
+        apart, so that it is not copied to be joined to its head.
         """
         transport = self.transport
         self.received = False  # nothing of this request's answer yet (a closed one is safe to resend)
@@ -126,8 +129,10 @@ class _Connection(asyncio.Protocol):
         self._waiter = waiter
         self._headers = []
         self._body = []
-        transport.write(head)
-        if body:
+        if len(body) <= _JOIN_MAX:
+            transport.write(head + body)
+        else:
+            transport.write(head)
             transport.write(body)
         timer = loop.call_later(timeout_s, self._time_out, timeout_s)
         try:
