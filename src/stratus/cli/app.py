@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from stratus.cli import (
     storage_cmd,
 )
 from stratus.cli.output import configure_logging, stderr
+from stratus.config.secret_fields import ALLOW_INLINE_ENV
 from stratus.errors import StratusError
 
 __all__ = ["app", "main"]
@@ -54,8 +56,16 @@ app = typer.Typer(
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show the full traceback when a command fails."),
+    allow_inline_secrets: bool = typer.Option(
+        False,
+        "--allow-inline-secrets",
+        help="Accept literal credentials in the platform file (default: only env:/file:/vault: references; "
+        f"same as {ALLOW_INLINE_ENV}=1).",
+    ),
 ) -> None:
     _session.debug = _session.debug or debug
+    if allow_inline_secrets:
+        os.environ[ALLOW_INLINE_ENV] = "1"  # read where the platform is loaded, also by child processes
 
 
 app.command("plan")(plan_cmd.plan_command)
@@ -75,6 +85,9 @@ def main() -> None:
     if "--debug" in sys.argv[1:]:
         _session.debug = True
         sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a != "--debug")]
+    if "--allow-inline-secrets" in sys.argv[1:]:
+        os.environ[ALLOW_INLINE_ENV] = "1"
+        sys.argv = [sys.argv[0], *(a for a in sys.argv[1:] if a != "--allow-inline-secrets")]
     configure_logging(_session.debug)
     try:
         app()
