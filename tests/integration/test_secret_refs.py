@@ -171,4 +171,6 @@ def test_a_file_url_is_a_storage_root_not_a_reference() -> None:
     from stratus.secrets import is_reference
 
     assert not is_reference("file:///srv/stratus")
-    assert is_reference("file:/run/secrets/key") and is_reference("vault:secret/a#b") and is_reference("env:X")
+    assert is_reference("file:/run/secrets/key")
+    assert is_reference("vault:secret/a#b")
+    assert is_reference("env:X")

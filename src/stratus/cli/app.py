@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from stratus.cli import (
+    audit_cmd,
     catalog_cmd,
     chaos_cmd,
     cost_cmd,
@@ -77,10 +78,30 @@ app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(serve_cmd.app, name="serve")
 app.add_typer(chaos_cmd.app, name="chaos")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(audit_cmd.app, name="audit")
 
 
 def main() -> None:
-    """Console entry point: a user's mistake prints one clear message and an exit code, not a traceback."""
+    """Console entry point: a user's mistake prints one clear message and an exit code, not a traceback.
+
+    A state-changing command (or one with an override flag) is recorded in the audit trail once it has
+    ended, whatever its outcome: here, once, rather than in each command (stratus.cli.audit_cmd).
+    """
+    args = sys.argv[1:]
+    command = audit_cmd.audited(args)
+    code = 1
+    try:
+        _main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        raise
+    finally:
+        if command is not None:
+            audit_cmd.record(command, args, code)
+
+
+def _main() -> None:
     # --debug is accepted anywhere on the line, since users add it after the command that failed.
     if "--debug" in sys.argv[1:]:
         _session.debug = True
