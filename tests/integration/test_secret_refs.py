@@ -174,3 +174,8 @@ def test_a_file_url_is_a_storage_root_not_a_reference() -> None:
     assert is_reference("file:/run/secrets/key")
     assert is_reference("vault:secret/a#b")
     assert is_reference("env:X")
+
+
+def test_the_dev_server_log_is_owner_only(openbao: OpenBao) -> None:
+    # dev mode prints the root token there
+    assert Path(openbao.log).stat().st_mode & 0o077 == 0

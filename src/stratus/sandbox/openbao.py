@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from stratus.errors import StorageError
+from stratus.private_files import write_private
 from stratus.processes import free_ports, is_running, spawn, stop_process
 
 __all__ = ["OpenBao", "bao_binary", "is_openbao_up", "start_openbao", "stop_openbao", "write_secret"]
@@ -67,6 +68,9 @@ def start_openbao(folder: Path, *, timeout_s: float = 30.0) -> OpenBao:
         f"-dev-listen-address=127.0.0.1:{port}",
     ]
     log = folder / "openbao.log"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not log.exists():
+        write_private(log, b"")  # dev mode prints its root token in the log: owner-only, like the token
     process = spawn(argv, log)
     server = OpenBao(address, token, process.pid, argv, str(log))
     deadline = time.monotonic() + timeout_s
