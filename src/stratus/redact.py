@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlsplit
 
 __all__ = [
     "MASK",
+    "NOT_SECRET",
     "SECRET_OPTION_KEYS",
     "display_url",
     "redact",
@@ -67,7 +68,8 @@ SECRET_OPTION_KEYS = frozenset(
 )
 
 #: Values that look like credentials by key but are method names (gcsfs ``token: anon``) or flags.
-_NOT_SECRET = frozenset({"anon", "google_default", "cache", "cloud", "browser", "true", "false", "none"})
+NOT_SECRET = frozenset({"anon", "google_default", "cache", "cloud", "browser", "true", "false", "none"})
+_NOT_SECRET = NOT_SECRET
 #: Shorter values are not matched by value: masking every "stratus" (the sandbox's S3 access key id) in
 #: every bucket name would destroy messages, and a credential that short protects little. Shapes (URL
 #: passwords, token parameters) are still masked whatever their length.

@@ -72,3 +72,40 @@ def test_sandbox_up_status_down(tmp_path: Path) -> None:
     assert sorted(down["stopped"]) == ["azure", "gcs", "s3"]
     assert not any(_alive(pid) for pid in pids.values()), "a sandbox server survived `down`"
     assert _sandbox("status", "--platform-out", str(platform), "--json")["servers"] == {}
+
+
+def test_sandbox_keys_live_in_openbao_and_the_platform_file_has_references(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stratus.config import load_platform
+
+    monkeypatch.delenv("STRATUS_ALLOW_INLINE_SECRETS", raising=False)
+    platform = tmp_path / "sandbox.yaml"
+    try:
+        up = _sandbox("up", "--platform-out", str(platform), "--json")
+        assert up["openbao_up"] is True, up
+        state = json.loads((tmp_path / ".stratus" / "sandbox" / "state.json").read_text())
+        bao_pid = state["openbao"]["pid"]
+        written = yaml.safe_load(platform.read_text())
+        s3 = written["sites"]["aws-us-east"]["storage_options"]
+        assert (s3["key"], s3["secret"]) == (
+            "vault:secret/stratus/sandbox/s3#key",
+            "vault:secret/stratus/sandbox/s3#secret",
+        )
+        azure = written["sites"]["azure-us-east"]["storage_options"]["connection_string"]
+        assert azure == "vault:secret/stratus/sandbox/azure#connection_string"
+        assert written["secrets"]["vault"]["token_ref"] == "file:.stratus/sandbox/openbao-token"
+        token = tmp_path / ".stratus" / "sandbox" / "openbao-token"
+        assert stat.S_IMODE(token.stat().st_mode) == 0o600
+        assert token.read_text() not in platform.read_text()
+
+        sites = load_platform(platform).sites  # keys read back from OpenBao by reference
+        stores = [open_store(n, s.storage, s.storage_options) for n, s in sites.items()]
+        local = tmp_path / "artifact.bin"
+        local.write_bytes(os.urandom(100_000))
+        info = dual_write(local, stores)
+        assert set(verify(info.sha256, stores).values()) == {"verified"}
+    finally:
+        down = _sandbox("down", "--platform-out", str(platform), "--json")
+    assert sorted(down["stopped"]) == ["azure", "gcs", "openbao", "s3"]
+    assert not _alive(bao_pid), "OpenBao survived `down`"

@@ -13,6 +13,7 @@ from stratus.config.graph import find_cycle, parse_input, step_dependencies
 from stratus.config.models import PROVIDERS
 from stratus.config.pipeline import Pipeline
 from stratus.config.platform import Platform, Site
+from stratus.config.secret_fields import resolve_platform_secrets
 from stratus.config.source import Located, read_yaml
 from stratus.errors import ConfigError
 from stratus.redact import register_secrets, secrets_in_options
@@ -41,8 +42,10 @@ def resolve_platform_path(platform: Path | None, pipeline: Path | None = None) -
 def load_platform(path: Path | str) -> Platform:
     """Parse and check a platform file; jurisdiction and continent are filled in from the region table."""
     located = read_yaml(Path(path))
-    # Before validation, which may echo a value: every credential in the file (storage options,
-    # passwords in storage and registry URLs) is hidden from here on, wherever a vendor repeats it.
+    # References (env:, file:, vault:) become their values, registered for redaction; literals are
+    # refused unless allowed. Then, before validation, which may echo a value: every credential in the
+    # file (storage options, passwords in storage and registry URLs) is hidden from here on.
+    resolve_platform_secrets(located)
     register_secrets(secrets_in_options(located.data))
     platform = _validate(located, Platform)
     sites = {name: _resolve_site(name, site, located) for name, site in platform.sites.items()}

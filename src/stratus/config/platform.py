@@ -34,9 +34,11 @@ __all__ = [
     "Platform",
     "RegistrySpec",
     "ReservedSpec",
+    "SecretsSpec",
     "ServerlessSpec",
     "Site",
     "StorageTimeouts",
+    "VaultSpec",
 ]
 
 STORAGE_SCHEMES = ("file", "memory", "s3", "gs", "gcs", "az", "abfs")
@@ -214,6 +216,21 @@ class RegistrySpec(StrictModel):
         return value.upper() if value else value
 
 
+class VaultSpec(StrictModel):
+    """The Vault-compatible server ``vault:`` references are read from (else $VAULT_ADDR/$VAULT_TOKEN)."""
+
+    address: str | None = Field(default=None, pattern=r"^https?://", description="e.g. http://127.0.0.1:8200")
+    token_ref: str | None = Field(
+        default=None, description="env:NAME or file:PATH holding the token (resolved before validation)"
+    )
+
+
+class SecretsSpec(StrictModel):
+    """Where secret references are resolved (docs/secrets.md)."""
+
+    vault: VaultSpec | None = None
+
+
 class Platform(StrictModel):
     """The whole platform file."""
 
@@ -223,3 +240,4 @@ class Platform(StrictModel):
         default=1.0, description="assumed bandwidth between sites, for the time objective"
     )
     registry: RegistrySpec | None = None
+    secrets: SecretsSpec | None = None

@@ -13,8 +13,11 @@ from typing import Any
 
 import yaml
 
+from stratus.config.secret_fields import inline_allowed
 from stratus.errors import StorageError
 from stratus.private_files import write_private
+from stratus.redact import secrets_in_options
+from stratus.sandbox.openbao import OpenBao, is_openbao_up, start_openbao, stop_openbao, write_secret
 from stratus.sandbox.servers import (
     Server,
     ServerKind,
@@ -45,7 +48,8 @@ SITES: dict[str, _SiteSpec] = {
 }
 _HEADER = (
     "# Written by `stratus sandbox up`: three sites whose storage is a local server on loopback\n"
-    "# (SeaweedFS for S3, fake-gcs-server for GCS, Azurite for Azure Blob).\n"
+    "# (SeaweedFS for S3, fake-gcs-server for GCS, Azurite for Azure Blob); their keys are kept in an\n"
+    "# OpenBao dev server on loopback and read by vault: reference (docs/secrets.md).\n"
     "# `stratus sandbox down` stops them; `stratus sandbox status` says which are up.\n"
 )
 
@@ -73,6 +77,7 @@ class SandboxStatus:
                 }
                 for name, s in self.servers.items()
             },
+            "openbao_up": self.up.get("openbao"),
         }
 
 
@@ -81,17 +86,39 @@ def state_path(platform_out: Path) -> Path:
     return platform_out.resolve().parent / ".stratus" / "sandbox" / "state.json"
 
 
-def _platform_document(servers: dict[str, Server]) -> dict[str, Any]:
+#: Where the sandbox's Vault token is kept, relative to the platform file (owner-only).
+TOKEN_FILE = ".stratus/sandbox/openbao-token"
+
+
+def _platform_document(servers: dict[str, Server], bao: OpenBao | None) -> dict[str, Any]:
+    """The sites; with ``bao``, every credential in their options is stored there and written as a
+    ``vault:`` reference, and a ``secrets:`` section says where to read it."""
     sites: dict[str, Any] = {}
     for name, spec in SITES.items():
         server = servers[spec.server]
+        options = server.options()
+        if bao is not None:
+            options = _by_reference(bao, spec.server, options)
         sites[name] = {
             "provider": spec.provider,
             "region": spec.region,
             "storage": server.url(spec.bucket, "stratus"),
-            "storage_options": server.options(),
+            "storage_options": options,
         }
-    return {"sites": sites}
+    document: dict[str, Any] = {"sites": sites}
+    if bao is not None:
+        document["secrets"] = {"vault": {"address": bao.address, "token_ref": f"file:{TOKEN_FILE}"}}
+    return document
+
+
+def _by_reference(bao: OpenBao, kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with each top-level credential moved into OpenBao at ``secret/stratus/sandbox/KIND``."""
+    secret = {k: v for k, v in options.items() if isinstance(v, str) and v in secrets_in_options({k: v})}
+    secret = {k: v for k, v in secret.items() if v != "anon"}
+    if not secret:
+        return options
+    write_secret(bao, f"stratus/sandbox/{kind}", secret)
+    return {**options, **{k: f"vault:secret/stratus/sandbox/{kind}#{k}" for k in secret}}
 
 
 def sandbox_status(platform_out: Path) -> SandboxStatus:
@@ -99,13 +126,31 @@ def sandbox_status(platform_out: Path) -> SandboxStatus:
     path = state_path(platform_out)
     if not path.exists():
         return SandboxStatus(platform_out, {}, {})
-    servers, _extra = load_servers(path)
-    return SandboxStatus(platform_out, servers, {name: is_up(s) for name, s in servers.items()})
+    servers, extra = load_servers(path)
+    up = {name: is_up(s) for name, s in servers.items()}
+    bao = _recorded_openbao(extra)
+    if bao is not None:
+        up["openbao"] = is_openbao_up(bao)
+    return SandboxStatus(platform_out, servers, up)
+
+
+def _recorded_openbao(extra: dict[str, Any]) -> OpenBao | None:
+    record = extra.get("openbao")
+    return OpenBao(**record) if isinstance(record, dict) else None
+
+
+def _stop_recorded_openbao(platform_out: Path) -> None:
+    path = state_path(platform_out)
+    if path.exists():
+        bao = _recorded_openbao(load_servers(path)[1])
+        if bao is not None:
+            stop_openbao(bao)
 
 
 def sandbox_down(platform_out: Path) -> SandboxStatus:
     """Stop every recorded server by PID (data folders are kept); returns the status before stopping."""
     status = sandbox_status(platform_out)
+    _stop_recorded_openbao(platform_out)
     with ThreadPoolExecutor(max(1, len(status.servers))) as pool:  # SeaweedFS alone can take seconds
         list(pool.map(stop_server, status.servers.values()))
     state_path(platform_out).unlink(missing_ok=True)
@@ -122,6 +167,7 @@ def sandbox_up(platform_out: Path, *, timeout_s: float = 90.0) -> SandboxStatus:
         return current
     for server in current.servers.values():
         stop_server(server)  # a half-alive sandbox is restarted whole, so the platform file matches it
+    _stop_recorded_openbao(platform_out)
     folder = state_path(platform_out).parent
     kinds: list[ServerKind] = ["s3", "gcs", "azure"]
 
@@ -141,14 +187,25 @@ def sandbox_up(platform_out: Path, *, timeout_s: float = 90.0) -> SandboxStatus:
             stop_server(server)
         kind, exc = next(iter(failures.items()))
         raise StorageError(f"the sandbox could not start {kind}: {exc}")
+    bao: OpenBao | None = None
     try:
-        save_servers(state_path(platform_out), servers, {"platform": str(platform_out.resolve())})
+        extra: dict[str, Any] = {"platform": str(platform_out.resolve())}
+        if not inline_allowed():  # keys go to OpenBao; the platform file holds vault: references
+            bao = start_openbao(folder)
+            extra["openbao"] = bao.to_json()
+            token = platform_out.resolve().parent / TOKEN_FILE
+            token.parent.mkdir(parents=True, exist_ok=True)
+            write_private(token, bao.root_token.encode())
+        save_servers(state_path(platform_out), servers, extra)
         platform_out.parent.mkdir(parents=True, exist_ok=True)
-        # Owner-only: the S3 server's secret key is in the sites' storage_options.
-        document = _HEADER + yaml.safe_dump(_platform_document(servers), sort_keys=False)
+        # Owner-only: with --allow-inline-secrets the S3 server's secret key is in storage_options.
+        document = _HEADER + yaml.safe_dump(_platform_document(servers, bao), sort_keys=False)
         write_private(platform_out, document.encode())
     except BaseException:
         for server in servers.values():
             stop_server(server)
+        if bao is not None:
+            stop_openbao(bao)
         raise
-    return SandboxStatus(platform_out, servers, dict.fromkeys(servers, True))
+    up = dict.fromkeys(servers, True) | ({"openbao": True} if bao is not None else {})
+    return SandboxStatus(platform_out, servers, up)

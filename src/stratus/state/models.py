@@ -19,6 +19,7 @@ from stratus.state.db import Base, UtcDateTime
 __all__ = [
     "ArtifactName",
     "ArtifactRow",
+    "AuditRow",
     "DatasetRow",
     "ReplicaRow",
     "ReplicaState",
@@ -153,3 +154,19 @@ class DatasetRow(Base):
     site: Mapped[str] = mapped_column(String(128))
     make_key: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AuditRow(Base):
+    """One state-changing command: who ran it, what, when, with which (redacted) arguments, and how it
+    ended. Appended by the CLI (stratus.cli.audit) and never updated; created if missing like every table."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(160))
+    command: Mapped[str] = mapped_column(String(160))  # "serve drain", "models promote"
+    arguments: Mapped[str] = mapped_column(Text)  # JSON list, redacted
+    outcome: Mapped[str] = mapped_column(String(16))  # "ok" | "failed"
+    exit_code: Mapped[int] = mapped_column(Integer)
