@@ -31,6 +31,7 @@ from stratus.config import Platform, load_platform, resolve_platform_path
 from stratus.errors import ConfigError, ServingError
 from stratus.limits import name_problem
 from stratus.planner import site_offerings
+from stratus.policy import policy_gate
 from stratus.processes import spawn, stop_process
 from stratus.runner.context import open_stores
 from stratus.serving.deployment import SUPERVISOR_MARKER, Deployment, load_deployment
@@ -142,7 +143,11 @@ def start_command(
     source = resolve_model(model, repo, name, registry)
     base_dir = platform_file.resolve().parent
     stores = dict(open_stores(model_platform, base_dir, site_list))
-    check_sites(source, stores)
+    gate = policy_gate(model_platform, platform_file.parent)
+    try:
+        check_sites(source, stores, gate)
+    finally:
+        gate.close()
     _refuse_if_running(folder)
     fleet_options = FleetOptions(
         policy, port, gateways=gateways, dns_port=dns_port, dns_name=dns_name.strip() if dns_name else None
