@@ -15,6 +15,7 @@ from stratus.cli import (
     cost_cmd,
     models_cmd,
     plan_cmd,
+    policy_cmd,
     run_cmd,
     sandbox_cmd,
     serve_cmd,
@@ -67,6 +68,7 @@ app.add_typer(sandbox_cmd.app, name="sandbox")
 app.add_typer(serve_cmd.app, name="serve")
 app.add_typer(chaos_cmd.app, name="chaos")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(policy_cmd.app, name="policy")
 
 
 def main() -> None:
