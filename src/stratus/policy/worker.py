@@ -34,9 +34,17 @@ _NO_RULE = "not a valid rule path"
 
 
 def _error(exc: BaseException) -> str:
-    """regorus's message without the Rust backtrace it appends."""
+    """regorus's message on one line, ``FILE:LINE:COL: what``, without the Rust backtrace it appends.
+
+    It prints a source excerpt (``--> p.rego:6:1``, the line, a caret, ``error: ...``): rejection tables and
+    run errors show one line per reason.
+    """
     text = str(exc).split("\nStack backtrace:", 1)[0].strip()
-    return text or type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and lines[0].startswith("--> "):
+        what = next((line.removeprefix("error: ") for line in lines if line.startswith("error: ")), lines[-1])
+        return f"{lines[0].removeprefix('--> ')}: {what}"
+    return " ".join(lines) or type(exc).__name__
 
 
 def _plain(value: Any) -> Any:
