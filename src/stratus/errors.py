@@ -17,6 +17,7 @@ __all__ = [
     "ExecutorError",
     "InfeasibleError",
     "PlanError",
+    "PolicyError",
     "RegistryError",
     "ResidencyError",
     "RunError",
@@ -151,3 +152,13 @@ class ResidencyError(StratusError):
     """
 
     exit_code = 2
+
+
+class PolicyError(StratusError):
+    """A policy denied an action (a step's start, a copy, serving from a site, a repair), or failed closed.
+
+    Deterministic like a residency refusal (the same policy would deny again), so a step refused for it is
+    never retried; the message names the action and carries the policy's own messages.
+    """
+
+    exit_code = 6

@@ -18,6 +18,7 @@ from stratus.cli import (
     k8s_cmd,
     models_cmd,
     plan_cmd,
+    policy_cmd,
     run_cmd,
     sandbox_cmd,
     serve_cmd,
@@ -81,6 +82,7 @@ app.add_typer(chaos_cmd.app, name="chaos")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(k8s_cmd.app, name="k8s")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(policy_cmd.app, name="policy")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from stratus.cli.output import console, print_json
 from stratus.cli.render_plan import render_plan
 from stratus.limits import MAX_FLAG_SECONDS
 from stratus.planner import plan
+from stratus.policy import policy_gate
 from stratus.state import state_dir
 
 __all__ = ["plan_command"]
@@ -36,14 +37,27 @@ def plan_command(
 
     Example: stratus plan examples/fraud-detection/pipeline.yaml --explain
 
+    The platform's `policies:` judge every candidate; what they deny shows with --explain, and in the
+    error when nothing is left for a step.
+
     Exit codes: 0 planned, 2 usage or config error, 3 infeasible (the message says what to relax).
     """
     goal = parse_objective(objective)
     platform_file, platform_model, pipeline_model = load_files(pipeline, platform)
     catalog = Catalog.load(state_dir(platform_file) / "catalog")
-    result = plan(
-        pipeline_model, platform_model, catalog, objective=goal, explain=explain, time_limit_s=time_limit
-    )
+    gate = policy_gate(platform_model, platform_file.parent)
+    try:
+        result = plan(
+            pipeline_model,
+            platform_model,
+            catalog,
+            objective=goal,
+            explain=explain,
+            time_limit_s=time_limit,
+            policy=gate.plan_policy(pipeline_model),
+        )
+    finally:
+        gate.close()
     if as_json:
         print_json(result.to_json())
     else:

@@ -105,3 +105,11 @@ def _render_explanation(out: Console, plan: Plan) -> None:
         for r in plan.rejections:
             rejected.add_row(r.step, r.site, "; ".join(r.reasons))
         out.print(rejected)
+    if plan.policy_denials:
+        denied = Table(title="Choices denied by policy (the site stays usable)", title_justify="left")
+        denied.add_column("step")
+        denied.add_column("site")
+        denied.add_column("why")
+        for r in plan.policy_denials:
+            denied.add_row(r.step, r.site, "; ".join(r.reasons))
+        out.print(denied)

@@ -35,6 +35,7 @@ from stratus.config.names import check_safe_name
 from stratus.errors import ConfigError, ServingError
 from stratus.limits import name_problem
 from stratus.planner import site_offerings
+from stratus.policy import policy_gate
 from stratus.private_files import private_dir
 from stratus.processes import spawn, stop_process
 from stratus.runner.context import open_stores
@@ -181,7 +182,11 @@ def start_command(
     folder = deployment_folder(root, deployment_name)
     base_dir = platform_file.resolve().parent
     stores = dict(open_stores(model_platform, base_dir, site_list))
-    check_sites(source, stores)
+    gate = policy_gate(model_platform, platform_file.parent)
+    try:
+        check_sites(source, stores, gate)
+    finally:
+        gate.close()
     holders = _refuse_if_running(root, deployment_name)
     fleet_options = FleetOptions(
         policy,

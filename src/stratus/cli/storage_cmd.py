@@ -15,6 +15,7 @@ from stratus.cli.inputs import JSON, PLATFORM_HERE
 from stratus.cli.output import console, print_json
 from stratus.config import load_platform, resolve_platform_path
 from stratus.errors import ConfigError
+from stratus.policy import policy_gate
 from stratus.runner.context import SiteStores, open_stores
 from stratus.runner.replicas import ArtifactState, RepairLedger, inventory, repair_all, sweep_all, verify_all
 from stratus.state import Repository, open_database, state_dir, state_url
@@ -109,10 +110,15 @@ def _check(
         states = verify_all(repo, stores, site, timeout_s=timeout_s, down=down)
     else:
         platform_file = resolve_platform_path(platform)
-        ledger = RepairLedger.for_platform(
-            load_platform(platform_file), Catalog.load(state_dir(platform_file) / "catalog")
-        )
-        states = repair_all(repo, stores, site, timeout_s=timeout_s, ledger=ledger, down=down)
+        model = load_platform(platform_file)
+        ledger = RepairLedger.for_platform(model, Catalog.load(state_dir(platform_file) / "catalog"))
+        gate = policy_gate(model, platform_file.parent)
+        try:
+            states = repair_all(
+                repo, stores, site, timeout_s=timeout_s, ledger=ledger, down=down, policy=gate
+            )
+        finally:
+            gate.close()
     _show(action, states, as_json, down, sweep_all(stores, site) if action == "repair" else None)
     if any(s.error or s.under_replicated for s in states):
         sys.exit(1)

@@ -17,11 +17,13 @@ from stratus.config.platform import (
     EgressOverride,
     InlineOffering,
     Platform,
+    PolicySpec,
     RegistrySpec,
     ReservedSpec,
     ServerlessSpec,
     Site,
     StorageTimeouts,
+    policy_path,
 )
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "OutputSpec",
     "Pipeline",
     "Platform",
+    "PolicySpec",
     "RegisterSpec",
     "RegistrySpec",
     "ReservedSpec",
@@ -46,6 +49,7 @@ __all__ = [
     "load_pipeline",
     "load_platform",
     "parse_input",
+    "policy_path",
     "resolve_platform_path",
     "step_dependencies",
     "topological_order",

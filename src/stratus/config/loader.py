@@ -12,7 +12,7 @@ from stratus.config.errors import translate
 from stratus.config.graph import find_cycle, parse_input, step_dependencies
 from stratus.config.models import PROVIDERS
 from stratus.config.pipeline import Pipeline
-from stratus.config.platform import Platform, Site
+from stratus.config.platform import LIBRARY_PREFIX, Platform, Site, policy_path
 from stratus.config.secret_fields import resolve_platform_secrets
 from stratus.config.source import Located, read_yaml
 from stratus.errors import ConfigError
@@ -59,7 +59,33 @@ def load_platform(path: Path | str) -> Platform:
                     f"{value!r} is neither a site nor a provider; expected one of the sites "
                     f"({', '.join(sites)}), a provider ({', '.join(PROVIDERS)}){extra}",
                 )
+    _check_policies(platform, located, Path(path).parent)
     return platform.model_copy(update={"sites": sites})
+
+
+def _check_policies(platform: Platform, located: Located, base: Path) -> None:
+    """Every ``policies`` path exists: a module is a ``.rego`` file or a directory, data a file."""
+    spec = platform.policies
+    if spec is None:
+        return
+    short = isinstance(located.data, dict) and isinstance(located.data.get("policies"), list)
+    for i, entry in enumerate(spec.modules):
+        where = policy_path(entry, base)
+        if where.is_dir() or (where.is_file() and where.suffix == ".rego"):
+            continue
+        library = entry.startswith(LIBRARY_PREFIX)
+        hint = (
+            "a file of the shipped library (see docs/policy.md)" if library else "a .rego file or a directory"
+        )
+        found = "does not exist" if not where.exists() else "is not a .rego file"
+        key = ("policies", i) if short else ("policies", "modules", i)
+        raise located.error(key, f"{entry!r} {found} ({where}); expected {hint}")
+    for i, entry in enumerate(spec.data):
+        where = policy_path(entry, base)
+        if not where.is_file() or where.suffix not in (".yaml", ".yml", ".json"):
+            raise located.error(
+                ("policies", "data", i), f"{entry!r} is not a YAML or JSON file ({where}); expected one"
+            )
 
 
 def _resolve_site(name: str, site: Site, located: Located) -> Site:

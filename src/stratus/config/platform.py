@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
@@ -27,11 +28,13 @@ from stratus.limits import (
 )
 
 __all__ = [
+    "LIBRARY_PREFIX",
     "Capacity",
     "Compute",
     "EgressOverride",
     "InlineOffering",
     "Platform",
+    "PolicySpec",
     "RegistrySpec",
     "ReservedSpec",
     "SecretsSpec",
@@ -39,6 +42,7 @@ __all__ = [
     "Site",
     "StorageTimeouts",
     "VaultSpec",
+    "policy_path",
 ]
 
 STORAGE_SCHEMES = ("file", "memory", "s3", "gs", "gcs", "az", "abfs")
@@ -231,6 +235,45 @@ class SecretsSpec(StrictModel):
     vault: VaultSpec | None = None
 
 
+#: ``policies.modules`` entry naming the Rego library shipped with Stratus (or one file of it).
+LIBRARY_PREFIX = "stratus:library"
+LIBRARY_DIR = Path(__file__).resolve().parents[1] / "policy" / "library"
+
+
+def policy_path(entry: str, base: Path) -> Path:
+    """Where a ``policies`` entry points: the shipped library, or a path relative to the platform file."""
+    if entry == LIBRARY_PREFIX:
+        return LIBRARY_DIR
+    if entry.startswith(LIBRARY_PREFIX + "/"):
+        return LIBRARY_DIR / entry.removeprefix(LIBRARY_PREFIX + "/")
+    return base / entry
+
+
+class PolicySpec(StrictModel):
+    """Rego policies evaluated at every decision point (docs/policy.md); paths are relative to this file.
+
+    Written as a list, it is ``modules`` alone: ``policies: [policies/]``.
+    """
+
+    modules: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=1,
+        description=".rego files or directories (every *.rego below, *_test.rego excepted); "
+        "`stratus:library` is the shipped library, `stratus:library/NAME.rego` one file of it",
+    )
+    data: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="YAML or JSON files merged into the data document (e.g. stratus.teams)",
+    )
+    timeout_s: Annotated[float, finite(gt=0, le=60)] = Field(
+        default=1.0, description="the most one decision may take; a later one is then denied (fail closed)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_is_modules(cls, value: Any) -> Any:
+        return {"modules": value} if isinstance(value, list) else value
+
+
 class Platform(StrictModel):
     """The whole platform file."""
 
@@ -241,3 +284,4 @@ class Platform(StrictModel):
     )
     registry: RegistrySpec | None = None
     secrets: SecretsSpec | None = None
+    policies: PolicySpec | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple, overload
@@ -11,7 +11,26 @@ from stratus.catalog import Catalog, Offering, ReservedPrice
 from stratus.config import Platform, Resources, Site, Step
 from stratus.planner.plan import Pricing
 
-__all__ = ["Candidate", "SiteCandidates", "SiteOfferings", "site_offerings", "step_candidates"]
+__all__ = [
+    "Candidate",
+    "CandidatePolicy",
+    "Option",
+    "SiteCandidates",
+    "SiteOfferings",
+    "site_offerings",
+    "step_candidates",
+]
+
+#: One way to buy a machine at a site: the offering, how it is paid for, and its price per hour.
+Option = tuple[Offering, Pricing, Decimal]
+#: Policy over a step's options at one site, built above the planner (``stratus.policy``) and passed in, so
+#: the planner stays pure: (step, site, residency of what the step reads, options) → for each option, the
+#: messages that deny it (empty: allowed).
+CandidatePolicy = Callable[[str, str, frozenset[str], Sequence[Option]], list[tuple[str, ...]]]
+#: Denial messages shown per site before "+N more".
+MAX_POLICY_MESSAGES = 3
+#: Options put to a policy at once, cheapest first (see _judge).
+POLICY_BATCH = 4
 
 
 class Candidate(NamedTuple):
@@ -120,28 +139,91 @@ def step_candidates(
     residency: frozenset[str],
     platform: Platform,
     offerings: SiteOfferings,
-) -> tuple[dict[str, Sequence[Candidate]], dict[str, list[str]]]:
-    """Feasible candidates per site (cheapest first) and, for every other site, why it was rejected."""
+    policy: CandidatePolicy | None = None,
+    name: str = "",
+) -> tuple[dict[str, Sequence[Candidate]], dict[str, list[str]], dict[str, list[str]]]:
+    """Feasible candidates per site (cheapest first); for every other site, why it was rejected; and for
+    sites that stay feasible with some choices denied by ``policy``, the policy's messages.
+
+    With a policy, a site the built-in rules reject is still put to it, so its denials show next to them.
+    """
     hours = Decimal(str(step.estimated_hours))
     feasible: dict[str, Sequence[Candidate]] = {}
     rejected: dict[str, list[str]] = {}
-    for name, site in platform.sites.items():
-        reasons = _placement_reasons(step, residency, name, site)
-        candidates: Sequence[Candidate] = []
-        if not reasons and site.compute.backend == "serverless":
+    partly: dict[str, list[str]] = {}
+    for site_name, site in platform.sites.items():
+        reasons = _placement_reasons(step, residency, site_name, site)
+        asked = not reasons or policy is not None
+        options: list[Option] = []
+        why: list[str] = []
+        if asked and site.compute.backend == "serverless":
             function, why = _function_offering(step, site)
-            reasons.extend(why)
             if function is not None:
-                candidates = [_function_candidate(name, function, step, site)]
-        elif not reasons:
-            options, why = offerings.fitting(step, name, site)
+                options = [(function, "on-demand", function.price_per_hour_usd)]
+        elif asked:
+            options, why = offerings.fitting(step, site_name, site)
+        if not reasons:
             reasons.extend(why)
-            candidates = SiteCandidates(name, options, hours)
+        if policy is not None and options:
+            allowed, verdicts = _judge(policy, name, site_name, residency, options, once=bool(reasons))
+            if len(allowed) < len(verdicts):
+                (partly.setdefault(site_name, []) if allowed and not reasons else reasons).extend(
+                    _policy_messages(verdicts, partial=bool(allowed))
+                )
+            options = allowed
+        candidates: Sequence[Candidate] = []
+        if not reasons and site.compute.backend == "serverless" and options:
+            candidates = [_function_candidate(site_name, options[0][0], step, site)]
+        elif not reasons:
+            candidates = SiteCandidates(site_name, options, hours)
         if candidates:
-            feasible[name] = candidates
+            feasible[site_name] = candidates
         else:
-            rejected[name] = reasons
-    return feasible, rejected
+            rejected[site_name] = reasons
+    return feasible, rejected, partly
+
+
+def _judge(
+    policy: CandidatePolicy,
+    step: str,
+    site: str,
+    residency: frozenset[str],
+    options: list[Option],
+    *,
+    once: bool,
+) -> tuple[list[Option], list[tuple[str, ...]]]:
+    """The allowed options among those asked about, and every verdict, asking cheapest first.
+
+    Solvers use only a site's cheapest candidate, so options are put to the policy POLICY_BATCH at a time
+    until one is allowed; dearer ones are never asked about (a catalog region sells hundreds of shapes,
+    and a decision costs a Rego evaluation). ``once``: ask only the first batch (a site the built-in rules
+    reject, asked only to show the policy's view next to theirs).
+    """
+    allowed: list[Option] = []
+    verdicts: list[tuple[str, ...]] = []
+    for start in range(0, len(options), POLICY_BATCH):
+        batch = options[start : start + POLICY_BATCH]
+        judged = policy(step, site, residency, batch)
+        verdicts.extend(judged)
+        allowed.extend(option for option, denied in zip(batch, judged, strict=True) if not denied)
+        if allowed or once:
+            break
+    return allowed, verdicts
+
+
+def _policy_messages(verdicts: list[tuple[str, ...]], *, partial: bool) -> list[str]:
+    """``policy: MESSAGE`` once per distinct message (with how many choices it denied when only some)."""
+    counts: dict[str, int] = {}
+    for messages in verdicts:
+        for message in dict.fromkeys(messages):
+            counts[message] = counts.get(message, 0) + 1
+    shown = [
+        f"policy: {m}" + (f" ({n} of the {len(verdicts)} cheapest choices)" if partial else "")
+        for m, n in list(counts.items())[:MAX_POLICY_MESSAGES]
+    ]
+    if len(counts) > MAX_POLICY_MESSAGES:
+        shown.append(f"policy: +{len(counts) - MAX_POLICY_MESSAGES} more denial message(s)")
+    return shown
 
 
 def _placement_reasons(step: Step, residency: frozenset[str], name: str, site: Site) -> list[str]:

@@ -101,6 +101,8 @@ class Plan:
     candidates: int
     optimality_gap: float | None = 0.0  # 0: proven optimal; > 0: proven bound on the excess; None: unknown
     rejections: tuple[Rejection, ...] = ()
+    # Sites a step may still use, where a policy denied some of its choices (offering, pricing).
+    policy_denials: tuple[Rejection, ...] = ()
     alternatives: tuple[Alternative, ...] = field(default=(), compare=False)
 
     @property

@@ -7,7 +7,7 @@ in the tests all read the same numbers and cannot disagree about the model.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -15,7 +15,7 @@ import numpy.typing as npt
 from stratus.catalog import Catalog
 from stratus.config import Pipeline, Platform, parse_input, step_dependencies, topological_order
 from stratus.errors import InfeasibleError
-from stratus.planner.candidates import Candidate, site_offerings, step_candidates
+from stratus.planner.candidates import Candidate, CandidatePolicy, site_offerings, step_candidates
 from stratus.planner.egress import EgressMatrix, egress_matrix
 from stratus.planner.multisite import multi_site_candidates
 from stratus.planner.plan import Objective
@@ -55,6 +55,8 @@ class Problem:
     flows: tuple[Flow, ...]
     egress: EgressMatrix
     transfer_gbps: float
+    # step → site → policy messages, for sites that stay feasible with only some of their choices denied
+    denials: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     @property
     def n_candidates(self) -> int:
@@ -88,8 +90,18 @@ class Problem:
         return rates
 
 
-def build_problem(pipeline: Pipeline, platform: Platform, catalog: Catalog, objective: Objective) -> Problem:
-    """Index the pipeline and platform, filter candidates, and fail early with reasons when nothing fits."""
+def build_problem(
+    pipeline: Pipeline,
+    platform: Platform,
+    catalog: Catalog,
+    objective: Objective,
+    policy: CandidatePolicy | None = None,
+) -> Problem:
+    """Index the pipeline and platform, filter candidates, and fail early with reasons when nothing fits.
+
+    ``policy`` (from the layer above, e.g. ``stratus.policy``) may deny any (step, site, offering,
+    pricing); its messages join the built-in reasons a site was rejected for.
+    """
     sites = tuple(platform.sites)
     site_index = {name: i for i, name in enumerate(sites)}
     deps = step_dependencies({name: step.inputs for name, step in pipeline.steps.items()})
@@ -101,11 +113,14 @@ def build_problem(pipeline: Pipeline, platform: Platform, catalog: Catalog, obje
 
     candidates: list[dict[int, Sequence[Candidate]]] = []
     rejections: dict[str, dict[str, list[str]]] = {}
+    denials: dict[str, dict[str, list[str]]] = {}
     for name in steps:
         step = pipeline.steps[name]
         # A federated step's data never leaves its sites, so its residency binds no machine of the step.
         bound = frozenset() if step.kind == "federated" else step_residency(step.inputs, residency)
-        feasible, rejected = step_candidates(step, bound, platform, offerings)
+        feasible, rejected, partly = step_candidates(step, bound, platform, offerings, policy, name)
+        if partly:
+            denials[name] = partly
         if step.kind != "single":
             feasible, rejected = multi_site_candidates(step, pipeline, feasible, rejected, egress)
         candidates.append({site_index[s]: c for s, c in feasible.items()})
@@ -129,6 +144,7 @@ def build_problem(pipeline: Pipeline, platform: Platform, catalog: Catalog, obje
         flows=flows,
         egress=egress,
         transfer_gbps=platform.transfer_gbps,
+        denials=denials,
     )
 
 
@@ -225,6 +241,7 @@ def _infeasible_message(infeasible: list[str], rejections: dict[str, dict[str, l
         "resources": "request fewer resources or add an offering that fits",
         "capacity": "raise compute.capacity at a site",
         "catalog": "use a region the catalog covers, or list offerings inline",
+        "policy": "ask the policy's owners, or change what it denies (`stratus policy eval` shows why)",
     }
     lines.append("To relax: " + "; ".join(relax[h] for h in sorted(hints) if h in relax) + ".")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from stratus.catalog import Catalog
 from stratus.config import Pipeline, Platform
+from stratus.planner.candidates import CandidatePolicy
 from stratus.planner.evaluate import Evaluation, evaluate
 from stratus.planner.milp import solve_milp
 from stratus.planner.plan import Alternative, Objective, Plan, Rejection
@@ -25,20 +26,17 @@ def plan(
     objective: Objective = "cost",
     explain: bool = False,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    policy: CandidatePolicy | None = None,
 ) -> Plan:
     """Place every step on a site and offering, optimally for ``objective``; pure, no I/O beyond the catalog.
 
-    Raises InfeasibleError (with per-step, per-site reasons) when no placement satisfies the constraints.
+    ``policy`` may deny candidates (see :func:`build_problem`). Raises InfeasibleError (with per-step,
+    per-site reasons) when no placement satisfies the constraints.
     """
-    problem = build_problem(pipeline, platform, catalog or Catalog.bundled(), objective)
+    problem = build_problem(pipeline, platform, catalog or Catalog.bundled(), objective, policy)
     assignment, solver, gap = solve(problem, time_limit_s)
     result = evaluate(problem, assignment)
     alternatives = _alternatives(problem, assignment, result) if explain else ()
-    rejections = tuple(
-        Rejection(step=step, site=site, reasons=tuple(reasons))
-        for step, per_site in problem.rejections.items()
-        for site, reasons in per_site.items()
-    )
     return Plan(
         pipeline=problem.pipeline,
         objective=objective,
@@ -50,8 +48,17 @@ def plan(
         solver=solver,
         optimality_gap=gap,
         candidates=problem.n_candidates,
-        rejections=rejections,
+        rejections=_rejections(problem.rejections),
+        policy_denials=_rejections(problem.denials),
         alternatives=alternatives,
+    )
+
+
+def _rejections(per_step: dict[str, dict[str, list[str]]]) -> tuple[Rejection, ...]:
+    return tuple(
+        Rejection(step=step, site=site, reasons=tuple(reasons))
+        for step, per_site in per_step.items()
+        for site, reasons in per_site.items()
     )
 
 

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from stratus.errors import ExecutorError, RegistryError, ResidencyError, StorageError
+from stratus.errors import ExecutorError, PolicyError, RegistryError, ResidencyError, StorageError
 from stratus.executors import StepResult
 from stratus.failures import ErrorClass, classify_exception
 from stratus.planner import Placement
+from stratus.planner.residency import step_residency
 from stratus.runner.context import RunContext
 from stratus.runner.events import RunEvent, StepState, metrics_words
 from stratus.runner.execution import run_request
@@ -36,7 +37,8 @@ class Outcome:
     """How an attempt ended. ``site-down`` and ``preempted`` move the step elsewhere; ``failed`` retries
     when ``error_class`` is ``infrastructure`` (or the step opted in with ``retry_on_error``).
 
-    ``refused`` is a residency refusal: the same step would be refused again, so it is never retried.
+    ``refused`` is a residency or policy refusal: the same step would be refused again, so it is never
+    retried.
     """
 
     step: str
@@ -96,6 +98,9 @@ def execute_step(
         )
 
     try:
+        # Where the step's machines may be: what it reads binds them (a federated step's data stays put).
+        bound = frozenset() if step.kind == "federated" else step_residency(step.inputs, ctx.residency)
+        ctx.policy.check_start(ctx.pipeline, ctx.run_id, placement, bound, ctx.placer.offering)
         if step.kind == "single":
             state("staging", f"fetching {len(inputs)} input(s) to {site}")
             local_inputs = stage_inputs(ctx, name, site, inputs, workdir / "inputs")
@@ -130,8 +135,8 @@ def execute_step(
         if step.registration is not None:
             where = list(dict.fromkeys([site, *participant_sites(ctx, name, placement)]))
             state("publishing", register_output(ctx, name, where, inputs, outputs, produced, result.metrics))
-    except ResidencyError as exc:
-        return fail("refused", f"ResidencyError: {exc}", "user")
+    except (ResidencyError, PolicyError) as exc:
+        return fail("refused", f"{type(exc).__name__}: {exc}", "user")
     except RegistryError as exc:  # a model that cannot be registered, or a registry that cannot be reached
         return fail("failed", f"RegistryError: {exc}", classify_exception(exc))
     except ExecutorError as exc:

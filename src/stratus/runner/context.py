@@ -14,6 +14,7 @@ from pathlib import Path
 
 from stratus.config import Pipeline, Platform
 from stratus.executors import Executor, executor_for
+from stratus.policy import NO_POLICY, PolicyGate
 from stratus.redact import redact
 from stratus.runner.billing import Biller
 from stratus.runner.dataplane import DataPlane
@@ -135,6 +136,7 @@ class RunContext:
     sink: EventSink | None = None
     faults: Faults = field(default_factory=Faults)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    policy: PolicyGate = NO_POLICY  # asked before each step starts and each copy (docs/policy.md)
     stop: threading.Event = field(default_factory=threading.Event)
     notes: list[str] = field(default_factory=list)
     incidents: Incidents = field(default_factory=Incidents)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from stratus.errors import ResidencyError, StorageError
+from stratus.errors import PolicyError, ResidencyError, StorageError
+from stratus.policy import NO_POLICY, PolicyGate
 from stratus.runner.billing import Biller
 from stratus.runner.placement import Placer
 from stratus.runner.residency import manifest_bound
@@ -52,9 +53,17 @@ class DataPlane:
     """Copies, fetches and publishes for one run, recording each in the manifest and the ledger."""
 
     def __init__(
-        self, run_id: str, repo: Repository, stores: Mapping[str, SiteStore], placer: Placer, biller: Biller
+        self,
+        run_id: str,
+        repo: Repository,
+        stores: Mapping[str, SiteStore],
+        placer: Placer,
+        biller: Biller,
+        policy: PolicyGate = NO_POLICY,
     ) -> None:
         self.run_id = run_id
+        #: Asked before every copy between sites; a denial is a PolicyError (the step is refused).
+        self.policy = policy
         self.repo = repo
         self.stores = stores
         self.placer = placer
@@ -115,8 +124,13 @@ class DataPlane:
                 "run `stratus storage repair`, or rerun the step that produced it"
             )
         self._sweep_once(dst)
-        failure: StorageError | None = None
+        failure: StorageError | PolicyError | None = None
         for holder in holders:
+            try:
+                self._ask(artifact, sha256, residency, holder, site, reason, step)
+            except PolicyError as exc:  # another holder may be allowed to send it
+                failure = failure or exc
+                continue
             try:
                 moved = copy_object(sha256, self.stores[holder], dst, residency)
             except StorageError as exc:
@@ -266,6 +280,9 @@ class DataPlane:
                 "(aggregates, a model), never a verbatim copy of resident data; nothing was published"
             )
         residency = self._bound(sha, residency, [store.site for store in stores], artifact)
+        for site in listed:
+            if site != producer:
+                self._ask(artifact, sha, residency, producer, site, "replica (dual-write)", step)
         size = path.stat().st_size
         # Probe first: asking a dead store whether it already holds the bytes would cost an SDK's retries.
         health = probe_all(stores, self.probe_timeout_s) if self.probe_timeout_s is not None else {}
@@ -316,6 +333,30 @@ class DataPlane:
                     f"({where or 'no declared jurisdiction'}): it is {bound}-resident{why}"
                 )
         return residency
+
+    def _ask(
+        self,
+        artifact: str,
+        sha256: str,
+        residency: frozenset[str],
+        source: str,
+        target: str,
+        reason: str,
+        step: str | None,
+    ) -> None:
+        """Put one copy to the policies; PolicyError (never retried) when they deny it."""
+        if self.policy.enabled:
+            self.policy.check_copy(
+                self.placer.pipeline,
+                self.run_id,
+                artifact=artifact,
+                sha256=sha256,
+                residency=residency,
+                source=source,
+                target=target,
+                reason=reason,
+                step=step,
+            )
 
     def record_exchange(self, step: str, from_site: str, to_site: str, size_bytes: int) -> None:
         """Traffic between a multi-site step's machines (model updates, gradients): a transfer, not data.

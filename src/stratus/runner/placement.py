@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from stratus.catalog import Catalog
+from stratus.catalog import Catalog, Offering
 from stratus.config import Pipeline, Platform, Step
 from stratus.errors import InfeasibleError
 from stratus.planner import Placement, Plan, Problem, build_problem, plan
+from stratus.planner.candidates import CandidatePolicy
 from stratus.planner.plan import Objective
 
 __all__ = ["Placer", "Pricing"]
@@ -33,15 +34,21 @@ class Placer:
     """The current plan of a run, re-solved as sites fail under steps."""
 
     def __init__(
-        self, pipeline: Pipeline, platform: Platform, catalog: Catalog, objective: Objective
+        self,
+        pipeline: Pipeline,
+        platform: Platform,
+        catalog: Catalog,
+        objective: Objective,
+        policy: CandidatePolicy | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.platform = platform
         self.catalog = catalog
         self.objective = objective
+        self.policy = policy  # every (re-)plan puts its candidates to the platform's policies
         self.excluded: dict[str, dict[str, str]] = {}  # step → site → why
         self.down: dict[str, str] = {}  # site → why: excluded for every step from now on
-        self.problem: Problem = build_problem(pipeline, platform, catalog, objective)
+        self.problem: Problem = build_problem(pipeline, platform, catalog, objective, policy)
 
     def exclude(self, step: str, site: str, why: str) -> None:
         """Never place ``step`` at ``site`` again in this run."""
@@ -86,8 +93,8 @@ class Placer:
             constraints = step.constraints.model_copy(update={"sites": allowed})
             steps[name] = step.model_copy(update={"constraints": constraints})
         pipeline = self.pipeline.model_copy(update={"steps": steps})
-        self.problem = build_problem(pipeline, self.platform, self.catalog, self.objective)
-        return plan(pipeline, self.platform, self.catalog, objective=self.objective)
+        self.problem = build_problem(pipeline, self.platform, self.catalog, self.objective, self.policy)
+        return plan(pipeline, self.platform, self.catalog, objective=self.objective, policy=self.policy)
 
     def _lost(self, step: str) -> dict[str, str]:
         """The sites ``step`` may no longer use in this run, and why: its own exclusions, then sites down."""
@@ -107,6 +114,16 @@ class Placer:
                 accelerator = str(candidate.offering.accelerator) if candidate.offering.accelerator else None
                 break
         return Pricing(placement.price_per_hour_usd, list_price, accelerator)
+
+    def offering(self, step: str, site: str, name: str) -> Offering | None:
+        """The offering ``name`` a step's candidates at ``site`` use (None: not among them)."""
+        try:
+            candidates = self.problem.candidates[self.problem.steps.index(step)]
+            at_site = candidates.get(self.problem.sites.index(site), [])
+        except ValueError:
+            return None
+        machines = [c for candidate in at_site for c in (candidate, *candidate.participants)]
+        return next((c.offering for c in machines if c.site == site and c.offering.name == name), None)
 
     def egress_usd_per_gb(self, from_site: str, to_site: str) -> Decimal:
         """The price of moving a GB between two sites under the platform's egress rules."""

@@ -19,6 +19,7 @@ from stratus.catalog import Catalog
 from stratus.config import Platform
 from stratus.errors import StorageError
 from stratus.planner.egress import egress_matrix
+from stratus.policy import NO_POLICY, PolicyGate
 from stratus.runner.billing import Biller
 from stratus.state import Repository, utcnow
 from stratus.storage import (
@@ -210,8 +211,12 @@ def _repair_one(
     targets: list[str],
     down: Mapping[str, str],
     ledger: RepairLedger | None,
+    policy: PolicyGate = NO_POLICY,
 ) -> None:
-    """Copy onto ``targets`` from the cheapest verified holder that answers; record what verified."""
+    """Copy onto ``targets`` from the cheapest verified holder that answers; record what verified.
+
+    A target the policy denies is left as it is, with the policy's message in ``state.error``.
+    """
     recorded = repo.replicas(state.sha256)
     holders = [s for s, v in recorded.items() if v == "verified" and s in stores and s not in down]
     if ledger is not None:
@@ -225,12 +230,22 @@ def _repair_one(
         return
     artifact = repo.artifact(state.sha256)
     residency = parse_residency(artifact.residency) if artifact else state.residency
+    name = state.names[0] if state.names else state.sha256
+    denied = {
+        target: why
+        for target in targets
+        if (why := policy.repair_denial(name, state.sha256, residency, target, holders)) is not None
+    }
+    if denied:
+        state.error = "; ".join(denied.values())
+        targets = [t for t in targets if t not in denied]
+        if not targets:
+            return
     try:
         done = restore(state.sha256, [stores[s] for s in [*holders, *targets]], residency)
     except StorageError as exc:
         state.error = str(exc)
         return
-    name = state.names[0] if state.names else state.sha256
     for target in targets:
         if target not in done.moved:  # went away between the probe and the copy: still to do
             state.replicas[target] = "unreachable"
@@ -263,11 +278,13 @@ def repair_all(
     timeout_s: float = DEFAULT_PROBE_TIMEOUT_S,
     ledger: RepairLedger | None = None,
     down: dict[str, str] | None = None,
+    policy: PolicyGate = NO_POLICY,
 ) -> list[ArtifactState]:
     """Verify, then copy onto every pending, missing or corrupt replica (at ``site``) from a good one.
 
     Unreachable sites are skipped and keep their pending replicas for next time. With ``ledger``, each
     copy is a manifest transfer and a FOCUS row; without, only the manifest row (no run is charged).
+    Each copy is put to ``policy`` first; a denied one is not made and its artifact's error says why.
     """
     down = {} if down is None else down
     states = verify_all(repo, stores, site, timeout_s=timeout_s, down=down)
@@ -278,7 +295,7 @@ def repair_all(
     for state in broken:
         targets = [s for s, v in state.replicas.items() if v in UNDER_REPLICATED and s in stores]
         if targets:
-            _repair_one(repo, stores, state, targets, down, ledger)
+            _repair_one(repo, stores, state, targets, down, ledger, policy)
     return states
 
 
@@ -288,6 +305,7 @@ def complete_pending(
     *,
     ledger: RepairLedger | None = None,
     timeout_s: float = DEFAULT_PROBE_TIMEOUT_S,
+    policy: PolicyGate = NO_POLICY,
 ) -> tuple[list[ArtifactState], dict[str, str]]:
     """Write the replicas quorum writes left pending, at the sites that answer now (one probe each).
 
@@ -313,7 +331,7 @@ def complete_pending(
             if s in down:
                 state.replicas[s] = "unreachable"
         if targets:
-            _repair_one(repo, stores, state, targets, down, ledger)
+            _repair_one(repo, stores, state, targets, down, ledger, policy)
     return states, down
 
 

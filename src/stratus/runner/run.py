@@ -11,7 +11,7 @@ import inspect
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import ParamSpec
@@ -21,6 +21,7 @@ from stratus.config import Pipeline, Platform, load_pipeline, load_platform, res
 from stratus.errors import ConfigError, RunError, StratusError
 from stratus.planner import artifact_residency
 from stratus.planner.plan import Objective
+from stratus.policy import policy_gate
 from stratus.runner.billing import Biller
 from stratus.runner.cache import code_version, module_file
 from stratus.runner.context import Faults, RetryPolicy, RunContext, open_sites
@@ -104,75 +105,88 @@ def run(
     ``resume`` id, another pipeline's run, a run still being run) before anything executes.
     """
     repo = Repository(db)
-    placer = Placer(pipeline, platform, catalog or Catalog.bundled(), objective)
-    versions = {
-        name: code_version(
-            step.run, module_file(step.run, [pipeline_dir], field=f"steps.{name}.run"), step.params
+    gate = policy_gate(platform, platform_dir)
+    with closing(gate):  # stops the policy engine's worker, if one was started
+        placer = Placer(
+            pipeline, platform, catalog or Catalog.bundled(), objective, gate.plan_policy(pipeline)
         )
-        for name, step in pipeline.steps.items()
-    }
-    sites = open_sites(platform, platform_dir)
-    run_id, interrupted = _open_run(repo, pipeline, resume, objective, files or {})
-    with _failed_on_crash(repo, run_id):  # any exception, ours or a bug, must not leave it running
-        biller = Biller(db, run_id, platform, pipeline.tags)
-        ctx = RunContext(
-            run_id=run_id,
-            pipeline=pipeline,
-            pipeline_dir=pipeline_dir,
-            platform=platform,
-            repo=repo,
-            sites=sites,
-            placer=placer,
-            biller=biller,
-            data=DataPlane(run_id, repo, sites.stores, placer, biller),
-            runs_dir=runs_dir,
-            residency=artifact_residency(pipeline),
-            sink=on_event,
-            faults=faults or Faults(),
-            retry=retry or RetryPolicy(),
-        )
-        ctx.data.on_note = lambda message: ctx.emit(RunEvent("note", message))
-        if repair:
-            ledger = RepairLedger(platform, placer.egress_usd_per_gb, run_id, pipeline.tags)
-            for note in pending_notes(*complete_pending(repo, sites.stores, ledger=ledger)):
-                ctx.emit(RunEvent("note", note))
-        done = {
-            a.step: a.site for a in repo.attempts(run_id) if a.status in DONE and a.step in pipeline.steps
+        versions = {
+            name: code_version(
+                step.run, module_file(step.run, [pipeline_dir], field=f"steps.{name}.run"), step.params
+            )
+            for name, step in pipeline.steps.items()
         }
-        plan = plan_with_healthy_sites(ctx, done)  # probes the sites it needs; re-plans around silent ones
-        if resume is None:
-            accelerated = {name for name, step in pipeline.steps.items() if step.resources.accelerators}
-            biller.plan(plan, accelerated)
-            ctx.emit(
-                RunEvent(
-                    "run", f"run {run_id}: {len(pipeline.steps)} steps, planned ${plan.total_cost_usd:.4f}"
+        sites = open_sites(platform, platform_dir)
+        run_id, interrupted = _open_run(repo, pipeline, resume, objective, files or {})
+        with _failed_on_crash(repo, run_id):  # any exception, ours or a bug, must not leave it running
+            biller = Biller(db, run_id, platform, pipeline.tags)
+            ctx = RunContext(
+                run_id=run_id,
+                pipeline=pipeline,
+                pipeline_dir=pipeline_dir,
+                platform=platform,
+                repo=repo,
+                sites=sites,
+                placer=placer,
+                biller=biller,
+                data=DataPlane(run_id, repo, sites.stores, placer, biller, gate),
+                runs_dir=runs_dir,
+                residency=artifact_residency(pipeline),
+                sink=on_event,
+                faults=faults or Faults(),
+                retry=retry or RetryPolicy(),
+                policy=gate,
+            )
+            ctx.data.on_note = lambda message: ctx.emit(RunEvent("note", message))
+            if repair:
+                ledger = RepairLedger(platform, placer.egress_usd_per_gb, run_id, pipeline.tags)
+                for note in pending_notes(*complete_pending(repo, sites.stores, ledger=ledger, policy=gate)):
+                    ctx.emit(RunEvent("note", note))
+            done = {
+                a.step: a.site for a in repo.attempts(run_id) if a.status in DONE and a.step in pipeline.steps
+            }
+            plan = plan_with_healthy_sites(
+                ctx, done
+            )  # probes the sites it needs; re-plans around silent ones
+            if resume is None:
+                accelerated = {name for name, step in pipeline.steps.items() if step.resources.accelerators}
+                biller.plan(plan, accelerated)
+                ctx.emit(
+                    RunEvent(
+                        "run",
+                        f"run {run_id}: {len(pipeline.steps)} steps, planned ${plan.total_cost_usd:.4f}",
+                    )
                 )
-            )
-        else:
-            ctx.emit(
-                RunEvent(
-                    "note",
-                    f"resuming run {run_id}: {len(done)} of {len(pipeline.steps)} steps already done; "
-                    f"{interrupted} interrupted attempt(s) will be redone",
+            else:
+                ctx.emit(
+                    RunEvent(
+                        "note",
+                        f"resuming run {run_id}: {len(done)} of {len(pipeline.steps)} steps already done; "
+                        f"{interrupted} interrupted attempt(s) will be redone",
+                    )
                 )
-            )
-        error: str | None = None
-        try:
-            bind_datasets(ctx, make_keys(ctx))
-            error = Scheduler(ctx, plan, versions).run()
-        except RunError as exc:
-            error = str(exc)
-        except StratusError as exc:  # a store or executor failing outside any step (datasets)
-            error = f"{type(exc).__name__}: {exc}"
-        status: RunStatus = "succeeded" if error is None else "failed"
-        ended = utcnow()
-        for w in ctx.data.written:
-            biller.storage(
-                site=w.site, artifact=w.artifact, size_bytes=w.size_bytes, start=w.at, end=ended, step=w.step
-            )
-        repo.finish_run(run_id, status, error)
-        ctx.emit(RunEvent("run", f"run {run_id} {status}" + (f": {error}" if error else "")))
-        return build_report(repo, run_id, list(pipeline.steps), ctx.notes, error, incidents=ctx.incidents)
+            error: str | None = None
+            try:
+                bind_datasets(ctx, make_keys(ctx))
+                error = Scheduler(ctx, plan, versions).run()
+            except RunError as exc:
+                error = str(exc)
+            except StratusError as exc:  # a store or executor failing outside any step (datasets)
+                error = f"{type(exc).__name__}: {exc}"
+            status: RunStatus = "succeeded" if error is None else "failed"
+            ended = utcnow()
+            for w in ctx.data.written:
+                biller.storage(
+                    site=w.site,
+                    artifact=w.artifact,
+                    size_bytes=w.size_bytes,
+                    start=w.at,
+                    end=ended,
+                    step=w.step,
+                )
+            repo.finish_run(run_id, status, error)
+            ctx.emit(RunEvent("run", f"run {run_id} {status}" + (f": {error}" if error else "")))
+            return build_report(repo, run_id, list(pipeline.steps), ctx.notes, error, incidents=ctx.incidents)
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stratus.errors import ConfigError, StorageError
+from stratus.policy import NO_POLICY, PolicyGate
 from stratus.registry import ModelRef, Registry
 from stratus.state import Repository
 from stratus.storage import (
@@ -142,8 +143,9 @@ def _by_hash(sha: str, repo: Repository, name: str | None) -> ModelSource:
     return ModelSource(name or _model_name(row.producer), f"sha256:{sha}", sha, residency=residency)
 
 
-def check_sites(source: ModelSource, stores: dict[str, SiteStore]) -> None:
-    """Refuse, before any byte moves, a site outside the model's residency bound."""
+def check_sites(source: ModelSource, stores: dict[str, SiteStore], policy: PolicyGate = NO_POLICY) -> None:
+    """Refuse, before any byte moves, a site outside the model's residency bound, or one a policy denies
+    (PolicyError, with the policy's messages)."""
     for site, store in stores.items():
         if not allows(store.jurisdiction, source.residency):
             bound = "/".join(sorted(source.residency))
@@ -152,6 +154,7 @@ def check_sites(source: ModelSource, stores: dict[str, SiteStore]) -> None:
                 f"{store.jurisdiction or 'no declared jurisdiction'}: serve it from {bound} sites only",
                 field="--sites",
             )
+    policy.check_serve(source.name, source.description, source.sha256, source.residency, list(stores))
 
 
 def stage_model(
