@@ -35,6 +35,7 @@ __all__ = [
     "create_bucket",
     "is_up",
     "load_servers",
+    "port_open",
     "restart_server",
     "save_servers",
     "start_server",
@@ -228,7 +229,8 @@ def _create_bucket(server: Server, bucket: str) -> None:
     fs.rm_file(probe)
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
+    """True while something accepts connections on ``port`` on loopback."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -240,7 +242,7 @@ def _wait_ready(server: Server, timeout_s: float) -> None:
     while time.monotonic() < deadline:
         if server.process is not None and server.process.poll() is not None:
             break
-        if _port_open(server.port):
+        if port_open(server.port):
             try:
                 create_bucket(server, "stratus-ready")
                 return
