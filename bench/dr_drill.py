@@ -105,14 +105,16 @@ def stratus(
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
-    stdout, _ = process.communicate(timeout=600)
-    reader.join(timeout=10)
+    assert process.stdout is not None
+    stdout = process.stdout.read()  # not communicate(): it would read stderr too, racing the pump
+    process.wait()
+    reader.join()
     seconds = time.perf_counter() - started
     return Command(tuple(map(str, args)), process.returncode, stdout, "".join(lines), seconds)
 
 
 def hash_replicas(platform: Path, listing: dict[str, Any]) -> tuple[int, list[str]]:
-    """Re-read every replica ``storage ls --json`` calls verified with a plain fsspec client.
+    """Re-read every replica ``storage ls|verify --json`` calls verified with a plain fsspec client.
 
     Returns how many were read and, for each one whose bytes are missing or do not hash to the address
     they are stored under, ``"<sha> at <site>: <why>"``. Nothing of Stratus's storage code is used: the
@@ -231,8 +233,7 @@ class Drill:
         self.sandbox("start", server)
         repair = self.storage("repair", state_url)
         verify_after = self.storage("verify", state_url)
-        final = self.cli("storage", "ls", "--platform", self.platform, "--json", state_url=state_url).json()
-        hashed, problems = hash_replicas(self.platform, final)
+        hashed, problems = hash_replicas(self.platform, verify_after.json())
         verdict = "all match" if not problems else "; ".join(problems)
         self.say(f"-- independent SHA-256 of {hashed} replicas (plain fsspec clients): {verdict}")
         variant = Variant(

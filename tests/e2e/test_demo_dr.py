@@ -21,6 +21,9 @@ from bench.dr_drill import Drill, Variant
 from tests.run_world import stratus_cli
 
 DUAL = {"aws-eu-central", "gcp-eu-west"}
+#: A variant is about a minute on a quiet 2-core machine (seven CLI commands, six steps, three fail-overs);
+#: on one shared by several test runs each command's start-up alone can take 20 s, hence the room.
+DRILL_TIMEOUT_S = 600
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +92,14 @@ def check_variant(variant: Variant) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(DRILL_TIMEOUT_S)
 def test_the_fraud_pipeline_finishes_with_s3_down_and_repair_loses_nothing(drill: Drill) -> None:
     variant = drill.variant("s3")
     check_variant(variant)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(DRILL_TIMEOUT_S)
 def test_the_same_pipeline_file_runs_with_gcs_down_instead(drill: Drill) -> None:
     if not drill.variants:
         drill.variant("s3")  # run alone: the S3 drill first, so GCS holds verified replicas to lose
