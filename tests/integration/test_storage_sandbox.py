@@ -56,8 +56,10 @@ def test_sandbox_up_status_down(tmp_path: Path) -> None:
         sites = yaml.safe_load(platform.read_text())["sites"]
         assert {name: site["storage"].split("://")[0] for name, site in sites.items()} == {
             "aws-us-east": "s3",
+            "aws-eu-central": "s3",
             "gcp-eu-west": "gs",
             "azure-us-east": "az",
+            "azure-eu-west": "az",
         }
         stores = [open_store(n, s["storage"], s["storage_options"]) for n, s in sites.items()]
         local = tmp_path / "artifact.bin"

@@ -11,15 +11,22 @@ import typer
 from rich.table import Table
 
 from stratus.cli.output import console, print_json
-from stratus.sandbox import SandboxStatus, sandbox_down, sandbox_status, sandbox_up
+from stratus.sandbox import (
+    SandboxStatus,
+    sandbox_down,
+    sandbox_server_start,
+    sandbox_server_stop,
+    sandbox_status,
+    sandbox_up,
+)
 
 __all__ = ["app"]
 
 app = typer.Typer(
     help=(
         "Run real object-store servers on loopback (SeaweedFS for S3, fake-gcs-server for GCS, Azurite "
-        "for Azure Blob) and write a platform file whose sites store to them. "
-        "Example: stratus sandbox up --platform-out sandbox.yaml"
+        "for Azure Blob) and write a platform file whose sites store to them; stop and start one of them "
+        "for an outage drill. Example: stratus sandbox up --platform-out sandbox.yaml"
     ),
     no_args_is_help=True,
 )
@@ -30,6 +37,7 @@ _PLATFORM = typer.Option(
     help="Platform file to write (up) or whose sandbox to use; state goes to .stratus/sandbox/ beside it. "
     "Example: --platform-out sandbox.yaml",
 )
+_SERVER = typer.Argument(..., help="The server's name in `stratus sandbox status`: s3, gcs or azure.")
 _JSON = typer.Option(False, "--json", help="Print one JSON object instead of a table. Example: --json")
 
 
@@ -83,3 +91,32 @@ def status_command(platform_out: Path = _PLATFORM, as_json: bool = _JSON) -> Non
         print_json(status.to_json())
         return
     _show(status, f"sandbox for {platform_out}")
+
+
+@app.command("stop")
+def stop_command(server: str = _SERVER, platform_out: Path = _PLATFORM, as_json: bool = _JSON) -> None:
+    """Kill one server by its PID, as a crash would (for outage drills); its port and data are kept.
+
+    Example: stratus sandbox stop s3 --platform-out sandbox.yaml
+    """
+    stopped = sandbox_server_stop(platform_out, server)
+    if as_json:
+        print_json({"platform": str(platform_out), "stopped": server, "pid": stopped.pid})
+        return
+    console().print(
+        f"stopped {server} (pid {stopped.pid}); {stopped.endpoint} refuses connections until "
+        f"`stratus sandbox start {server}`"
+    )
+
+
+@app.command("start")
+def start_command(server: str = _SERVER, platform_out: Path = _PLATFORM, as_json: bool = _JSON) -> None:
+    """Start a stopped server again on the same port with the same data, so the platform file still holds.
+
+    Example: stratus sandbox start s3 --platform-out sandbox.yaml
+    """
+    started = sandbox_server_start(platform_out, server)
+    if as_json:
+        print_json({"platform": str(platform_out), "started": server, "pid": started.pid})
+        return
+    console().print(f"{server} is up (pid {started.pid}) at {started.endpoint}, with the data it held")

@@ -6,6 +6,7 @@ project's ``.stratus/`` folder; data folders live beside it, so ``down`` then ``
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import yaml
 
 from stratus.config.secret_fields import inline_allowed
-from stratus.errors import StorageError
+from stratus.errors import ConfigError, StorageError
 from stratus.private_files import write_private
 from stratus.redact import secrets_in_options
 from stratus.sandbox.openbao import OpenBao, is_openbao_up, start_openbao, stop_openbao, write_secret
@@ -24,12 +25,23 @@ from stratus.sandbox.servers import (
     create_bucket,
     is_up,
     load_servers,
+    port_open,
+    restart_server,
     save_servers,
     start_server,
     stop_server,
 )
 
-__all__ = ["SITES", "SandboxStatus", "sandbox_down", "sandbox_status", "sandbox_up", "state_path"]
+__all__ = [
+    "SITES",
+    "SandboxStatus",
+    "sandbox_down",
+    "sandbox_server_start",
+    "sandbox_server_stop",
+    "sandbox_status",
+    "sandbox_up",
+    "state_path",
+]
 
 
 @dataclass(frozen=True)
@@ -40,17 +52,22 @@ class _SiteSpec:
     bucket: str
 
 
-#: The sites the sandbox's platform file declares; gcp is in the EU so residency rules have a target.
+#: The sites the sandbox's platform file declares: each cloud in the US and in the EU, so EU-resident data
+#: has a target on every cloud (the DR drill dual-writes it to S3 and GCS and lands its feed on Azure).
+#: Sites of one cloud share its server, each in a bucket of its own.
 SITES: dict[str, _SiteSpec] = {
     "aws-us-east": _SiteSpec("s3", "aws", "us-east-1", "stratus-aws"),
+    "aws-eu-central": _SiteSpec("s3", "aws", "eu-central-1", "stratus-aws-eu"),
     "gcp-eu-west": _SiteSpec("gcs", "gcp", "europe-west4", "stratus-gcp"),
     "azure-us-east": _SiteSpec("azure", "azure", "eastus", "stratus-azure"),
+    "azure-eu-west": _SiteSpec("azure", "azure", "westeurope", "stratus-azure-eu"),
 }
 _HEADER = (
-    "# Written by `stratus sandbox up`: three sites whose storage is a local server on loopback\n"
-    "# (SeaweedFS for S3, fake-gcs-server for GCS, Azurite for Azure Blob); their keys are kept in an\n"
-    "# OpenBao dev server on loopback and read by vault: reference (docs/secrets.md).\n"
-    "# `stratus sandbox down` stops them; `stratus sandbox status` says which are up.\n"
+    "# Written by `stratus sandbox up`: sites whose storage is a local server on loopback (SeaweedFS for\n"
+    "# S3, fake-gcs-server for GCS, Azurite for Azure Blob), each cloud with a US and an EU site; their\n"
+    "# keys are kept in an OpenBao dev server on loopback and read by vault: reference (docs/secrets.md).\n"
+    "# `stratus sandbox down` stops them; `stratus sandbox status` says which are up; `stratus sandbox\n"
+    "# stop|start SERVER` takes one down and brings it back (same port and data) for outage drills.\n"
 )
 
 
@@ -209,3 +226,55 @@ def sandbox_up(platform_out: Path, *, timeout_s: float = 90.0) -> SandboxStatus:
         raise
     up = dict.fromkeys(servers, True) | ({"openbao": True} if bao is not None else {})
     return SandboxStatus(platform_out, servers, up)
+
+
+def _recorded(platform_out: Path, name: str) -> tuple[Path, dict[str, Server], dict[str, Any]]:
+    """The state file, its servers and other keys; ConfigError (exit 2) when ``name`` is not one of them."""
+    path = state_path(platform_out)
+    if not path.exists():
+        raise ConfigError(
+            f"no sandbox is recorded beside {platform_out} (no {path}); start one with "
+            f"`stratus sandbox up --platform-out {platform_out}`",
+            field="SERVER",
+        )
+    servers, extra = load_servers(path)
+    if name not in servers:
+        raise ConfigError(
+            f"the sandbox beside {platform_out} has no server {name!r}; "
+            f"expected one of: {', '.join(servers)}",
+            field="SERVER",
+        )
+    return path, servers, extra
+
+
+def sandbox_server_stop(platform_out: Path, name: str, *, timeout_s: float = 10.0) -> Server:
+    """Kill one sandbox server by its recorded PID (SIGKILL: a crash, not a shutdown); its data is kept.
+
+    Returns once its port refuses connections: a killed multi-threaded server can hold its listening
+    socket for a moment after its PID is gone, and clients must see the outage the caller meant.
+    """
+    _path, servers, _extra = _recorded(platform_out, name)
+    server = servers[name]
+    stop_server(server, hard=True)
+    deadline = time.monotonic() + timeout_s
+    while port_open(server.port) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server
+
+
+def sandbox_server_start(platform_out: Path, name: str, *, timeout_s: float = 90.0) -> Server:
+    """Start a stopped sandbox server again: same command, port, credentials and data folder.
+
+    The platform file stays valid (nothing it names changes); the new PID is recorded in the state file
+    so that ``status`` and ``down`` keep finding it. A server already up is left alone.
+    """
+    path, servers, extra = _recorded(platform_out, name)
+    server = servers[name]
+    if not is_up(server):
+        server = restart_server(server, timeout_s=timeout_s)
+        for spec in SITES.values():
+            if spec.server == server.kind:
+                create_bucket(server, spec.bucket)  # exists already; proves the bucket takes writes again
+        servers[name] = server
+        save_servers(path, servers, extra)
+    return server

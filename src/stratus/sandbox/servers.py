@@ -36,6 +36,7 @@ __all__ = [
     "is_up",
     "list_objects",
     "load_servers",
+    "port_open",
     "restart_server",
     "save_servers",
     "start_server",
@@ -236,7 +237,8 @@ def list_objects(server: Server, path: str) -> dict[str, int]:
     return {key: int(info.get("size") or 0) for key, info in found.items() if info.get("type") != "directory"}
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
+    """True while something accepts connections on ``port`` on loopback."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -248,7 +250,7 @@ def _wait_ready(server: Server, timeout_s: float) -> None:
     while time.monotonic() < deadline:
         if server.process is not None and server.process.poll() is not None:
             break
-        if _port_open(server.port):
+        if port_open(server.port):
             try:
                 create_bucket(server, "stratus-ready")
                 return
