@@ -161,3 +161,13 @@ def test_an_eu_model_cannot_be_registered_in_a_registry_outside_the_eu(tmp_path:
     assert "the registry's store has no declared jurisdiction (registry.jurisdiction)" in " ".join(
         result.stderr.split()
     )
+
+    # The sites that keep registered models' bytes are places too.
+    sites = _platform_with_us()
+    sites["registry"] = {"jurisdiction": "EU", "artifacts": ["backup", "us"]}
+    (tmp_path / "stratus.yaml").write_text(yaml.safe_dump(sites, sort_keys=False))
+    result = stratus_cli("plan", world, cwd=tmp_path)
+    assert result.returncode == 3
+    assert "registry.artifacts: combine.report must stay in EU; us is in US" in " ".join(
+        result.stderr.split()
+    )

@@ -68,7 +68,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # An EU site that holds nothing until a model is served from it.
     sites["sites"]["spare"] = {**sites["sites"]["backup"], "storage": "file://sites/spare"}
     sites["sites"]["spare"]["region"] = "dc-spare"
-    sites["registry"] = {"jurisdiction": "EU"}  # the embedded store may hold the EU-resident model
+    # An EU site that keeps registered models' bytes (registry.artifacts) and nothing else.
+    sites["sites"]["archive"] = {**sites["sites"]["backup"], "storage": "file://sites/archive"}
+    sites["sites"]["archive"]["region"] = "dc-archive"
+    # The embedded store may hold the EU-resident model; archive keeps a copy of its bytes too.
+    sites["registry"] = {"jurisdiction": "EU", "artifacts": "archive"}
     folder = tmp_path_factory.mktemp("serve")
     world = write_world(folder, pipeline_spec=spec, platform_spec=sites)
     steps = folder / "flow_steps.py"
@@ -309,3 +313,56 @@ def test_a_run_artifact_is_copied_from_a_holder_that_does_not_serve(world: Path,
         assert (code, site) == (200, "vault")
     finally:
         stratus_cli("serve", "stop", cwd=world.parent)
+
+
+# Last: these break the registry's copy and the sites' stores on purpose.
+
+
+def _serve_origin(world: Path) -> str:
+    """Serve the champion from spare (detached), check it answers, stop; where its bytes came from."""
+    result = _detached(world, "models:/flow-logit@champion", "spare")
+    try:
+        assert result.returncode == 0, result.stderr + result.stdout
+        served = one_json(result.stdout)
+        code, _, site = infer(served["gateway_url"], "flow-logit", np.ones((1, 30), np.float32))
+        assert (code, site) == (200, "spare")
+        return " ".join(str(served["source"]).split())
+    finally:
+        stratus_cli("serve", "stop", cwd=world.parent)
+
+
+def test_losing_the_registry_file_or_a_site_loses_no_registered_model(world: Path, sha: str) -> None:
+    shown = one_json(
+        stratus_cli("models", "show", "flow-logit", "--alias", "champion", "--json", cwd=world.parent).stdout
+    )
+    # Registered with the sites holding its bytes: the step's, its replica's, and registry.artifacts'.
+    assert shown["selected"]["onnx_sites"] == ["archive", "backup", "cheap"]
+    [registry_file] = (world.parent / ".stratus" / "mlartifacts").rglob("flow-logit.onnx")
+    good = registry_file.read_bytes()
+    cache = world.parent / ".stratus" / "serve" / "models" / "registry"
+
+    registry_file.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))  # the registry's copy rotted
+    shutil.rmtree(cache, ignore_errors=True)  # earlier serves downloaded it here
+    shutil.rmtree(world.parent / "sites" / "archive")  # and the first holder's store is gone
+    origin = _serve_origin(world)
+    assert "bytes from site backup's store, sha256 checked, after archive: " in origin
+    assert "the registry's copy failed: models:/flow-logit/1: the downloaded file's SHA-256 is" in origin
+
+    for site in ("backup", "cheap", "spare", "vault"):  # every other copy goes too
+        shutil.rmtree(world.parent / "sites" / site / "objects", ignore_errors=True)
+    shutil.rmtree(cache, ignore_errors=True)  # earlier serves downloaded it here
+    result = _detached(world, "models:/flow-logit@champion", "spare")
+    assert result.returncode == 1, result.stdout
+    message = " ".join(result.stderr.split())
+    assert f"no verified copy of models:/flow-logit/1 (sha256 {sha}) is left anywhere tried" in message
+    assert "the registry's artifact store failed (models:/flow-logit/1: the downloaded file's" in message
+    for site in ("archive", "backup", "cheap", "spare"):  # the holders the manifest and version name
+        assert f"{site}: does not hold it" in message
+
+    registry_file.write_bytes(good)  # the registry's copy is back, with every site store still empty
+    shutil.rmtree(cache, ignore_errors=True)
+    result = _detached(world, "models:/flow-logit@champion", "us")  # resolved, then refused at a US site
+    assert result.returncode == 2, result.stdout
+    message = " ".join(result.stderr.split())
+    assert "bytes from the registry's artifact store (sqlite:///" in message
+    assert "is EU-resident and site us is in US" in message

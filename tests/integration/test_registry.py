@@ -28,7 +28,8 @@ from typer.testing import CliRunner
 
 from stratus.cli import models_cmd
 from stratus.errors import ResidencyError
-from stratus.registry import Lineage, ModelRef, Registry, RegistryError, fetch_model
+from stratus.registry import Lineage, ModelRef, Registry, RegistryError, download_model, fetch_model
+from stratus.storage import open_store
 from tests.integration.serving_harness import make_logit
 
 pytestmark = pytest.mark.slow
@@ -250,6 +251,35 @@ def test_a_corrupted_artifact_is_caught_on_download(embedded: Path, onnx_model: 
         caught.value
     )
     assert not (tmp_path / "cache" / "tampered-v1.onnx").exists()
+
+
+def test_a_lost_registry_file_is_read_from_any_site_store_holding_its_bytes(
+    embedded: Path, onnx_model: Path, tmp_path: Path
+) -> None:
+    stores = {site: open_store(site, f"file://{tmp_path / site}") for site in ("eu-a", "eu-b")}
+    stores["eu-b"].publish(onnx_model)  # eu-a never got its copy
+    registry = Registry.open(None, embedded)
+    info = registry.register("kept", onnx_model, lineage(), holders=["eu-a", "eu-b"])
+    assert info.onnx_sites == ("eu-a", "eu-b")
+    assert info.run_id is not None
+    [stored] = (embedded / "mlartifacts" / info.run_id).rglob("logit.onnx")
+    stored.unlink()
+
+    got = download_model(registry, info, tmp_path / "cache", open_store=stores.get)
+    assert sha256(got.path) == sha256(onnx_model)
+    assert got.origin.startswith("site eu-b's store, sha256 checked, after eu-a: does not hold it (the ")
+    assert "(the registry's copy failed: models:/kept/1 (" in got.origin
+    again = download_model(registry, info, tmp_path / "cache", open_store=stores.get)
+    assert again.origin == f"{got.origin}; hash-checked copy kept at {got.path}"  # said again from cache
+
+    stores["eu-b"].remove(sha256(onnx_model))
+    with pytest.raises(RegistryError) as caught:
+        download_model(registry, info, tmp_path / "other", holders=["gone"], open_store=stores.get)
+    message = str(caught.value)
+    assert message.startswith(f"no verified copy of models:/kept/1 (sha256 {sha256(onnx_model)}) is left")
+    assert "site stores: gone: not a site of the platform file; eu-a: does not hold it; eu-b: does not" in (
+        message
+    )
 
 
 # -- (b) a real mlflow server ---------------------------------------------------------------------

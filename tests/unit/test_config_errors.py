@@ -927,3 +927,16 @@ def test_a_federated_step_must_read_datasets_where_they_lie(tmp_path: Path) -> N
     err = error_of(tmp_path, pipeline=pipeline)
     assert "its inputs must all be `dataset:NAME` (found prep.features)" in str(err)
     assert err.field == "steps.train"
+
+
+def test_registry_artifacts_must_name_sites_of_the_platform(tmp_path: Path) -> None:
+    good = PLATFORM + "registry: {jurisdiction: EU, artifacts: onprem-eu}\n"
+    platform, _ = load(tmp_path, platform=good)
+    assert platform.registry is not None
+    assert platform.registry.artifacts == ["onprem-eu"]  # one site is short for a list of one
+    bad = PLATFORM + "registry: {artifacts: [onprem-eu, onprem-us]}\n"
+    err = error_of(tmp_path, platform=bad)
+    assert "registry.artifacts names onprem-us, which is not a site of this platform; expected some of: " in (
+        str(err)
+    )
+    assert "aws-us-east, gcp-eu-west, onprem-eu" in str(err)

@@ -199,6 +199,8 @@ def _print_version(info: ModelVersionInfo) -> None:
         ]
     if info.onnx_file:
         rows.append(("file", f"{info.onnx_file} (sha256 {(info.onnx_sha256 or '?')[:12]})"))
+    if info.onnx_sites:  # where the bytes are found again if the registry's own file is lost
+        rows.append(("copies at", ", ".join(info.onnx_sites)))
     rows += [("source", info.source), ("status", info.status)]
     rows += [(key, value) for key, value in (lineage.tags if lineage else info.tags).items()]
     for key, value in rows:

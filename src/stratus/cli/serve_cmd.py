@@ -172,15 +172,16 @@ def start_command(
     site_list = _check_sites(sites, model_platform, platform_file)
     root = serving_folder(platform_file)
     repo = Repository(open_database(state_url(platform_file)))
+    base_dir = platform_file.resolve().parent
     registry = RegistryAccess(
         model_platform.registry.tracking_uri if model_platform.registry else None,
         state_dir(platform_file),
         root / "models" / "registry",
+        _holder_opener(model_platform, base_dir),  # the registry's copy lost: any site holding the bytes
     )
     source = resolve_model(model, repo, name, registry)
     deployment_name = name or check_safe_name(source.name, "--name")
     folder = deployment_folder(root, deployment_name)
-    base_dir = platform_file.resolve().parent
     stores = dict(open_stores(model_platform, base_dir, site_list))
     gate = policy_gate(model_platform, platform_file.parent)
     try:

@@ -23,6 +23,7 @@ from stratus.limits import (
     MAX_MEMORY_GB,
     MAX_PARALLEL_STEPS,
     MAX_RESERVED,
+    MAX_SITES,
     MAX_TRANSFER_GBPS,
     MAX_VCPUS,
 )
@@ -199,7 +200,9 @@ class RegistrySpec(StrictModel):
 
     ``tracking_uri`` absent: the embedded store in ``.stratus/``. ``jurisdiction`` absent: none is
     declared, and only models with no residency may be registered (a resident model's files would land
-    somewhere nobody vouched for).
+    somewhere nobody vouched for). ``artifacts``: sites whose content-addressed stores also keep every
+    registered model's bytes (``artifacts: aws-eu`` is short for ``[aws-eu]``), so losing the registry's
+    own artifact store, or one of these sites, loses no model (docs/serving.md).
     """
 
     tracking_uri: str | None = Field(
@@ -213,11 +216,21 @@ class RegistrySpec(StrictModel):
         min_length=1,
         description="legal area where the registry's artifact store keeps model files, e.g. EU",
     )
+    artifacts: list[SafeName] = Field(
+        default_factory=list,
+        max_length=MAX_SITES,
+        description="sites whose stores also keep each registered model's bytes (content-addressed)",
+    )
 
     @field_validator("jurisdiction")
     @classmethod
     def _upper(cls, value: str | None) -> str | None:
         return value.upper() if value else value
+
+    @field_validator("artifacts", mode="before")
+    @classmethod
+    def _one_site(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 class VaultSpec(StrictModel):
@@ -285,3 +298,13 @@ class Platform(StrictModel):
     registry: RegistrySpec | None = None
     secrets: SecretsSpec | None = None
     policies: PolicySpec | None = None
+
+    @model_validator(mode="after")
+    def _registry_sites_exist(self) -> Platform:
+        unknown = [s for s in (self.registry.artifacts if self.registry else []) if s not in self.sites]
+        if unknown:
+            raise ValueError(
+                f"registry.artifacts names {', '.join(unknown)}, which is not a site of this platform; "
+                f"expected some of: {', '.join(self.sites)}"
+            )
+        return self

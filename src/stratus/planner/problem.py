@@ -211,6 +211,8 @@ def _check_residency_of_copies(
                     f"steps.{step_name}.register: {artifact} must stay in {', '.join(sorted(bound))}; "
                     f"the registry's store {shown}"
                 )
+            for site in platform.registry.artifacts if platform.registry else ():
+                check(artifact, site, "registry.artifacts")  # the model's bytes are kept there too
     if problems:
         lines = [m for per_site in problems.values() for ms in per_site.values() for m in ms]
         raise InfeasibleError(

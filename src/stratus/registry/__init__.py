@@ -6,6 +6,8 @@
     registry.register("fraud", Path("model.onnx"), lineage, aliases=["challenger"])
     registry.promote("fraud", 3, "champion")
     path = fetch_model("models:/fraud@champion", cache_dir, tracking_uri=None, state_dir=...)
+    got = download_model(registry, info, cache_dir, holders=["aws-eu"], open_store=stores.get)
+    got.origin   # "the registry's artifact store (...)", or "site aws-eu's store, ..." when it was lost
 
 MLflow itself is imported only when a registry is first used (see :mod:`stratus.registry.backend`).
 """
@@ -14,9 +16,11 @@ from stratus.errors import RegistryError
 from stratus.registry.info import ModelDetails, ModelVersionInfo, Promotion, RegisteredModelInfo
 from stratus.registry.lineage import Lineage
 from stratus.registry.refs import ModelRef, check_alias, display_uri, embedded_uri
+from stratus.registry.replicas import Downloaded, SiteOpener, download_model
 from stratus.registry.store import Registry, fetch_model
 
 __all__ = [
+    "Downloaded",
     "Lineage",
     "ModelDetails",
     "ModelRef",
@@ -25,8 +29,10 @@ __all__ = [
     "RegisteredModelInfo",
     "Registry",
     "RegistryError",
+    "SiteOpener",
     "check_alias",
     "display_uri",
+    "download_model",
     "embedded_uri",
     "fetch_model",
 ]

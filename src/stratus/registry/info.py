@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ONNX_FILE_TAG",
     "ONNX_SHA256_TAG",
+    "ONNX_SITES_TAG",
     "ModelDetails",
     "ModelVersionInfo",
     "Promotion",
@@ -26,6 +27,8 @@ __all__ = [
 
 ONNX_SHA256_TAG = "stratus.onnx_sha256"
 ONNX_FILE_TAG = "stratus.onnx_file"
+#: Sites whose content-addressed stores held the version's bytes when it was registered (comma-separated).
+ONNX_SITES_TAG = "stratus.onnx_sites"
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,8 @@ class ModelVersionInfo:
     """One registered version: where its files are, which aliases point at it, and its lineage.
 
     ``lineage`` is None for a version registered outside Stratus; ``tags`` are the tags that are not
-    Stratus's own.
+    Stratus's own. ``onnx_sites`` are the sites whose stores held the bytes (under ``onnx_sha256``) when
+    the version was registered: where to look when the registry's own file is lost.
     """
 
     name: str
@@ -48,6 +52,7 @@ class ModelVersionInfo:
     onnx_sha256: str | None
     onnx_file: str | None
     tags: dict[str, str] = field(default_factory=dict)
+    onnx_sites: tuple[str, ...] = ()
 
     @property
     def uri(self) -> str:
@@ -71,6 +76,7 @@ class ModelVersionInfo:
             onnx_sha256=tags.get(ONNX_SHA256_TAG),
             onnx_file=tags.get(ONNX_FILE_TAG),
             tags={k: v for k, v in sorted(tags.items()) if not k.startswith(TAG_PREFIX)},
+            onnx_sites=tuple(s for s in tags.get(ONNX_SITES_TAG, "").split(",") if s),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -87,6 +93,7 @@ class ModelVersionInfo:
             "description": self.description,
             "onnx_file": self.onnx_file,
             "onnx_sha256": self.onnx_sha256,
+            "onnx_sites": list(self.onnx_sites),
             "lineage": self.lineage.to_json() if self.lineage is not None else None,
             "tags": self.tags,
         }

@@ -28,6 +28,7 @@ from stratus.registry import backend
 from stratus.registry.info import (
     ONNX_FILE_TAG,
     ONNX_SHA256_TAG,
+    ONNX_SITES_TAG,
     ModelDetails,
     ModelVersionInfo,
     Promotion,
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-__all__ = ["Registry", "fetch_model"]
+__all__ = ["Registry", "fetch_model", "local_name"]
 
 DEFAULT_EXPERIMENT = "stratus"
 _MODEL_ARTIFACT_PATH = "model"
@@ -119,11 +120,14 @@ class Registry:
         aliases: Iterable[str] = (),
         *,
         description: str | None = None,
+        holders: Iterable[str] = (),
     ) -> ModelVersionInfo:
         """Log ``onnx_path`` in an MLflow run carrying ``lineage``, register it as ``name``'s next version.
 
         The run goes to the experiment named after the pipeline (else ``stratus``); the version gets the
         lineage tags and the file's SHA-256, which :meth:`download` checks; each alias then points at it.
+        ``holders`` are the sites whose content-addressed stores hold these very bytes: recorded on the
+        version, they are where the bytes are found again when the registry's own file is lost.
         A model bound to a residency the registry's jurisdiction does not satisfy is refused before any
         byte is written (:class:`ResidencyError`).
         """
@@ -132,8 +136,9 @@ class Registry:
         onnx_path = Path(onnx_path)
         if not onnx_path.is_file() or onnx_path.suffix != ".onnx":
             raise RegistryError(f"{onnx_path}: no such .onnx file to register as {name!r}", model=name)
-        self._check_residency(name, frozenset(lineage.residency))
+        self.check_residency(name, frozenset(lineage.residency))
         digest = hash_file(onnx_path)
+        sites = {ONNX_SITES_TAG: ",".join(dict.fromkeys(holders))} if holders else {}
         client = self._connect(create=True)
         with backend.mlflow_errors(f"register {name!r}", self.tracking_uri, name):
             run = client.create_run(
@@ -154,7 +159,7 @@ class Registry:
                 name,
                 source=f"{run.info.artifact_uri.rstrip('/')}/{_MODEL_ARTIFACT_PATH}",
                 run_id=run_id,
-                tags={**lineage.to_tags(), ONNX_SHA256_TAG: digest, ONNX_FILE_TAG: onnx_path.name},
+                tags={**lineage.to_tags(), ONNX_SHA256_TAG: digest, ONNX_FILE_TAG: onnx_path.name, **sites},
                 description=description,
             )
             for alias in wanted:
@@ -215,12 +220,17 @@ class Registry:
         Published atomically, and reused when already there with the right hash, so a model server
         restarting on the same folder does not download again.
         """
-        info = self.version(ModelRef.of(name, alias_or_version))
-        dest_dir = Path(dest_dir)
-        target = dest_dir / f"{info.name}-v{info.version}.onnx"
-        if target.is_file() and info.onnx_sha256 is not None and hash_file(target) == info.onnx_sha256:
+        return self.download_version(self.version(ModelRef.of(name, alias_or_version)), dest_dir)
+
+    def download_version(self, info: ModelVersionInfo, dest_dir: Path) -> Path:
+        """:meth:`download` for a version already looked up (``info``)."""
+        target = self.cached(info, dest_dir)
+        if target is not None:
             return target
+        dest_dir = Path(dest_dir)
+        target = local_name(info, dest_dir)
         dest_dir.mkdir(parents=True, exist_ok=True)
+        name = info.name
         client = self._connect()
         with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".download-") as tmp:
             with backend.mlflow_errors(f"download {info.uri}", self.tracking_uri, name):
@@ -244,9 +254,16 @@ class Registry:
             os.replace(found[0], target)
         return target
 
-    # -- internals ---------------------------------------------------------------------------------
+    @staticmethod
+    def cached(info: ModelVersionInfo, dest_dir: Path) -> Path | None:
+        """The version's file downloaded earlier into ``dest_dir``, if its bytes still hash right."""
+        target = local_name(info, Path(dest_dir))
+        if target.is_file() and info.onnx_sha256 is not None and hash_file(target) == info.onnx_sha256:
+            return target
+        return None
 
-    def _check_residency(self, name: str, residency: frozenset[str]) -> None:
+    def check_residency(self, name: str, residency: frozenset[str]) -> None:
+        """Refuse (:class:`ResidencyError`) a model bound to ``residency`` this registry may not hold."""
         if allows(self.jurisdiction, residency):
             return
         bound = "/".join(sorted(residency))
@@ -260,6 +277,8 @@ class Registry:
             f"refusing to register model {name!r}: it is {bound}-resident and the registry's artifact "
             f"store at {self.shown_uri} {where}; {fix}"
         )
+
+    # -- internals ---------------------------------------------------------------------------------
 
     def _exists(self) -> bool:
         return self._embedded_db is None or self._embedded_db.is_file()
@@ -385,6 +404,11 @@ class Registry:
             tracking_uri=self.shown_uri,
             model=model.name,
         )
+
+
+def local_name(info: ModelVersionInfo, dest_dir: Path) -> Path:
+    """Where a version's file is kept once downloaded: ``dest_dir/NAME-vVERSION.onnx``."""
+    return dest_dir / f"{info.name}-v{info.version}.onnx"
 
 
 def fetch_model(uri: str, dest_dir: Path, *, tracking_uri: str | None, state_dir: Path) -> Path:

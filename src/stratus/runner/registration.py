@@ -3,6 +3,10 @@
 The lineage says which run and step made the model; on which sites (its own and every upstream step's);
 from exactly which input bytes (their SHA-256 in the sites' content-addressed stores); with which
 metrics; and what the run had cost so far.
+
+The model's bytes are already a content-addressed run artifact, replicated as the step's ``replicate``
+says; the platform's ``registry.artifacts`` sites are made to hold them too. The version records the
+sites holding verified bytes, so losing the registry's own file, or one site, loses no model.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from stratus.config import step_dependencies
+from stratus.errors import ResidencyError
 from stratus.ledger import report
 from stratus.registry import Lineage, Registry
 from stratus.runner.context import RunContext
 from stratus.runner.residency import manifest_bound
 from stratus.state import DONE
-from stratus.storage import strictest
+from stratus.storage import allows, strictest
 
 __all__ = ["register_output"]
 
@@ -71,9 +76,44 @@ def register_output(
         named.parent.mkdir(exist_ok=True)
         shutil.copyfile(path, named)
         path = named
-    version = registry.register(spec.model, path, lineage, spec.aliases)
+    registry.check_residency(spec.model, residency)  # before any copy: nothing moves for a refused model
+    sha = published[output]  # the bytes of ``path``: the output as published, renamed at most
+    holders = _replicate_to_registry_sites(ctx, step, output, sha, residency)
+    version = registry.register(spec.model, path, lineage, spec.aliases, holders=holders)
     aliases = f" ({', '.join(spec.aliases)})" if spec.aliases else ""
-    return f"registered {spec.model} v{version.version}{aliases}"
+    return f"registered {spec.model} v{version.version}{aliases}; bytes at {', '.join(holders)}"
+
+
+def _replicate_to_registry_sites(
+    ctx: RunContext, step: str, output: str, sha: str, residency: frozenset[str]
+) -> list[str]:
+    """Make ``registry.artifacts`` hold the model's bytes; the sites holding verified bytes after that.
+
+    Every listed site is checked against the model's residency before any byte moves. A site that cannot
+    be written now is recorded pending (``stratus storage repair`` completes it) and noted: the model
+    is safe as long as one verified holder is left, and the run's own replicas are holders already.
+    """
+    spec = ctx.platform.registry
+    wanted = list(dict.fromkeys(spec.artifacts)) if spec is not None else []
+    for site in wanted:
+        where = ctx.sites.stores[site].jurisdiction
+        if not allows(where, residency):
+            bound = "/".join(sorted(residency))
+            raise ResidencyError(
+                f"refusing to keep model bytes of {step}.{output} at site {site} (registry.artifacts in "
+                f"the platform file): it is {bound}-resident and {site} is in "
+                f"{where or 'no declared jurisdiction'}; list {bound} sites only"
+            )
+    if wanted:
+        ctx.data.ensure_replicas(
+            sha,
+            wanted,
+            min_replicas=0,
+            artifact=f"{step}.{output}",
+            step=step,
+            residency=residency,
+        )
+    return sorted(site for site, status in ctx.repo.replicas(sha).items() if status == "verified")
 
 
 def _run_cost(ctx: RunContext) -> Decimal:

@@ -8,19 +8,19 @@ registered version's (from its lineage) and the manifest's for the same bytes, t
 an EU-resident model is refused at a US site however it is named. Each serving site's server loads the
 model from its own store: the bytes are copied there first (content-addressed and hash-checked), from the
 local file or from any site that holds a verified copy; a site outside the bound is refused before
-anything moves, naming the site and the bound.
+anything moves, naming the site and the bound. A registered model whose registry copy is lost (missing,
+unreadable, or failing its hash) is read from any site store that holds its registered SHA-256.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from stratus.errors import ConfigError, StorageError
 from stratus.policy import NO_POLICY, PolicyGate
-from stratus.registry import ModelRef, Registry
+from stratus.registry import ModelRef, Registry, SiteOpener, download_model
 from stratus.state import Repository
 from stratus.storage import (
     SiteStore,
@@ -40,7 +40,7 @@ _MODEL_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _SERVE_RUN = "serve"  # the manifest's run id for copies made by `stratus serve`, not by a run
 
 #: Opens another site's store (a holder of the model that does not serve it); None when it is unknown.
-StoreOpener = Callable[[str], SiteStore | None]
+StoreOpener = SiteOpener
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,16 @@ def _model_name(text: str) -> str:
 
 @dataclass(frozen=True)
 class RegistryAccess:
-    """Where ``models:/NAME@ALIAS`` references are looked up, and where downloaded models are kept."""
+    """Where ``models:/NAME@ALIAS`` references are looked up, and where downloaded models are kept.
+
+    ``open_store`` opens any site's store: where a registered model's bytes are read from when the
+    registry's own copy is lost (None: the registry's copy only).
+    """
 
     tracking_uri: str | None
     state_dir: Path
     cache: Path
+    open_store: StoreOpener | None = None
 
 
 def resolve_model(
@@ -109,20 +114,32 @@ def resolve_model(
 def _from_registry(
     spec: str, repo: Repository | None, name: str | None, access: RegistryAccess
 ) -> ModelSource:
-    """The registered version, downloaded and hash-checked; bound by its lineage and the manifest."""
+    """The registered version, downloaded and hash-checked; bound by its lineage and the manifest.
+
+    The bytes come from the registry, else (its copy lost) from any site the manifest or the version
+    records as a holder; the description says which, so the deployment's output does too.
+    """
     ref = ModelRef.parse(spec)
     registry = Registry.open(access.tracking_uri, access.state_dir)
     info = registry.version(ref)
-    path = registry.download(ref.name, info.version, access.cache)
-    sha = info.onnx_sha256 or hash_file(path)
+    holders = _verified_holders(repo, info.onnx_sha256)
+    got = download_model(registry, info, access.cache, holders=holders, open_store=access.open_store)
+    sha = info.onnx_sha256 or hash_file(got.path)
     recorded = frozenset(info.lineage.residency) if info.lineage is not None else frozenset()
     return ModelSource(
         name or _model_name(ref.name),
-        f"{spec} (version {info.version})",
+        f"{spec} (version {info.version}; bytes from {got.origin})",
         sha,
-        local_path=path,
+        local_path=got.path,
         residency=strictest(recorded, _bound(repo, sha)),
     )
+
+
+def _verified_holders(repo: Repository | None, sha: str | None) -> list[str]:
+    """Sites the manifest says hold verified bytes of ``sha``, by name (so the order is stable)."""
+    if repo is None or sha is None:
+        return []
+    return sorted(site for site, status in repo.replicas(sha).items() if status == "verified")
 
 
 def _bound(repo: Repository | None, sha: str) -> frozenset[str]:
