@@ -50,7 +50,7 @@ def work(**extra: Any) -> Workload:
         "timeout_s": 3599.5,
         "team": "risk-ml",
         "project": "fraud",
-        "work_path": "/stratus/work",
+        "work_path": "/stratus/runs",
     }
     return Workload(**{**fields, **extra})
 

@@ -7,7 +7,7 @@ Kubernetes version before anything is written: a folder on disk is always comple
 
 A rendered step runs the same worker as ``stratus run`` does, with its request in the pod's environment
 and its inputs and outputs on the site's work volume (``compute.work_claim``) under
-``/stratus/work/<run>/``; this module does not plan, so it renders each step for every Kubernetes site
+``/stratus/runs/<run>/``; this module does not plan, so it renders each step for every Kubernetes site
 its constraints allow, and ``stratus plan`` says which of them a run would use.
 """
 
@@ -32,7 +32,7 @@ from stratus.kubernetes.validate import as_dict, validate_objects
 
 __all__ = ["WORK_ROOT", "Bundle", "pipeline_bundle", "serving_bundle", "step_objects", "write_bundle"]
 
-WORK_ROOT = Path("/stratus/work")
+WORK_ROOT = Path("/stratus/runs")
 
 
 @dataclass
