@@ -268,7 +268,7 @@ def test_the_registry_maps_backends_to_executors_with_capabilities_as_types() ->
         executor_for("k8s", site("kubernetes"))
     assert str(caught.value) == (
         "sites.k8s.compute.backend: site 'k8s' uses compute.backend 'kubernetes', which this version "
-        "cannot run yet; use one of: local, serverless"
+        "cannot run yet; use one of: local, serverless, ray"
     )
 
 

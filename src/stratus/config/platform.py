@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from stratus.config.models import AcceleratorField, Money, Provider, StrictModel
 
@@ -49,12 +49,23 @@ class ServerlessSpec(StrictModel):
 class Compute(StrictModel):
     """Where steps execute at a site."""
 
-    backend: Literal["local", "kubernetes", "serverless"] = "local"
+    backend: Literal["local", "kubernetes", "serverless", "ray"] = "local"
     context: str | None = Field(default=None, description="kube context, for backend: kubernetes")
     capacity: Capacity = Field(default_factory=Capacity)
     serverless: ServerlessSpec = Field(
         default_factory=ServerlessSpec, description="pricing and limits, for backend: serverless"
     )
+    address: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/\s]+/?$",
+        description="the Ray Jobs API (dashboard) of the cluster, e.g. http://head:8265, for backend: ray",
+    )
+
+    @model_validator(mode="after")
+    def _ray_needs_address(self) -> Compute:
+        if self.backend == "ray" and self.address is None:
+            raise ValueError("compute.backend: ray needs compute.address, e.g. http://127.0.0.1:8265")
+        return self
 
 
 class ReservedSpec(StrictModel):

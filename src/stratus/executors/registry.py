@@ -11,6 +11,7 @@ from stratus.config import Site
 from stratus.errors import ConfigError
 from stratus.executors.base import Executor
 from stratus.executors.local import LocalExecutor
+from stratus.executors.ray_jobs import RayExecutor
 from stratus.executors.serverless import ServerlessExecutor
 
 __all__ = ["BACKENDS", "executor_for"]
@@ -18,6 +19,7 @@ __all__ = ["BACKENDS", "executor_for"]
 BACKENDS: dict[str, Callable[[str, Site], Executor]] = {
     "local": lambda name, site: LocalExecutor(name),
     "serverless": lambda name, site: ServerlessExecutor(name, site.compute.serverless),
+    "ray": lambda name, site: RayExecutor(name, site.compute.address or ""),
 }
 
 
