@@ -47,7 +47,7 @@ __all__ = [
 
 #: A loopback address Ray does not rewrite (it replaces 127.0.0.1 with the machine's outward address).
 NODE_IP = "127.0.0.3"
-START_ATTEMPTS = 3
+START_ATTEMPTS = 4
 _WORKER_PORTS = 60  # per node: each Ray worker process (task or actor) listens on one
 _ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
@@ -213,13 +213,36 @@ def _start_node(
     return RayNode(role, process.pid, command, str(log), psutil.Process(process.pid).create_time())
 
 
+def _raylet(node: RayNode) -> psutil.Process | None:
+    try:
+        family = psutil.Process(node.pid).children(recursive=True)
+    except psutil.Error:
+        return None
+    return next((p for p in family if _name(p) == "raylet"), None)
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return process.name()
+    except psutil.Error:
+        return ""
+
+
 def _wait(cluster: RayCluster, count: int, timeout_s: float) -> str | None:
-    """None once ``count`` nodes are alive; else why not (a node exited, or the deadline passed)."""
+    """None once ``count`` nodes are alive; else why not (a node exited, its raylet died, or the
+    deadline passed). A raylet that gave up waiting for its agents is seen at once, not after
+    ``ray start``'s own timeouts."""
     deadline = time.monotonic() + timeout_s
+    raylet: psutil.Process | None = None
+    node = cluster.nodes[-1]
     while time.monotonic() < deadline:
         dead = [n for n in cluster.nodes if not _running(n)]
         if dead:
             return f"the {dead[0].role} node exited; log tail:\n{_tail(dead[0].log)}"
+        if raylet is None:
+            raylet = _raylet(node)
+        elif not raylet.is_running() or raylet.status() == psutil.STATUS_ZOMBIE:
+            return f"the {node.role} node's raylet died (see {cluster.temp_dir}/session_latest/logs)"
         if len(alive_nodes(cluster.address)) >= count:
             return None
         time.sleep(1.0)
@@ -237,7 +260,7 @@ def start_ray_cluster(
     folder: Path,
     nodes: list[NodeSpec] | None = None,
     *,
-    timeout_s: float = 300.0,
+    timeout_s: float = 240.0,
     attempts: int = START_ATTEMPTS,
 ) -> RayCluster:
     """Start a head node and then each worker node (``nodes[0]`` is the head); return once the Jobs API
