@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stratus-installed
 
-.PHONY: demo demo-federated test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr clean
+.PHONY: demo demo-federated demo-scale test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr bench-engines clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ demo-federated: $(STAMP)
 		--sites gcp-eu-west,aws-us-east --port $(DEMO_PORT) --detach && \
 	$(BIN)/python $(DEMO)/score.py --url http://127.0.0.1:$(DEMO_PORT) --model fraud-federated
 
+# Growing past one machine. Ray half: the fraud pipeline with gcp-eu-west's compute on a local two-node Ray
+# cluster (started and stopped by PID), printing where each step ran (site, executor, Ray node).
+demo-scale: $(STAMP)
+	$(BIN)/python $(DEMO)/demo_scale.py
+	@# ---- Kubernetes half (branch w-k8s) goes here: `stratus k8s render` of the same pipeline and of its
+	@# ---- serving for the contexts aws and gcp, validated. ----
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -61,7 +68,7 @@ unit: $(STAMP)
 test: lint typecheck $(AZURITE)
 	$(BIN)/pytest -n 2 --dist loadfile
 
-bench: $(STAMP) bench-replication bench-serving bench-training bench-dr
+bench: $(STAMP) bench-replication bench-serving bench-training bench-dr bench-engines
 	$(BIN)/python -m bench.planner
 
 # Stratus's copies against rclone's between two SeaweedFS servers on loopback (about 5 minutes).
@@ -83,6 +90,11 @@ bench-training: $(STAMP)
 # and to recover (about 2 minutes).
 bench-dr: $(STAMP)
 	$(BIN)/python -m bench.dr
+
+# The Ray executor against the local executor and a bare Ray Jobs submit/poll loop on one local two-node
+# cluster: wall time per step, and a 50-step fan-out through the runner (about 10-20 minutes on 2 cores).
+bench-engines: $(STAMP)
+	$(BIN)/python -m bench.engines
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import importlib.util
 import json
+import os
 import shlex
 import threading
 import time
@@ -68,7 +69,6 @@ __all__ = [
 
 RAY_INSTALL_HINT = "pip install 'stratus[ray]'"
 POLL_S = 0.1  # how often a job's status is read; the bare-Ray baseline in bench/engines polls as often
-LOG_DRAIN_S = 5.0  # how long a finished job's log stream may take to deliver its last lines
 _NODE_DIED = ("JOB_SUPERVISOR_ACTOR_DIED",)
 _NOT_STARTED = (
     "RUNTIME_ENV_SETUP_FAILURE",
@@ -224,8 +224,9 @@ class RayJob:
         self._cause: FailureKind | None = None
         self._lock = threading.Lock()
         self.done = threading.Event()
-        self._logged = threading.Event()
-        self._stream_failed = False
+        self._log_lock = threading.Lock()
+        self._final = False
+        self._pending = ""  # a gang's incomplete last line, until the rest of it arrives
         self._outcomes: dict[int, str] = {}
         self.results: list[StepResult] = []
         self._started = time.monotonic()
@@ -263,25 +264,24 @@ class RayJob:
 
     def _stream(self) -> None:
         """Append the job's log to the step's log as it comes (a websocket the dashboard closes once
-        the job has ended); on failure _watch fetches the whole log at the end instead."""
+        the job has ended). Once the job has ended, _watch writes the whole log once instead: it does
+        not wait for the stream to close, which the dashboard does only on its next status check."""
 
         async def follow() -> None:
             async for chunk in self._client.tail_job_logs(self.job_id):
-                self._write(chunk)
+                with self._log_lock:
+                    if self._final:
+                        return
+                    self._write(chunk)
 
-        try:
+        with contextlib.suppress(Exception):  # a dropped stream: the final log is fetched whole anyway
             asyncio.run(follow())
-        except Exception:
-            self._stream_failed = True
-        finally:
-            self._pending_flush()
-            self._logged.set()
 
-    _pending = ""
-
-    def _write(self, chunk: str) -> None:
+    def _write(self, chunk: str, logs: Sequence[Path] | None = None) -> None:
+        """Append a chunk to the step's log; a gang's complete lines go to their ranks' logs."""
+        logs = logs or self.log_paths
         if not self._gang:
-            with self.log_paths[0].open("a", encoding="utf-8") as log:
+            with logs[0].open("a", encoding="utf-8") as log:
                 log.write(chunk)
             return
         text = self._pending + chunk
@@ -293,12 +293,29 @@ class RayJob:
             if rank is not None:
                 by_rank.setdefault(rank, []).append(text_line)
         for rank, rank_lines in by_rank.items():
-            with self.log_paths[rank].open("a", encoding="utf-8") as log:
+            with logs[rank].open("a", encoding="utf-8") as log:
                 log.write("".join(f"{x}\n" for x in rank_lines))
 
-    def _pending_flush(self) -> None:
-        if self._gang and self._pending:
-            self._write("\n")
+    def _write_final(self) -> None:
+        """Replace the streamed log with the job's whole log (a superset of what was streamed, so the
+        runner's read offsets stay valid); the stream writes nothing after this."""
+        try:
+            full = self._client.get_job_logs(self.job_id)
+        except Exception:  # the cluster is gone: keep what was streamed
+            full = None
+        with self._log_lock:
+            self._final = True
+            if full is None:
+                if self._gang and self._pending:
+                    self._write("\n")
+                return
+            staged = [path.with_suffix(".ray") for path in self.log_paths]
+            for path in staged:
+                path.write_bytes(b"")
+            self._pending = ""
+            self._write(full if full.endswith("\n") or not self._gang else full + "\n", staged)
+            for tmp, path in zip(staged, self.log_paths, strict=True):
+                os.replace(tmp, path)
 
     def _route(self, line: str) -> tuple[int | None, str]:
         """Which rank's log a gang's line belongs to (the driver's own lines go to rank 0's)."""
@@ -325,13 +342,7 @@ class RayJob:
             if info.status.is_terminal():
                 break
             time.sleep(POLL_S)
-        if not self._logged.wait(LOG_DRAIN_S) or self._stream_failed:
-            with contextlib.suppress(Exception):
-                for path in self.log_paths:
-                    path.write_bytes(b"")
-                self._pending = ""
-                self._write(self._client.get_job_logs(self.job_id))
-                self._pending_flush()
+        self._write_final()
         self._finish([self._build(info, i) for i in range(len(self.log_paths))])
 
     def _finish(self, results: list[StepResult]) -> None:
@@ -378,6 +389,9 @@ class RayJob:
         if failure == "timeout":
             error = f"timed out after {self._timeout_s or 0:g} s"
         metrics: Mapping[str, Any] = report.get("metrics") or {}
+        if failure is None:  # where it ran, for the run's report and the ledger of attempts
+            where = {"ray_job": self.job_id, "ray_node": info.driver_node_id} if not self._gang else {}
+            metrics = {**metrics, **{k: v for k, v in where.items() if v}}
         return StepResult(
             exit_code=0 if failure is None else (code if code is not None else -1),
             duration_s=self._duration(info),
