@@ -94,45 +94,34 @@ def test_the_fraud_example_runs_one_site_on_ray_and_the_others_locally(
     assert metrics["evaluate"]["roc_auc"] > 0.5
 
 
-def ray_world(folder: Path, cluster: RayCluster, **overrides: dict[str, Any]) -> Path:
-    """The run_world pipeline with site ``cheap`` on the Ray cluster (``backup`` stays local)."""
-    spec = platform()
-    spec["sites"]["cheap"]["compute"] = {
-        "backend": "ray",
-        "address": cluster.address,
-        "capacity": {"max_parallel_steps": 2},
-    }
-    path = write_world(folder, pipeline_spec=pipeline(**overrides), platform_spec=spec)
-    (folder / "flow_steps.py").write_text(MULTI_STEPS, encoding="utf-8")
-    return path
-
-
 def test_two_ranks_at_one_ray_site_run_as_one_job_on_two_nodes(cluster: RayCluster, tmp_path: Path) -> None:
-    world = ray_world(
-        tmp_path,
-        cluster,
-        square={
+    spec = pipeline()
+    spec["steps"] = {
+        "train": {
             "run": "flow_steps:ranks",
             "kind": "distributed",
-            "sites": ["cheap", "cheap"],
+            "sites": ["cheap", "cheap"],  # a site listed twice holds two ranks
             "inputs": ["dataset:numbers"],
             "outputs": {"model": {"size_gb": 0.01}},
-            "replicate": [],
-        },
-        total={"inputs": ["square.model"]},
-        evens={"inputs": ["square.model"]},
-    )
+            "estimated_hours": 0.1,
+        }
+    }
+    sites = platform()
+    sites["sites"]["cheap"]["compute"] = {"backend": "ray", "address": cluster.address}
+    world = write_world(tmp_path, pipeline_spec=spec, platform_spec=sites)
+    (tmp_path / "flow_steps.py").write_text(MULTI_STEPS, encoding="utf-8")
+
     result = stratus_cli("run", world, "--json", cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
-    [square] = [s for s in one_json(result.stdout)["steps"] if s["step"] == "square"]
-    assert square["metrics"]["world"] == 2
-    assert square["site"] == "cheap"
+    [train] = [s for s in one_json(result.stdout)["steps"] if s["step"] == "train"]
+    assert train["site"] == "cheap"
+    assert train["metrics"]["world"] == 2  # rank 1 reached rank 0 at STRATUS_COORDINATOR
     assert "STRICT_SPREAD (one rank per node)" in result.stderr
     where = dict(re.findall(r"\[rank (\d)\] on node (\w+)", result.stderr))
     assert set(where) == {"0", "1"}, result.stderr[-3000:]
     assert where["0"] != where["1"], "both ranks ran on one node"
     assert set(where.values()) <= set(node_ids(cluster))
-    [gang] = [j for j in jobs(cluster) if j.metadata.get("stratus_step") == "square"]
+    [gang] = [j for j in jobs(cluster) if j.metadata.get("stratus_step") == "train"]
     assert gang.status == "SUCCEEDED"
     assert "stratus.executors.ray_gang" in gang.entrypoint
 
@@ -145,7 +134,7 @@ SLEEPY = textwrap.dedent(
         for i in range(int(ctx.params.get("ticks", 600))):
             print(f"tick {i}", flush=True)
             time.sleep(0.5)
-        ctx.output("squares").write_text("1\n4\n9")
+        ctx.output("squares").write_text("1\\n4\\n9")
     """
 )
 

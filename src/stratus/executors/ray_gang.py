@@ -83,8 +83,9 @@ class _Rank:
 def main(argv: list[str] | None = None) -> int:
     """Run every rank described in the gang file; 0 when all succeeded."""
     ray = _ray()
-    placement_group = ray.util.placement_group.placement_group
-    PlacementGroupSchedulingStrategy = ray.util.scheduling_strategies.PlacementGroupSchedulingStrategy  # noqa: N806
+    # ``ray.util.placement_group`` is also the name of a function there: import the modules by name.
+    placement_group = importlib.import_module("ray.util.placement_group").placement_group
+    strategies = importlib.import_module("ray.util.scheduling_strategies")
 
     args = sys.argv[1:] if argv is None else argv
     gang: dict[str, Any] = json.loads(Path(args[0]).read_text(encoding="utf-8"))
@@ -98,12 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[gang] placement group: {world} bundles of {bundle}, {strategy} ({why})", flush=True)
     group = placement_group([dict(bundle) for _ in range(world)], strategy=strategy)
     ray.get(group.ready())
-    rank_actor = ray.remote(_Rank)
+    # By reference (this module, importable on every node), not pickled by value from ``__main__``.
+    rank_actor = ray.remote(importlib.import_module("stratus.executors.ray_gang")._Rank)
     actors: list[Any] = [
         rank_actor.options(
             num_cpus=0,  # the bundle holds the rank's resources; the actor only occupies it
             max_concurrency=4,  # run, read and stop are called concurrently
-            scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i),
+            scheduling_strategy=strategies.PlacementGroupSchedulingStrategy(
+                group, placement_group_bundle_index=i
+            ),
         ).remote()
         for i in range(world)
     ]
@@ -141,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _ray() -> Any:
     """Ray, untyped (it ships no stubs); imported only inside the cluster's job."""
-    ray = importlib.import_module("ray")
-    for module in ("ray.util.placement_group", "ray.util.scheduling_strategies"):
-        importlib.import_module(module)
-    return ray
+    return importlib.import_module("ray")
 
 
 def _relay(ray: Any, actors: list[Any], outcomes: Mapping[int, str]) -> None:
