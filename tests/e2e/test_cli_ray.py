@@ -32,3 +32,12 @@ def test_a_dead_ray_site_the_plan_does_not_use_does_not_stop_the_run(tmp_path: P
     world = write_world(tmp_path, platform_spec=spec, pipeline_spec=pipeline(square={"replicate": []}))
     result = stratus_cli("run", world, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_sandbox_up_with_ray_for_an_unknown_site_is_exit_2_before_starting_anything(tmp_path: Path) -> None:
+    out = tmp_path / "sandbox.yaml"
+    result = stratus_cli("sandbox", "up", "--platform-out", out, "--ray", "nowhere", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--ray: no sandbox site nowhere; the sandbox's sites are: aws-us-east, gcp-eu-west" in result.stderr
+    assert not out.exists()
+    assert not (tmp_path / ".stratus").exists()
