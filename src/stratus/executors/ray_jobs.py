@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import shlex
 import threading
@@ -69,6 +70,7 @@ __all__ = [
 
 RAY_INSTALL_HINT = "pip install 'stratus[ray]'"
 POLL_S = 0.1  # how often a job's status is read; the bare-Ray baseline in bench/engines polls as often
+LOST_AFTER_S = 30.0  # a Jobs API that fails every status read this long has lost the job
 _NODE_DIED = ("JOB_SUPERVISOR_ACTOR_DIED",)
 _NOT_STARTED = (
     "RUNTIME_ENV_SETUP_FAILURE",
@@ -91,7 +93,7 @@ def probe_ray(address: str, timeout_s: float) -> str | None:
     url = address.rstrip("/") + "/api/version"
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            version = json.loads(response.read()).get("ray_version", "?")
+            version = json.loads(response.read()).get("ray_version")
     except (OSError, ValueError, urllib.error.URLError) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
         return f"its Ray cluster at {address} does not answer ({reason})"
@@ -138,7 +140,13 @@ class RayExecutor(SupportsPreemption, SupportsProbe, SupportsGangs):
                     raise ExecutorError(why, step=step or None, site=self.site)
                 from ray.job_submission import JobSubmissionClient  # an extra: imported only when used
 
-                self._client = JobSubmissionClient(self.address)
+                # The SDK logs every closed log stream at INFO; the step's own log says what matters.
+                logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)
+                try:
+                    self._client = JobSubmissionClient(self.address)
+                except Exception as exc:  # a version check or an unexpected answer, in the SDK's words
+                    message = f"cannot use the Ray cluster at {self.address}: {exc}"
+                    raise ExecutorError(message, step=step or None, site=self.site) from exc
             return self._client
 
     def submit(self, request: StepRequest) -> Handle:
@@ -333,12 +341,18 @@ class RayJob:
 
     def _watch(self) -> None:
         info = None
+        silent_since: float | None = None
         while True:
             try:
                 info = self._client.get_job_info(self.job_id)
-            except Exception as exc:  # the cluster went away under the job
-                self._finish([self._lost(exc)] * len(self.log_paths))
-                return
+                silent_since = None
+            except Exception as exc:  # a busy dashboard, or the cluster went away under the job
+                silent_since = silent_since or time.monotonic()
+                if time.monotonic() - silent_since > LOST_AFTER_S:
+                    self._finish([self._lost(exc)] * len(self.log_paths))
+                    return
+                time.sleep(1.0)
+                continue
             if info.status.is_terminal():
                 break
             time.sleep(POLL_S)
