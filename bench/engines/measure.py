@@ -11,6 +11,7 @@ at the same number of steps at once.
 from __future__ import annotations
 
 import shlex
+import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -118,6 +119,8 @@ def overhead(address: str, folder: Path, steps: int, say: Callable[[str], None])
 
 def _world(folder: Path, compute: dict[str, Any], steps: int, parallel: int, pause_s: float) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    # Beside the pipeline, as a user's step module is: both engines import it from the pipeline's folder.
+    shutil.copy(Path(__file__).with_name("steps.py"), folder / "engine_steps.py")
     site = {
         "provider": "onprem",
         "region": "bench",
@@ -131,7 +134,7 @@ def _world(folder: Path, compute: dict[str, Any], steps: int, parallel: int, pau
         "name": f"fan-out-{compute['backend']}",
         "steps": {
             f"s{i:02d}": {
-                "run": "bench.engines.steps:pause",
+                "run": "engine_steps:pause",
                 "outputs": {"out": {"size_gb": 0.001}},
                 "resources": {"cpus": 1, "memory_gb": 1},
                 "estimated_hours": 0.01,
