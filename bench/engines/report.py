@@ -55,7 +55,7 @@ def render(report: Report) -> str:
         + (
             ", below 1 because of noise: the spread of either engine (min to max) is wider than the gap "
             "between them on this shared machine; read it as no measurable overhead. "
-            if ratio < 1 and _overlap(report.overhead.seconds[ENGINES[1]], report.overhead.seconds[ENGINES[2]])
+            if ratio < 1 and _overlap(*(report.overhead.seconds[e] for e in ENGINES[1:]))
             else ". "
         )
         + "Both run the same worker command on the same cluster and poll the job every 0.1 s; the "
