@@ -38,6 +38,8 @@ def test_sandbox_up_with_ray_for_an_unknown_site_is_exit_2_before_starting_anyth
     out = tmp_path / "sandbox.yaml"
     result = stratus_cli("sandbox", "up", "--platform-out", out, "--ray", "nowhere", cwd=tmp_path)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "--ray: no sandbox site nowhere; the sandbox's sites are: aws-us-east, gcp-eu-west" in result.stderr
+    assert (
+        "--ray: no sandbox site nowhere; the sandbox's sites are: aws-us-east, gcp-eu-west" in result.stderr
+    )
     assert not out.exists()
     assert not (tmp_path / ".stratus").exists()

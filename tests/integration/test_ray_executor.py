@@ -82,7 +82,11 @@ def test_the_fraud_example_runs_one_site_on_ray_and_the_others_locally(
     assert "train" in on_ray, sites
     assert set(sites.values()) - {"gcp-eu-west"}, f"some step must run on the local executor: {sites}"
     # The Ray site's steps were Ray jobs; train (L4) ran on the node that has the GPU.
-    ran = {j.metadata.get("stratus_step"): j for j in jobs(cluster) if j.metadata.get("stratus_run")}
+    ran = {
+        j.metadata.get("stratus_step"): j
+        for j in jobs(cluster)
+        if j.metadata.get("stratus_run") == report["run_id"]
+    }
     assert on_ray <= set(ran), f"steps at the Ray site without a Ray job: {on_ray - set(ran)}"
     assert all(ran[step].status == "SUCCEEDED" for step in on_ray)
     gpu = node_ids(cluster)
@@ -113,7 +117,8 @@ def test_two_ranks_at_one_ray_site_run_as_one_job_on_two_nodes(cluster: RayClust
 
     result = stratus_cli("run", world, "--json", cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
-    [train] = [s for s in one_json(result.stdout)["steps"] if s["step"] == "train"]
+    report = one_json(result.stdout)
+    [train] = [s for s in report["steps"] if s["step"] == "train"]
     assert train["site"] == "cheap"
     assert train["metrics"]["world"] == 2  # rank 1 reached rank 0 at STRATUS_COORDINATOR
     assert "STRICT_SPREAD (one rank per node)" in result.stderr
@@ -121,7 +126,8 @@ def test_two_ranks_at_one_ray_site_run_as_one_job_on_two_nodes(cluster: RayClust
     assert set(where) == {"0", "1"}, result.stderr[-3000:]
     assert where["0"] != where["1"], "both ranks ran on one node"
     assert set(where.values()) <= set(node_ids(cluster))
-    [gang] = [j for j in jobs(cluster) if j.metadata.get("stratus_step") == "train"]
+    [gang] = [j for j in jobs(cluster) if j.metadata.get("stratus_run") == report["run_id"] and
+              j.metadata.get("stratus_step") == "train"]  # fmt: skip
     assert gang.status == "SUCCEEDED"
     assert "stratus.executors.ray_gang" in gang.entrypoint
 
