@@ -5,13 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stratus-installed
 
-.PHONY: demo demo-federated demo-dr demo-k8s-render demo-governance test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr bench-policy clean
+.PHONY: demo demo-federated demo-dr demo-k8s-render demo-governance demo-scale test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr bench-policy bench-engines clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo,serve,cloud,testservers,registry,train,federated,kubernetes,secrets,policy]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,serve,cloud,testservers,registry,train,federated,kubernetes,secrets,policy,ray]'
 	$(AZURITE_INSTALL)
 	touch $(STAMP)
 
@@ -72,6 +72,13 @@ demo-governance: $(STAMP)
 demo-dr: $(STAMP) $(AZURITE)
 	$(BIN)/python -m bench.dr_drill
 
+# Growing past one machine. Ray: the fraud pipeline with gcp-eu-west's compute on a local two-node Ray
+# cluster (started and stopped by PID), printing where each step ran (site, executor, Ray node); then the
+# Kubernetes half: the same pipeline and its serving rendered for the contexts aws and gcp, validated.
+demo-scale: $(STAMP)
+	$(BIN)/python $(DEMO)/demo_scale.py
+	$(MAKE) --no-print-directory demo-k8s-render
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -85,7 +92,7 @@ unit: $(STAMP)
 test: lint typecheck $(AZURITE)
 	$(BIN)/pytest -n 2 --dist loadfile
 
-bench: $(STAMP) bench-replication bench-serving bench-training bench-dr bench-policy
+bench: $(STAMP) bench-replication bench-serving bench-training bench-dr bench-policy bench-engines
 	$(BIN)/python -m bench.planner
 
 # Stratus's copies against rclone's between two SeaweedFS servers on loopback (about 5 minutes).
@@ -112,6 +119,11 @@ bench-dr: $(STAMP)
 # policies (about a minute; regopy is measured only when installed: pip install regopy==1.5.2).
 bench-policy: $(STAMP)
 	$(BIN)/python -m bench.policy
+
+# The Ray executor against the local executor and a bare Ray Jobs submit/poll loop on one local two-node
+# cluster: wall time per step, and a 50-step fan-out through the runner (about 10-20 minutes on 2 cores).
+bench-engines: $(STAMP)
+	$(BIN)/python -m bench.engines
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

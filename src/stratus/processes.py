@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["command_line", "free_ports", "is_running", "spawn", "stop_process"]
+__all__ = ["command_line", "free_ports", "installed_binary", "is_running", "spawn", "stop_process"]
 
 
 def free_ports(count: int) -> list[int]:
@@ -34,6 +36,12 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def installed_binary(name: str) -> str | None:
+    """A program a Python package installed: beside this interpreter (the venv's bin/), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
 
 
 def spawn(command: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:

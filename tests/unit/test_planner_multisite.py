@@ -115,3 +115,12 @@ def test_a_federated_participant_that_cannot_run_the_step_blocks_it_with_the_rea
     with pytest.raises(InfeasibleError) as err:
         run_plan(steps, data)
     assert "participant c: sites: not in constraints.sites" in str(err.value)
+
+
+def test_a_site_listed_twice_holds_two_ranks_priced_as_two_machines_there() -> None:
+    data = {"d": {"site": "b", "size_gb": 10}}
+    steps = {"train": {"inputs": ["dataset:d"], "kind": "distributed", "sites": ["b", "b"]}}
+    result = run_plan(steps, data)
+    assert sites_of(result, "train") == ["b", "b"]
+    # Two $2 machines at b; the data is already there and no copy or exchange leaves the site.
+    assert result.total_cost_usd == Decimal("4")

@@ -91,7 +91,6 @@ def test_single_rank_world_is_a_cluster() -> None:
         ({"STRATUS_WORLD_SIZE": "0", "STRATUS_RANK": "0"}, "world size must be at least 1, got 0"),
         ({"STRATUS_SITES": "a,b"}, "2 sites (a, b) for world size 3: give one site per rank"),
         ({"STRATUS_SITES": "a,,c"}, "STRATUS_SITES='a,,c' has an empty site name"),
-        ({"STRATUS_SITES": "a,b,a"}, "STRATUS_SITES='a,b,a' names a site twice"),
         (
             {"STRATUS_SITE": "onprem-eu-gpu"},
             "rank 1 runs at site 'onprem-eu-gpu', but the site list puts 'aws-eu-central' at index 1",

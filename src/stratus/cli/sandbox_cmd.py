@@ -39,6 +39,12 @@ _PLATFORM = typer.Option(
 )
 _SERVER = typer.Argument(..., help="The server's name in `stratus sandbox status`: s3, gcs or azure.")
 _JSON = typer.Option(False, "--json", help="Print one JSON object instead of a table. Example: --json")
+_RAY = typer.Option(
+    None,
+    "--ray",
+    help="Also start a local two-node Ray cluster for this site (repeatable) and make it the site's "
+    "compute (backend: ray); stopped by PID with `down`. Needs stratus[ray]. Example: --ray aws-us-east",
+)
 
 
 def _show(status: SandboxStatus, title: str) -> None:
@@ -50,16 +56,21 @@ def _show(status: SandboxStatus, title: str) -> None:
     for name, server in status.servers.items():
         state = "[green]up[/]" if status.up[name] else "[red]down[/]"
         table.add_row(name, server.kind, state, str(server.pid), server.endpoint, server.log)
+    for site, cluster in status.ray.items():
+        state = "[green]up[/]" if status.ray_up[site] else "[red]down[/]"
+        pids = ",".join(str(n.pid) for n in cluster.nodes)
+        logs = ", ".join(n.log for n in cluster.nodes)
+        table.add_row(f"ray:{site}", f"ray x{len(cluster.nodes)}", state, pids, cluster.address, logs)
     out.print(table)
 
 
 @app.command("up")
-def up_command(platform_out: Path = _PLATFORM, as_json: bool = _JSON) -> None:
+def up_command(platform_out: Path = _PLATFORM, as_json: bool = _JSON, ray: list[str] | None = _RAY) -> None:
     """Start the servers (if not running), create the buckets, and write the platform file.
 
-    Example: stratus sandbox up --platform-out sandbox.yaml
+    Example: stratus sandbox up --platform-out sandbox.yaml --ray aws-us-east
     """
-    status = sandbox_up(platform_out)
+    status = sandbox_up(platform_out, ray_sites=tuple(ray or ()))
     if as_json:
         print_json(status.to_json())
         return
@@ -74,6 +85,7 @@ def down_command(platform_out: Path = _PLATFORM, as_json: bool = _JSON) -> None:
     """
     before = sandbox_down(platform_out)
     stopped = [name for name, alive in before.up.items() if alive]
+    stopped += [f"ray:{site}" for site, alive in before.ray_up.items() if alive]
     if as_json:
         print_json({"platform": str(platform_out), "stopped": stopped})
         return

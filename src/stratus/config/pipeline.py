@@ -93,7 +93,7 @@ class Constraints(StrictModel):
     providers: list[Provider] = Field(default_factory=list)
     regions: list[str] = Field(default_factory=list)
     sites: list[SafeName] = Field(default_factory=list)
-    backends: list[Literal["local", "kubernetes", "serverless"]] = Field(default_factory=list)
+    backends: list[Literal["local", "kubernetes", "serverless", "ray"]] = Field(default_factory=list)
 
     @field_validator("jurisdiction")
     @classmethod
@@ -180,7 +180,8 @@ class Step(StrictModel):
     )
     sites: Annotated[int, bounded_int(le=MAX_SITES)] | list[SafeName] | None = Field(
         default=None,
-        description="distributed only: how many sites (the planner picks them) or which (rank 0 among them)",
+        description="distributed only: how many sites (the planner picks them) or which (rank 0 among them; "
+        "a site listed twice runs two ranks there)",
     )
     # Named `register:` in the file; `register` itself is taken by the ABC machinery behind BaseModel.
     registration: RegisterSpec | None = Field(
@@ -200,8 +201,6 @@ class Step(StrictModel):
             raise ValueError(f"`sites` is for kind: distributed steps; this step is kind: {self.kind}")
         if self.kind == "distributed" and self.sites is None:
             raise ValueError("a distributed step needs `sites`: how many (e.g. 2) or which ([a, b])")
-        if isinstance(self.sites, list) and len(set(self.sites)) != len(self.sites):
-            raise ValueError("`sites` lists a site twice")
         if self.kind == "federated":
             not_data = [ref for ref in self.inputs if not ref.startswith("dataset:")]
             if not self.inputs or not_data:

@@ -75,7 +75,7 @@ class ServerlessSpec(StrictModel):
 class Compute(StrictModel):
     """Where steps execute at a site."""
 
-    backend: Literal["local", "kubernetes", "serverless"] = "local"
+    backend: Literal["local", "kubernetes", "serverless", "ray"] = "local"
     context: str | None = Field(default=None, description="kube context, for backend: kubernetes")
     capacity: Capacity = Field(default_factory=Capacity)
     serverless: ServerlessSpec = Field(
@@ -112,6 +112,12 @@ class Compute(StrictModel):
         description="kubernetes: ReadWriteMany PVC, also mounted at the runner's work folder (steps' files)",
     )
 
+    address: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/\s]+/?$",
+        description="the Ray Jobs API (dashboard) of the cluster, e.g. http://head:8265, for backend: ray",
+    )
+
     @model_validator(mode="after")
     def _kubernetes_needs_context_and_image(self) -> Compute:
         if self.backend == "kubernetes":
@@ -121,6 +127,8 @@ class Compute(StrictModel):
                     f"backend: kubernetes needs {' and '.join(missing)} "
                     "(e.g. context: aws, image: registry.example.com/stratus:1.0)"
                 )
+        if self.backend == "ray" and self.address is None:
+            raise ValueError("compute.backend: ray needs compute.address, e.g. http://127.0.0.1:8265")
         return self
 
 

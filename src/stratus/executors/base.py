@@ -23,7 +23,9 @@ __all__ = [
     "Handle",
     "StepRequest",
     "StepResult",
+    "SupportsGangs",
     "SupportsPreemption",
+    "SupportsProbe",
 ]
 
 
@@ -114,3 +116,26 @@ class Executor(ABC):
 
 class SupportsPreemption(Executor, ABC):
     """An executor whose steps may be reclaimed mid-run (spot); the runner then fails over to another site."""
+
+
+class SupportsProbe(Executor, ABC):
+    """An executor whose compute sits behind an address (a cluster's API) that may not answer.
+
+    The runner probes it at plan time for every site the plan runs steps at, so a wrong or dead address
+    is a clear error before anything runs, not a failure in the middle of the run.
+    """
+
+    address: str
+
+    @abstractmethod
+    def probe(self, timeout_s: float) -> str | None:
+        """None when the compute answers within ``timeout_s``; else why not, naming the address."""
+
+
+class SupportsGangs(Executor, ABC):
+    """An executor that starts all ranks of a distributed step together, as one unit (a Ray job holding
+    a placement group), when every rank is at its site; ranks across sites are submitted one by one."""
+
+    @abstractmethod
+    def submit_gang(self, requests: Sequence[StepRequest]) -> list[Handle]:
+        """Start every rank's request at once; one handle per request, in the same order."""

@@ -29,10 +29,12 @@ __all__ = [
     "RESULT_FILE",
     "Limits",
     "ProcessHandle",
+    "exit_words",
     "follow_log",
     "read_report",
     "start_worker",
     "worker_payload",
+    "write_request",
 ]
 
 REQUEST_FILE = "request.json"
@@ -72,22 +74,51 @@ def worker_payload(request: StepRequest, memory_limit_bytes: int | None = None) 
     }
 
 
-def start_worker(
-    request: StepRequest, site: str, limits: Limits, extra_env: Mapping[str, str] | None = None
-) -> ProcessHandle:
-    """Write the request file and start ``python -m stratus.executors.worker`` in the step's workdir."""
+def write_request(request: StepRequest, site: str, memory_limit_bytes: int | None) -> Path:
+    """Write the worker's request file into the step's workdir (and drop a stale result); its path.
+
+    Every executor that runs the worker (``local``, ``serverless``, ``ray``) hands it this one file.
+    """
     workdir = request.workdir
     try:
         workdir.mkdir(parents=True, exist_ok=True)
-        payload = worker_payload(request, limits.memory_bytes)
+        payload = worker_payload(request, memory_limit_bytes)
         (workdir / REQUEST_FILE).write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
         (workdir / RESULT_FILE).unlink(missing_ok=True)
     except OSError as exc:
         message = f"cannot prepare the working directory {workdir}: {exc}"
         raise ExecutorError(message, step=request.step, site=site) from exc
+    return workdir / REQUEST_FILE
+
+
+def start_worker(
+    request: StepRequest, site: str, limits: Limits, extra_env: Mapping[str, str] | None = None
+) -> ProcessHandle:
+    """Write the request file and start ``python -m stratus.executors.worker`` in the step's workdir."""
+    request_file = write_request(request, site, limits.memory_bytes)
     env = {**os.environ, **request.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "stratus.executors.worker", str(workdir / REQUEST_FILE)]
-    return ProcessHandle(request.step, site, command, env, workdir, limits)
+    command = [sys.executable, "-m", "stratus.executors.worker", str(request_file)]
+    return ProcessHandle(request.step, site, command, env, request.workdir, limits)
+
+
+def follow_log(path: Path, done: threading.Event) -> Iterator[str]:
+    """Lines of a log file as they are written, until ``done`` is set and all are read (``tail -f``)."""
+    with path.open("r", encoding="utf-8", errors="replace") as log:
+        pending = ""
+        while True:
+            finished = done.is_set()
+            chunk = log.readline()
+            if chunk:
+                pending += chunk
+                if pending.endswith("\n"):
+                    yield pending.rstrip("\n")
+                    pending = ""
+                continue
+            if finished:
+                if pending:
+                    yield pending
+                return
+            time.sleep(_FOLLOW_POLL_S)
 
 
 class ProcessHandle(Handle):
@@ -193,10 +224,10 @@ class ProcessHandle(Handle):
             error = f"{report.get('error') or 'ran out of memory'}{self._limits.memory_hint}"
         elif report.get("failure") in ("error", "unreachable"):
             failure = report["failure"]  # the worker caught the step's exception and classified it
-            error = report.get("error") or _exit_words(code, self.log_path)
+            error = report.get("error") or exit_words(code, self.log_path)
         elif code != 0 or not report.get("ok", False):
             failure = "crashed"  # died without a word: a signal, or the interpreter itself failed
-            error = _exit_words(code, self.log_path)
+            error = exit_words(code, self.log_path)
         return StepResult(
             exit_code=code,
             duration_s=duration,
@@ -209,28 +240,8 @@ class ProcessHandle(Handle):
         )
 
 
-def follow_log(path: Path, done: threading.Event) -> Iterator[str]:
-    """Lines of the log at ``path`` as they are written, until ``done`` is set and all are read."""
-    with path.open("r", encoding="utf-8", errors="replace") as log:
-        pending = ""
-        while True:
-            finished = done.is_set()
-            chunk = log.readline()
-            if chunk:
-                pending += chunk
-                if pending.endswith("\n"):
-                    yield pending.rstrip("\n")
-                    pending = ""
-                continue
-            if finished:
-                if pending:
-                    yield pending
-                return
-            time.sleep(_FOLLOW_POLL_S)
-
-
 def read_report(path: Path) -> dict[str, Any]:
-    """The worker's ``result.json`` as a mapping; empty when it is missing or unreadable."""
+    """The worker's ``result.json``; empty when it never wrote one (it crashed or was killed)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -238,7 +249,8 @@ def read_report(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _exit_words(code: int, log_path: Path) -> str:
+def exit_words(code: int, log_path: Path) -> str:
+    """How a worker ended without a report, in words, with the end of its log."""
     if code < 0:
         try:
             name = signal.Signals(-code).name

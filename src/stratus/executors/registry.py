@@ -12,6 +12,7 @@ from stratus.config import Site
 from stratus.errors import ConfigError
 from stratus.executors.base import Executor
 from stratus.executors.local import LocalExecutor
+from stratus.executors.ray_jobs import RayExecutor
 from stratus.executors.serverless import ServerlessExecutor
 
 __all__ = ["BACKENDS", "executor_for"]
@@ -20,6 +21,7 @@ BACKENDS: dict[str, Callable[[str, Site], Executor]] = {
     "local": lambda name, site: LocalExecutor(name),
     "serverless": lambda name, site: ServerlessExecutor(name, site.compute.serverless),
     "kubernetes": lambda name, site: _kubernetes(name, site),
+    "ray": lambda name, site: RayExecutor(name, site.compute.address or ""),
 }
 
 

@@ -4,7 +4,8 @@ A multi-site step is placed like any other step, at its coordinator (rank 0, or 
 that is the site whose choice interacts with the rest of the plan (its inputs arrive there, its outputs
 leave from there). Everything else about it is then fixed by that choice and priced into the candidate:
 
-- **distributed**, ``sites: [a, b]``: the other listed sites are the other ranks. ``sites: N``: the N-1
+- **distributed**, ``sites: [a, b]``: the other listed sites are the other ranks (``[a, a]``: two ranks
+  at ``a``, which a Ray site runs as one job holding a placement group). ``sites: N``: the N-1
   other ranks are the cheapest compliant sites *given the coordinator* (their compute, the copy of the
   step's inputs from the coordinator, and the exchange traffic both ways). Costs are additive per rank
   and independent of one another, so taking the cheapest N-1 is exact for each coordinator, and the
@@ -99,7 +100,9 @@ def multi_site_candidates(
         if listed is not None and coordinator not in listed:
             why_not[coordinator] = [f"sites: not among the step's sites {listed}"]
             continue
-        pool = [s for s in (listed if listed is not None else feasible) if s != coordinator]
+        pool = (
+            [s for s in feasible if s != coordinator] if listed is None else _without_one(listed, coordinator)
+        )
         missing = [f"rank at {s}: {'; '.join(rejected.get(s, ['-']))}" for s in pool if s not in feasible]
         if listed is not None and missing:
             why_not[coordinator] = missing
@@ -118,6 +121,13 @@ def multi_site_candidates(
         extra = sum((rank_cost(s) for s in others_sites), Decimal(0))
         chosen[coordinator] = [_with(options[0], [feasible[s][0] for s in others_sites], extra)]
     return chosen, why_not
+
+
+def _without_one(listed: Sequence[str], coordinator: str) -> list[str]:
+    """The other ranks' sites: the list less rank 0's one entry (a site listed twice holds two ranks)."""
+    rest = list(listed)
+    rest.remove(coordinator)
+    return rest
 
 
 def _with(own: Candidate, others: Sequence[Candidate], extra: Decimal) -> Candidate:

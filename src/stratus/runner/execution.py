@@ -51,7 +51,8 @@ def run_group(
     for member in members:
         executor = ctx.sites.executors[member.placement.site]
         member.started = utcnow()
-        member.handle = executor.submit(member.request)
+        if member.handle is None:  # a gang's members arrive already submitted, together
+            member.handle = executor.submit(member.request)
         placement = member.placement
         ctx.emit(
             RunEvent(

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
-from stratus.errors import StorageError
+from stratus.errors import ConfigError, StorageError
+from stratus.executors import SupportsProbe
 from stratus.planner import Plan
 from stratus.runner.context import RunContext
 from stratus.runner.events import RunEvent
@@ -29,6 +31,7 @@ __all__ = [
     "DEFAULT_PROBE_TIMEOUT_S",
     "SiteDownError",
     "announce_replan",
+    "check_compute",
     "mark_down",
     "plan_sites",
     "plan_with_healthy_sites",
@@ -80,10 +83,12 @@ def plan_with_healthy_sites(ctx: RunContext, pinned: Mapping[str, str]) -> Plan:
     while True:
         fresh = [s for s in plan_sites(ctx, plan) if s not in probed and not ctx.incidents.is_down(s)]
         if not fresh:
+            check_compute(ctx, plan, timeout)
             return plan
         probed.update(fresh)
         down = {site: why for site, why in _probe_all(ctx, fresh, timeout).items() if why is not None}
         if not down:
+            check_compute(ctx, plan, timeout)
             return plan
         for site, why in down.items():
             mark_down(ctx, site, why)
@@ -95,6 +100,33 @@ def plan_with_healthy_sites(ctx: RunContext, pinned: Mapping[str, str]) -> Plan:
             if p.step not in pinned and before.get(p.step) != p.site
         ]
         announce_replan(ctx, down, moved)
+
+
+def check_compute(ctx: RunContext, plan: Plan, timeout_s: float) -> None:
+    """Raise ConfigError (exit 2) when a site the plan runs steps at has compute that does not answer.
+
+    Only executors with an address (a Ray cluster's Jobs API) are probed, all at once. Unlike a silent
+    store, which may come back and whose data may have replicas elsewhere, a compute address that does
+    not answer before anything ran is most often a wrong ``compute.address`` or a cluster not started:
+    the user is told which site and address, rather than having the run quietly placed elsewhere.
+    """
+    steps_at = [p.site for p in plan.placements] + [q.site for p in plan.placements for q in p.participants]
+    probes = {
+        site: executor
+        for site in dict.fromkeys(steps_at)
+        if isinstance(executor := ctx.sites.executors.get(site), SupportsProbe)
+    }
+    if not probes:
+        return
+    with ThreadPoolExecutor(len(probes)) as pool:
+        answers = dict(zip(probes, pool.map(lambda e: e.probe(timeout_s), probes.values()), strict=True))
+    for site, why in answers.items():
+        if why is not None:
+            raise ConfigError(
+                f"site {site} is needed by this plan, but {why}; start the cluster "
+                "(`stratus sandbox up --ray` for a local one) or correct the address",
+                field=f"sites.{site}.compute.address",
+            )
 
 
 def mark_down(ctx: RunContext, site: str, why: str) -> bool:

@@ -4,7 +4,9 @@
 that site's store: residency is checked on every copy), started together with the rendezvous in the
 environment (``STRATUS_RANK``, ``STRATUS_WORLD_SIZE``, ``STRATUS_COORDINATOR``, ``STRATUS_SITES``,
 ``STRATUS_DIST_TIMEOUT_S``). Rank 0 runs at the coordinator and alone publishes the outputs. When any
-rank fails the others are cancelled at once, so no rank is left waiting in a collective.
+rank fails the others are cancelled at once, so no rank is left waiting in a collective. When every rank
+is at one site whose executor starts gangs (``ray``), they are submitted there as one unit: one Ray job
+holding a placement group, the coordinator on rank 0's node (see :mod:`stratus.executors.ray_gang`).
 
 **federated**: the step runs at the coordinator (the federated server); each participant's datasets are
 fetched from that participant's own store into a folder of its own and handed over in
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from stratus.config import parse_input
-from stratus.executors import StepResult
+from stratus.executors import StepResult, SupportsGangs
 from stratus.planner import Placement
 from stratus.planner.multisite import data_sites
 from stratus.processes import free_ports
@@ -86,10 +88,24 @@ def _distributed(
         local = stage_inputs(ctx, step, site, inputs, folder / "inputs")
         request = step_request(ctx, step, site, folder, local, env=env)
         members.append(Member(request, _at(placement, site), label=f"rank {rank}"))
+    _submit_as_gang(ctx, members)
     results = run_group(ctx, members, attempt=attempt)
     for rank in range(1, len(ranks)):
         shutil.rmtree(workdir / f"rank-{rank}", ignore_errors=True)
     return _combined(results, members), members[0].request.outputs
+
+
+def _submit_as_gang(ctx: RunContext, members: list[Member]) -> None:
+    """Ranks all at one site whose executor starts gangs (Ray: one job holding a placement group) are
+    submitted together there; ranks across sites are left to ``run_group`` to submit one by one."""
+    sites = {m.placement.site for m in members}
+    if len(members) < 2 or len(sites) != 1:
+        return
+    executor = ctx.sites.executors[sites.pop()]
+    if isinstance(executor, SupportsGangs):
+        handles = executor.submit_gang([m.request for m in members])
+        for member, handle in zip(members, handles, strict=True):
+            member.handle = handle
 
 
 def _federated(

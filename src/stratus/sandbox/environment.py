@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from stratus.config.secret_fields import inline_allowed
-from stratus.errors import ConfigError, StorageError
+from stratus.errors import ConfigError, ExecutorError, StorageError
 from stratus.private_files import write_private
 from stratus.redact import secrets_in_options
 from stratus.sandbox.openbao import OpenBao, is_openbao_up, start_openbao, stop_openbao, write_secret
+from stratus.sandbox.ray_cluster import RayCluster, cluster_up, start_ray_cluster, stop_ray_cluster
 from stratus.sandbox.servers import (
     Server,
     ServerKind,
@@ -73,11 +74,13 @@ _HEADER = (
 
 @dataclass(frozen=True)
 class SandboxStatus:
-    """Which sandbox servers run, where, and which platform file points at them."""
+    """Which sandbox servers (and Ray clusters, by site) run, where, and which platform file uses them."""
 
     platform: Path
     servers: dict[str, Server]
     up: dict[str, bool]
+    ray: dict[str, RayCluster] = field(default_factory=dict)
+    ray_up: dict[str, bool] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object."""
@@ -95,6 +98,14 @@ class SandboxStatus:
                 for name, s in self.servers.items()
             },
             "openbao_up": self.up.get("openbao"),
+            "ray": {
+                site: {
+                    "up": self.ray_up[site],
+                    "address": cluster.address,
+                    "nodes": [{"role": n.role, "pid": n.pid, "log": n.log} for n in cluster.nodes],
+                }
+                for site, cluster in self.ray.items()
+            },
         }
 
 
@@ -107,7 +118,9 @@ def state_path(platform_out: Path) -> Path:
 TOKEN_FILE = ".stratus/sandbox/openbao-token"
 
 
-def _platform_document(servers: dict[str, Server], bao: OpenBao | None) -> dict[str, Any]:
+def _platform_document(
+    servers: dict[str, Server], bao: OpenBao | None, ray: dict[str, RayCluster]
+) -> dict[str, Any]:
     """The sites; with ``bao``, every credential in their options is stored there and written as a
     ``vault:`` reference, and a ``secrets:`` section says where to read it."""
     sites: dict[str, Any] = {}
@@ -122,6 +135,8 @@ def _platform_document(servers: dict[str, Server], bao: OpenBao | None) -> dict[
             "storage": server.url(spec.bucket, "stratus"),
             "storage_options": options,
         }
+        if name in ray:
+            sites[name]["compute"] = {"backend": "ray", "address": ray[name].address}
     document: dict[str, Any] = {"sites": sites}
     if bao is not None:
         document["secrets"] = {"vault": {"address": bao.address, "token_ref": f"file:{TOKEN_FILE}"}}
@@ -148,7 +163,8 @@ def sandbox_status(platform_out: Path) -> SandboxStatus:
     bao = _recorded_openbao(extra)
     if bao is not None:
         up["openbao"] = is_openbao_up(bao)
-    return SandboxStatus(platform_out, servers, up)
+    ray = {site: RayCluster.from_json(data) for site, data in extra.get("ray", {}).items()}
+    return SandboxStatus(platform_out, servers, up, ray, {site: cluster_up(c) for site, c in ray.items()})
 
 
 def _recorded_openbao(extra: dict[str, Any]) -> OpenBao | None:
@@ -168,22 +184,37 @@ def sandbox_down(platform_out: Path) -> SandboxStatus:
     """Stop every recorded server by PID (data folders are kept); returns the status before stopping."""
     status = sandbox_status(platform_out)
     _stop_recorded_openbao(platform_out)
+    for cluster in status.ray.values():
+        stop_ray_cluster(cluster)  # by process group: never `ray stop`, which kills every Ray by name
     with ThreadPoolExecutor(max(1, len(status.servers))) as pool:  # SeaweedFS alone can take seconds
         list(pool.map(stop_server, status.servers.values()))
     state_path(platform_out).unlink(missing_ok=True)
     return status
 
 
-def sandbox_up(platform_out: Path, *, timeout_s: float = 90.0) -> SandboxStatus:
+def sandbox_up(
+    platform_out: Path, *, timeout_s: float = 90.0, ray_sites: tuple[str, ...] = ()
+) -> SandboxStatus:
     """Start the three servers (again, if some died), create the buckets, write the platform file.
 
+    Each site in ``ray_sites`` also gets a local two-node Ray cluster of its own (a head and a worker
+    node, see :mod:`.ray_cluster`) and ``compute: {backend: ray, address: ...}`` in the platform file.
     Already-running sandboxes are left alone: ``up`` twice is the same as once.
     """
+    unknown = [site for site in ray_sites if site not in SITES]
+    if unknown:
+        raise ConfigError(
+            f"no sandbox site {', '.join(unknown)}; the sandbox's sites are: {', '.join(SITES)}",
+            field="--ray",
+        )
     current = sandbox_status(platform_out)
-    if current.servers and all(current.up.values()) and platform_out.exists():
+    same_ray = set(current.ray) == set(ray_sites) and all(current.ray_up.values())
+    if current.servers and all(current.up.values()) and same_ray and platform_out.exists():
         return current
     for server in current.servers.values():
         stop_server(server)  # a half-alive sandbox is restarted whole, so the platform file matches it
+    for cluster in current.ray.values():
+        stop_ray_cluster(cluster)
     _stop_recorded_openbao(platform_out)
     folder = state_path(platform_out).parent
     kinds: list[ServerKind] = ["s3", "gcs", "azure"]
@@ -205,8 +236,12 @@ def sandbox_up(platform_out: Path, *, timeout_s: float = 90.0) -> SandboxStatus:
         kind, exc = next(iter(failures.items()))
         raise StorageError(f"the sandbox could not start {kind}: {exc}")
     bao: OpenBao | None = None
+    ray: dict[str, RayCluster] = {}
     try:
         extra: dict[str, Any] = {"platform": str(platform_out.resolve())}
+        for site in ray_sites:
+            ray[site] = start_ray_cluster(folder / "ray" / site)
+        extra["ray"] = {s: c.to_json() for s, c in ray.items()}
         if not inline_allowed():  # keys go to OpenBao; the platform file holds vault: references
             bao = start_openbao(folder)
             extra["openbao"] = bao.to_json()
@@ -216,16 +251,20 @@ def sandbox_up(platform_out: Path, *, timeout_s: float = 90.0) -> SandboxStatus:
         save_servers(state_path(platform_out), servers, extra)
         platform_out.parent.mkdir(parents=True, exist_ok=True)
         # Owner-only: with --allow-inline-secrets the S3 server's secret key is in storage_options.
-        document = _HEADER + yaml.safe_dump(_platform_document(servers, bao), sort_keys=False)
+        document = _HEADER + yaml.safe_dump(_platform_document(servers, bao, ray), sort_keys=False)
         write_private(platform_out, document.encode())
-    except BaseException:
+    except BaseException as exc:
         for server in servers.values():
             stop_server(server)
         if bao is not None:
             stop_openbao(bao)
+        for cluster in ray.values():
+            stop_ray_cluster(cluster)
+        if isinstance(exc, ExecutorError):
+            raise StorageError(f"the sandbox could not start a Ray cluster: {exc}") from exc
         raise
     up = dict.fromkeys(servers, True) | ({"openbao": True} if bao is not None else {})
-    return SandboxStatus(platform_out, servers, up)
+    return SandboxStatus(platform_out, servers, up, ray, dict.fromkeys(ray, True))
 
 
 def _recorded(platform_out: Path, name: str) -> tuple[Path, dict[str, Server], dict[str, Any]]:

