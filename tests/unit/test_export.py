@@ -8,6 +8,7 @@ Argo files go back through hera's Workflow model. Nothing here writes or parses 
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -293,3 +294,13 @@ def test_secret_flag_must_be_secret_key_env(value: str) -> None:
         parse_secret(value)
     assert caught.value.field == "--secret"
     assert "is not SECRET:KEY=ENV" in str(caught.value)
+
+
+def test_without_the_sdk_the_export_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline, platform, result = _planned("federated.yaml")
+    spec = build_spec(pipeline, platform, result, image=IMAGE)
+    monkeypatch.setitem(sys.modules, "hera.workflows", None)  # as if hera were not installed
+    with pytest.raises(ConfigError) as caught:
+        build_workflow(spec)
+    assert "pip install 'stratus[argo]'" in str(caught.value)
+    assert caught.value.exit_code == 2
