@@ -139,14 +139,14 @@ def _write_argo(spec: ExportSpec, out: Path) -> None:
 app.command(
     "kfp",
     help="Compile the planned pipeline with the Kubeflow Pipelines SDK to its IR YAML "
-    "(needs stratus[kfp]).\n\n"
+    "(needs stratus\\[kfp]).\n\n"
     "Example: stratus export kfp examples/fraud-detection/pipeline.yaml -o pipeline.yaml "
     "--image registry.example.com/stratus/fraud:0.1.0",
 )(_command("kfp", "Kubeflow Pipelines", _write_kfp))
 app.command(
     "argo",
     help="Write the planned pipeline as an Argo Workflows Workflow, built and checked with hera "
-    "(needs stratus[argo]).\n\n"
+    "(needs stratus\\[argo]).\n\n"
     "Example: stratus export argo examples/fraud-detection/pipeline.yaml -o workflow.yaml "
     "--image registry.example.com/stratus/fraud:0.1.0",
 )(_command("argo", "Argo Workflows", _write_argo))
