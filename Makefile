@@ -5,13 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stratus-installed
 
-.PHONY: demo demo-federated demo-dr demo-k8s-render demo-governance demo-scale test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr bench-policy bench-engines clean
+.PHONY: demo demo-federated demo-dr demo-k8s-render demo-governance demo-scale test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr bench-policy bench-engines clean demo-export
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo,serve,cloud,testservers,registry,train,federated,kubernetes,secrets,policy,ray]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,serve,cloud,testservers,registry,train,federated,kubernetes,secrets,policy,ray,kfp,argo]'
 	$(AZURITE_INSTALL)
 	touch $(STAMP)
 
@@ -36,6 +36,7 @@ demo: $(STAMP)
 	$(BIN)/python $(DEMO)/score.py --url http://127.0.0.1:$(DEMO_PORT) && \
 	$(BIN)/stratus serve status --platform $(DEMO)/stratus.yaml
 	$(MAKE) --no-print-directory demo-federated
+	$(MAKE) --no-print-directory demo-export
 
 # The federated variant: EU and US transactions stay in their jurisdictions, Flower trains one global model
 # (only model updates cross), which is exported, registered as fraud-federated@champion in the model
@@ -47,6 +48,16 @@ demo-federated: $(STAMP)
 	$(BIN)/stratus serve models:/fraud-federated@champion --platform $(DEMO)/stratus.yaml \
 		--sites gcp-eu-west,aws-us-east --port $(DEMO_PORT) --detach && \
 	$(BIN)/python $(DEMO)/score.py --url http://127.0.0.1:$(DEMO_PORT) --model fraud-federated
+
+# The fraud pipeline, as planned, for another workflow engine: Kubeflow Pipelines IR compiled by the kfp SDK
+# and an Argo Workflow built with hera (docs/export.md). What they cannot express (dual-write, EU residency,
+# failover, ...) is listed on stderr. The sites here are local ones, so the tasks take --image.
+EXPORT_OUT ?= .stratus/export
+EXPORT_IMAGE ?= registry.example.com/stratus/fraud:0.1.0
+demo-export: $(STAMP)
+	$(BIN)/stratus export kfp $(DEMO)/pipeline.yaml -o $(EXPORT_OUT)/fraud-kfp.yaml --image $(EXPORT_IMAGE)
+	$(BIN)/stratus export argo $(DEMO)/pipeline.yaml -o $(EXPORT_OUT)/fraud-argo.yaml --image $(EXPORT_IMAGE)
+	@wc -c $(EXPORT_OUT)/fraud-kfp.yaml $(EXPORT_OUT)/fraud-argo.yaml
 
 # The Kubernetes half of `make demo-scale`: the fraud pipeline and its serving rendered for two contexts
 # (aws: EKS with KubeRay and JobSet; gcp: GKE with KServe), every object validated against the official

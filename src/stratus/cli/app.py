@@ -15,6 +15,7 @@ from stratus.cli import (
     catalog_cmd,
     chaos_cmd,
     cost_cmd,
+    export_cmd,
     k8s_cmd,
     models_cmd,
     plan_cmd,
@@ -47,6 +48,7 @@ app = typer.Typer(
         "  stratus plan pipeline.yaml --explain  with runners-up and rejected sites\n\n"
         "  stratus run pipeline.yaml             execute it, resumably (--resume RUN_ID)\n\n"
         "  stratus serve export.onnx --sites a,b serve the model from two sites behind a gateway\n\n"
+        "  stratus export kfp pipeline.yaml -o f  the plan as Kubeflow Pipelines (or argo) YAML\n\n"
         "  stratus catalog --accelerator A100    offerings, cheapest first"
     ),
     no_args_is_help=True,
@@ -83,6 +85,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(k8s_cmd.app, name="k8s")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(policy_cmd.app, name="policy")
+app.add_typer(export_cmd.app, name="export")
 
 
 def main() -> None:
