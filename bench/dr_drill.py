@@ -239,6 +239,12 @@ class Drill:
         self.say(f"\n== {server} back: stratus sandbox start {server} (same port, same data)")
         self.sandbox("start", server)
         repair = self.storage("repair", state_url)
+        if repair.stdout.strip():
+            copied = sum(site in a["repaired"] for a in repair.json()["artifacts"])
+            self.say(
+                f"   repair copied {copied} of {len(_pending(listing.json()))} pending replicas to {site}; "
+                "any other was there already (the same bytes from an earlier run: content-addressed)"
+            )
         verify_after = self.storage("verify", state_url)
         hashed, problems = hash_replicas(self.platform, verify_after.json())
         verdict = "all match" if not problems else "; ".join(problems)
