@@ -336,7 +336,8 @@ def _section(drill: Drill) -> str:
         [
             f"## DR — drill: a cloud's store killed under the fraud pipeline ({now})",
             "",
-            f"Machine: {machine()}.",
+            f"Machine: {machine()}; load average {os.getloadavg()[1]:.1f} over the last 5 minutes when "
+            "this was written (other work shares the cores: every CLI start-up pays for it).",
             f"Stratus: {revision()}. `python -m bench.dr_drill` (`make demo-dr`): the sandbox's real servers "
             "(SeaweedFS, fake-gcs-server, Azurite); `examples/fraud-detection/dr.yaml` (60,000 "
             "transactions, every artifact dual-written to aws-eu-central and gcp-eu-west with `min: 1`) run "
