@@ -149,9 +149,9 @@ def over_budget_error(lines: Sequence[BudgetLine]) -> OverBudgetError | None:
 
 
 def usd_text(micros: int) -> str:
-    """``$1,234.50`` for people; amounts under a dollar keep four places (``$0.0534``)."""
+    """``$1,234.50`` for people; under a dollar four places (``$0.0534``), under a cent-hundredth six."""
     value = from_micros(micros)
-    places = 2 if abs(value) >= 1 or value == 0 else 4
+    places = 2 if abs(value) >= 1 or value == 0 else (4 if abs(value) >= Decimal("0.0001") else 6)
     return f"{'-' if value < 0 else ''}${abs(value):,.{places}f}"
 
 
