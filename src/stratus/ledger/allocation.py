@@ -48,6 +48,7 @@ ALLOCATION_COLUMNS: tuple[str, ...] = (
     *_COSTS,
 )
 _CONTROLLER_KIND = "pipeline-run"
+_ZERO = Decimal("0.000000")  # six places, like every money value of the export
 
 
 def allocation_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -62,14 +63,14 @@ def _allocation(record: dict[str, Any]) -> dict[str, Any]:
     start: datetime = record["ChargePeriodStart"]
     end: datetime = record["ChargePeriodEnd"]
     total: Decimal = record["EffectiveCost"]
-    costs = dict.fromkeys(_COSTS, Decimal(0))
+    costs = dict.fromkeys(_COSTS, _ZERO)
     costs[_cost_column(record)] = total
     costs["totalCost"] = total
     return {
         "name": "/".join([record["x_Site"], team, record["x_RunId"], step]),
         "window.start": start,
         "window.end": end,
-        "minutes": Decimal(str((end - start).total_seconds())) / 60,
+        "minutes": round((end - start).total_seconds() / 60, 6),
         "properties.cluster": record["x_Site"],
         "properties.node": record["SkuId"],
         "properties.namespace": team,
@@ -137,8 +138,8 @@ def _aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                     "cluster": row["properties.cluster"],
                 },
                 "window": {"start": row["window.start"], "end": row["window.end"]},
-                "minutes": Decimal(0),
-                **dict.fromkeys(_COSTS, Decimal(0)),
+                "minutes": 0.0,
+                **dict.fromkeys(_COSTS, _ZERO),
             }
         if entry["properties"].get("cluster") != row["properties.cluster"]:
             entry["properties"].pop("cluster", None)  # OpenCost drops a property its members disagree on
@@ -153,7 +154,7 @@ def _aggregate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "window": {k: focus_json_value(v) for k, v in entry["window"].items()},
             "start": focus_json_value(entry["window"]["start"]),
             "end": focus_json_value(entry["window"]["end"]),
-            "minutes": float(entry["minutes"]),
+            "minutes": round(entry["minutes"], 6),
             **{cost: float(entry[cost]) for cost in _COSTS},
         }
         for name, entry in sets.items()
