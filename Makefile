@@ -37,6 +37,7 @@ demo: $(STAMP)
 	$(BIN)/stratus serve status --platform $(DEMO)/stratus.yaml
 	$(MAKE) --no-print-directory demo-federated
 	$(MAKE) --no-print-directory demo-export
+	$(MAKE) --no-print-directory demo-governance
 
 # The federated variant: EU and US transactions stay in their jurisdictions, Flower trains one global model
 # (only model updates cross), which is exported, registered as fraud-federated@champion in the model
@@ -67,13 +68,17 @@ demo-k8s-render: $(STAMP)
 	$(BIN)/stratus k8s render $(DEMO)/pipeline.yaml --platform $(DEMO)/kubernetes.yaml -o $(K8S_OUT)/pipeline
 	$(BIN)/stratus k8s render --serve fraud.onnx --platform $(DEMO)/kubernetes.yaml -o $(K8S_OUT)/serving
 
-# The governance act (not yet chained into `make demo`): the shipped policy library's own Rego tests, then
-# the fraud pipeline planned under it and this organisation's team rules (governed.yaml). `report`, which
-# the plain plan puts on Azure, is denied there by team risk-ml's allowed providers and moves to GCP;
-# --explain shows that denial, in the policy's words, next to the built-in residency reasons.
+# The governance act (the end of `make demo`): the shipped policy library's own Rego tests, then the fraud
+# pipeline planned under it and this organisation's team rules (governed.yaml). `report`, which the plain
+# plan puts on Azure, is denied there by team risk-ml's allowed providers and moves to GCP; --explain shows
+# that denial, in the policy's words, next to the built-in residency reasons, and the plan against the
+# team's and project's budgets this month. Then governance.py (seconds): the sandbox's S3 keys read from an
+# OpenBao server on loopback by vault: reference, a plan refused over budget (exit code 7, expected), and
+# the --allow-over-budget override in the audit trail; OpenBao is stopped by PID.
 demo-governance: $(STAMP)
 	$(BIN)/stratus policy test stratus:library
 	$(BIN)/stratus plan $(DEMO)/pipeline.yaml --platform $(DEMO)/governed.yaml --explain
+	$(BIN)/python $(DEMO)/governance.py
 
 # The DR drill on the sandbox's real S3, GCS and Azure Blob servers (about 3 minutes): the S3 server is
 # killed by PID before the fraud pipeline's ingest writes, the run finishes on the other cloud with the S3

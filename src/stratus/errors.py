@@ -16,6 +16,7 @@ __all__ = [
     "ConfigError",
     "ExecutorError",
     "InfeasibleError",
+    "OverBudgetError",
     "PlanError",
     "PolicyError",
     "RegistryError",
@@ -162,3 +163,14 @@ class PolicyError(StratusError):
     """
 
     exit_code = 6
+
+
+class OverBudgetError(StratusError):
+    """The plan's cost on top of this month's spend would exceed a team's or project's budget.
+
+    Its own exit code (7) so a script can tell "over budget" from "infeasible" (3) and "denied by
+    policy" (6); the message names each budget exceeded with its spent, planned and limit, and says that
+    ``--allow-over-budget`` (recorded in the audit trail) runs it anyway.
+    """
+
+    exit_code = 7

@@ -13,6 +13,7 @@ import re
 __all__ = [
     "MAX_ACCELERATORS",
     "MAX_ATTEMPTS",
+    "MAX_BUDGET_USD",
     "MAX_CATALOG_FILE_BYTES",
     "MAX_CLIENT_THREADS",
     "MAX_CONFIG_FILE_BYTES",
@@ -59,6 +60,7 @@ MAX_PARALLEL_STEPS = 10_000  # a site's capacity.max_parallel_steps
 MAX_RESERVED = 100_000  # machines in one reservation
 MAX_SITES = 1_000  # sites of one distributed step
 MAX_DURATION_S = 7 * 24 * 3600.0  # a serverless function's max_duration_s: a week
+MAX_BUDGET_USD = 1_000_000_000  # a team's or project's monthly budget: a billion dollars
 
 # Command-line flags (ports are 1-65535, set where each flag is declared).
 MAX_FLAG_SECONDS = 24 * 3600.0  # --time-limit, --timeout

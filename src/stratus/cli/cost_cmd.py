@@ -1,7 +1,8 @@
-"""``stratus cost``: what runs cost, planned next to actual, and the raw ledger as a FOCUS export.
+"""``stratus cost``: what runs cost, planned next to actual, budgets, and the raw ledger as an export.
 
 A thin shell over :mod:`stratus.ledger`: it finds the state database (beside the platform file, or
-``--state-url``), picks the run, and prints a table, one JSON object or CSV.
+``--state-url``), picks the run or the month, and prints a table, one JSON object or CSV. The export is
+FOCUS 1.3, or the same rows with OpenCost's allocation columns (``--format allocation``).
 """
 
 from __future__ import annotations
@@ -12,26 +13,33 @@ from typing import Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from stratus.budget import BudgetLine, budget_lines, usd_text
 from stratus.cli.output import console, print_json
-from stratus.errors import ConfigError, StratusError
+from stratus.cli.state_db import open_existing
+from stratus.config import load_platform
+from stratus.errors import ConfigError
 from stratus.ledger import (
     FOCUS_COLUMNS,
     GROUP_BY,
+    Month,
     Report,
     ReportRow,
+    Scope,
+    allocation_json,
+    allocation_rows,
     check_group_by,
     focus_json_value,
     focus_records,
     format_usd,
+    from_micros,
+    month_spend,
     report,
     run_ids,
+    to_allocation_csv,
     to_focus_csv,
 )
-from stratus.redact import display_url
-from stratus.state import Database, default_url, open_database, state_dir
+from stratus.state import Database
 
 __all__ = ["app", "export_command", "report_command"]
 
@@ -63,6 +71,11 @@ _STATE_URL = typer.Option(
 )
 _RUN = typer.Option(None, "--run", help="The run to show. Default: the run that started last.")
 _ALL_RUNS = typer.Option(False, "--all-runs", help="Every run in the ledger instead of one.")
+_MONTH = typer.Option(
+    None,
+    "--month",
+    help="Only charges that start in this calendar month (UTC), of every run unless --run. Example: 2025-03",
+)
 
 
 @app.command("report")
@@ -74,6 +87,7 @@ def report_command(
     ),
     run: str | None = _RUN,
     all_runs: bool = _ALL_RUNS,
+    month: str | None = _MONTH,
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object for scripts."),
     as_csv: bool = typer.Option(False, "--csv", help="Print the grouped rows as CSV (no total line)."),
     platform: Path = _PLATFORM,
@@ -81,11 +95,13 @@ def report_command(
 ) -> None:
     """Planned and actual cost side by side, with the on-demand list price of what actually ran.
 
-    Example: stratus cost report --by site,step --run 20250101-120000-fraud
+    Example: stratus cost report --by team,project,provider --month 2025-03
 
     actual is what was paid (spot and reserved rates included); list is the same usage at on-demand
-    prices; planned comes from the plan the run started with. Exit codes: 0 shown (also when the
-    ledger is empty), 2 usage or config error.
+    prices; planned comes from the plan the run started with. With `budgets:` in the platform file, a
+    second table (and "budgets" in --json) shows each budget for the month (--month, else this one):
+    budget, spent, remaining and % used. Exit codes: 0 shown (also when the ledger is empty), 2 usage
+    or config error.
     """
     if as_json and as_csv:
         raise typer.BadParameter("choose one of --json and --csv", param_hint="--json/--csv")
@@ -93,29 +109,50 @@ def report_command(
         groups = check_group_by(by.split(","))
     except ValueError as exc:
         raise ConfigError(str(exc), field="--by") from exc
-    db, where = _open(platform, state_url)
+    chosen_month = _parse_month(month)
+    budgets_of = load_platform(platform).budgets if platform.is_file() else None
+    db, where = open_existing(platform, state_url)
     result = Report(groups, None, (), ReportRow((), 0, 0, 0))
+    spent: dict[Scope, dict[str, int]] = {}
+    budget_month = chosen_month or Month.current()
     if db is not None:
         try:
-            chosen = _choose_run(db, run, all_runs)
-            if chosen is not None or all_runs:
-                result = report(db, by=groups, run_id=chosen)
+            chosen = _choose_run(db, run, all_runs or (chosen_month is not None and run is None))
+            if chosen is not None or all_runs or chosen_month is not None:
+                result = report(db, by=groups, run_id=chosen, month=chosen_month)
+            if budgets_of is not None:
+                spent = {s: month_spend(db, budget_month, s) for s in ("team", "project")}
         finally:
             db.engine.dispose()
+    budgets = budget_lines(budgets_of, month=budget_month, spent=spent)
     if as_json:
-        print_json(result.to_json())
+        payload = result.to_json()
+        payload["month"] = None if chosen_month is None else str(chosen_month)
+        if budgets_of is not None:
+            payload["budgets"] = [_budget_json(line) for line in budgets]
+        print_json(payload)
     elif as_csv:
         typer.echo(result.to_csv(), nl=False)
-    elif result.empty:
-        console().print(_EMPTY.format(where=where))
     else:
-        _print_report(result)
+        if result.empty:
+            console().print(_EMPTY.format(where=where))
+        else:
+            _print_report(result, chosen_month)
+        _print_budgets(budgets)
 
 
 @app.command("export")
 def export_command(
     run: str | None = _RUN,
     all_runs: bool = _ALL_RUNS,
+    month: str | None = _MONTH,
+    export_format: str = typer.Option(
+        "focus",
+        "--format",
+        help="focus: the FOCUS 1.3 columns. allocation: the same plus OpenCost's allocation columns "
+        "(properties.namespace = team, properties.labels.team/project, cpuCost, gpuCost, pvCost, "
+        "networkCost, totalCost, ...), as Kubecost/OpenCost users read them.",
+    ),
     include_planned: bool = typer.Option(
         False,
         "--include-planned",
@@ -134,19 +171,33 @@ def export_command(
     """The raw ledger rows as FOCUS 1.3 CSV: the standard's column ids, x_ columns for Stratus's own.
 
     Example: stratus cost export --all-runs -o costs.focus.csv
+    Example: stratus cost export --format allocation --month 2025-03 -o allocation.csv
 
     Money is in US dollars with six decimal places, times are ISO 8601 UTC, Tags is a JSON object.
     """
-    db, _ = _open(platform, state_url)
+    if export_format not in ("focus", "allocation"):
+        raise ConfigError(
+            f"{export_format!r} is not an export format; expected focus or allocation", field="--format"
+        )
+    chosen_month = _parse_month(month)
+    db, _ = open_existing(platform, state_url)
     records: list[dict[str, Any]] = []
     if db is not None:
         try:
-            chosen = _choose_run(db, run, all_runs)
-            if chosen is not None or all_runs:
-                records = focus_records(db, run_id=chosen, include_planned=include_planned)
+            chosen = _choose_run(db, run, all_runs or (chosen_month is not None and run is None))
+            if chosen is not None or all_runs or chosen_month is not None:
+                records = focus_records(
+                    db, run_id=chosen, include_planned=include_planned, month=chosen_month
+                )
         finally:
             db.engine.dispose()
-    if as_json:
+    if export_format == "allocation":
+        rows = allocation_rows(records)
+        window = None if chosen_month is None else (chosen_month.start, chosen_month.end)
+        text = (
+            json.dumps(allocation_json(rows, window), indent=2) + "\n" if as_json else to_allocation_csv(rows)
+        )
+    elif as_json:
         payload = {
             "columns": list(FOCUS_COLUMNS),
             "rows": [{k: focus_json_value(v) for k, v in r.items()} for r in records],
@@ -158,38 +209,6 @@ def export_command(
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-
-
-def _open(platform: Path, state_url: str | None) -> tuple[Database | None, str]:
-    """The state database and how to name it; None when the default SQLite file does not exist yet.
-
-    Never creates anything: asking what a run cost must not leave a .stratus folder behind.
-    """
-    if state_url is None:
-        if not platform.is_file():
-            raise ConfigError(
-                f"no platform file at {platform}; run this in the platform's folder, "
-                "or pass --platform FILE or --state-url URL",
-                field="--platform",
-            )
-        folder = state_dir(platform)
-        if not folder.is_dir():
-            return None, str(folder)
-        state_url = default_url(folder)
-        if not Path(make_url(state_url).database or "").is_file():
-            return None, str(folder)
-    shown = display_url(state_url)
-    try:
-        make_url(state_url)
-    except ArgumentError as exc:
-        raise ConfigError(
-            f"{shown!r} is not a database URL; expected e.g. sqlite:///path/state.db",
-            field="--state-url",
-        ) from exc
-    try:
-        return open_database(state_url), shown
-    except SQLAlchemyError as exc:
-        raise StratusError(f"cannot open the state database {shown}: {exc}") from exc
 
 
 def _choose_run(db: Database, run: str | None, all_runs: bool) -> str | None:
@@ -209,8 +228,59 @@ def _choose_run(db: Database, run: str | None, all_runs: bool) -> str | None:
     return run
 
 
-def _print_report(result: Report) -> None:
+def _parse_month(text: str | None) -> Month | None:
+    if text is None:
+        return None
+    try:
+        return Month.parse(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="--month") from exc
+
+
+def _budget_json(line: BudgetLine) -> dict[str, Any]:
+    return {
+        "scope": line.scope,
+        "name": line.name,
+        "month": str(line.month),
+        "budget_usd": float(from_micros(line.limit_micro_usd)),
+        "spent_usd": float(from_micros(line.spent_micro_usd)),
+        "remaining_usd": float(from_micros(line.remaining_micro_usd)),
+        "used_pct": round(100 * line.used, 2),
+        "alerts_reached": list(line.reached),
+        "over": line.over,
+    }
+
+
+def _print_budgets(lines: list[BudgetLine]) -> None:
+    if not lines:
+        return
+    table = Table(
+        "budget",
+        "budget (USD)",
+        "spent",
+        "remaining",
+        "% used",
+        "alerts reached",
+        title=f"Budgets, {lines[0].month} (spent: actual charges of every run that month)",
+    )
+    for line in lines:
+        reached = ", ".join(f"{t:.0%}" for t in line.reached) or "-"
+        used = f"{100 * line.used:.1f}%"
+        table.add_row(
+            line.label,
+            usd_text(line.limit_micro_usd),
+            usd_text(line.spent_micro_usd),
+            usd_text(line.remaining_micro_usd),
+            f"[bold red]{used}[/]" if line.over else used,
+            reached,
+        )
+    console().print(table)
+
+
+def _print_report(result: Report, month: Month | None = None) -> None:
     title = f"Cost of run {result.run_id}" if result.run_id else "Cost of all runs"
+    if month is not None:
+        title += f" in {month}"
     labels = result.by or ("",)
     table = Table(
         *labels,

@@ -1,4 +1,4 @@
-"""``stratus plan``: place a pipeline on the platform's sites and show why."""
+"""``stratus plan``: place a pipeline on the platform's sites and show why, and against which budgets."""
 
 from __future__ import annotations
 
@@ -6,16 +6,48 @@ from pathlib import Path
 
 import typer
 
+from stratus.budget import check_quotas
 from stratus.catalog import Catalog
+from stratus.cli.budget_view import ALLOW_OVER_BUDGET, enforce_budgets, plan_budgets, render_budgets
 from stratus.cli.inputs import OBJECTIVE, PIPELINE, PLATFORM, finite_flag, load_files, parse_objective
 from stratus.cli.output import console, print_json
 from stratus.cli.render_plan import render_plan
+from stratus.config import Pipeline, Platform
 from stratus.limits import MAX_FLAG_SECONDS
-from stratus.planner import plan
+from stratus.planner import Plan, plan
+from stratus.planner.plan import Objective
 from stratus.policy import policy_gate
 from stratus.state import state_dir
 
-__all__ = ["plan_command"]
+__all__ = ["make_plan", "plan_command"]
+
+
+def make_plan(
+    platform_file: Path,
+    platform: Platform,
+    pipeline: Pipeline,
+    *,
+    objective: Objective,
+    explain: bool = False,
+    time_limit_s: float = 60.0,
+) -> Plan:
+    """The plan ``stratus plan`` shows (policies applied), checked against the team's quotas."""
+    catalog = Catalog.load(state_dir(platform_file) / "catalog")
+    gate = policy_gate(platform, platform_file.parent)
+    try:
+        result = plan(
+            pipeline,
+            platform,
+            catalog,
+            objective=objective,
+            explain=explain,
+            time_limit_s=time_limit_s,
+            policy=gate.plan_policy(pipeline),
+        )
+    finally:
+        gate.close()
+    check_quotas(result, pipeline, platform)
+    return result
 
 
 def plan_command(
@@ -32,33 +64,49 @@ def plan_command(
         callback=finite_flag,
         help="Seconds the MILP may take on a DAG; past it the best plan found is shown with its proven gap.",
     ),
+    allow_over_budget: bool = ALLOW_OVER_BUDGET,
+    state_url: str | None = typer.Option(
+        None,
+        "--state-url",
+        envvar="STRATUS_STATE_URL",
+        help="The state database whose ledger holds this month's spend. Default: beside the platform file.",
+    ),
 ) -> None:
     """Place every step on the cheapest (or fastest) compliant site and offering.
 
     Example: stratus plan examples/fraud-detection/pipeline.yaml --explain
 
     The platform's `policies:` judge every candidate; what they deny shows with --explain, and in the
-    error when nothing is left for a step.
+    error when nothing is left for a step. With `budgets:`, the plan is shown against this month's spend
+    of the pipeline's team and project (from the ledger), with the alerts it reaches.
 
-    Exit codes: 0 planned, 2 usage or config error, 3 infeasible (the message says what to relax).
+    Exit codes: 0 planned, 2 usage or config error, 3 infeasible (the message says what to relax; also a
+    step bigger than its team's quota), 7 over budget (unless --allow-over-budget).
     """
     goal = parse_objective(objective)
     platform_file, platform_model, pipeline_model = load_files(pipeline, platform)
-    catalog = Catalog.load(state_dir(platform_file) / "catalog")
-    gate = policy_gate(platform_model, platform_file.parent)
-    try:
-        result = plan(
-            pipeline_model,
-            platform_model,
-            catalog,
-            objective=goal,
-            explain=explain,
-            time_limit_s=time_limit,
-            policy=gate.plan_policy(pipeline_model),
-        )
-    finally:
-        gate.close()
+    result = make_plan(
+        platform_file,
+        platform_model,
+        pipeline_model,
+        objective=goal,
+        explain=explain,
+        time_limit_s=time_limit,
+    )
+    lines = plan_budgets(platform_file, platform_model, pipeline_model, result, state_url)
     if as_json:
-        print_json(result.to_json())
+        payload = result.to_json()
+        if platform_model.budgets is not None:
+            payload["budgets"] = [line.to_json() for line in lines]
+            payload["over_budget"] = any(line.over for line in lines)
+        print_json(payload)
     else:
         render_plan(console(), result, explain=explain)
+        render_budgets(console(), lines)
+    enforce_budgets(
+        lines,
+        allow_over_budget=allow_over_budget,
+        platform_file=platform_file,
+        explicit_url=state_url,
+        what=f"plan {pipeline}",
+    )

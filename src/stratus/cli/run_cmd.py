@@ -8,8 +8,11 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+from stratus.budget import BudgetLine
+from stratus.cli.budget_view import ALLOW_OVER_BUDGET, enforce_budgets, plan_budgets, render_budgets
 from stratus.cli.inputs import OBJECTIVE, PIPELINE, PLATFORM, load_files, parse_objective
 from stratus.cli.output import console, print_json, stderr
+from stratus.cli.plan_cmd import make_plan
 from stratus.cli.render_run import Progress, render_failure, render_report
 from stratus.runner import run_file
 
@@ -35,6 +38,7 @@ def run_command(
         "--repair/--no-repair",
         help="First write the replicas earlier runs left pending, at sites that answer again.",
     ),
+    allow_over_budget: bool = ALLOW_OVER_BUDGET,
 ) -> None:
     """Plan, then run every step on its site, in parallel up to each site's capacity.
 
@@ -49,12 +53,30 @@ def run_command(
 
     Example: stratus run examples/fraud-detection/pipeline.yaml
 
-    Exit codes: 0 the run succeeded, 1 it failed (resume it with --resume RUN_ID), 2 usage or config error.
+    With `budgets:` in the platform file, the plan is first set against this month's spend of the
+    pipeline's team and project; a run over budget does not start (exit 7) unless --allow-over-budget.
+    With `quotas:`, a team's steps wait for capacity at a site rather than exceed its vCPU/GPU quota.
+
+    Exit codes: 0 the run succeeded, 1 it failed (resume it with --resume RUN_ID), 2 usage or config error,
+    3 infeasible, 7 over budget.
     """
     goal = parse_objective(objective)
-    platform_file, _, model = load_files(pipeline, platform)
+    platform_file, platform_model, model = load_files(pipeline, platform)
     steps = [f"dataset:{name}" for name in model.datasets if model.datasets[name].make] + list(model.steps)
     out = stderr() if as_json else console()
+    lines: list[BudgetLine] = []
+    if resume is None and (platform_model.budgets is not None or platform_model.quotas):
+        # Before anything is created or started: the same plan `stratus plan` shows, against the budgets.
+        planned = make_plan(platform_file, platform_model, model, objective=goal)
+        lines = plan_budgets(platform_file, platform_model, model, planned, state_url)
+        render_budgets(out, lines)
+        enforce_budgets(
+            lines,
+            allow_over_budget=allow_over_budget,
+            platform_file=platform_file,
+            explicit_url=state_url,
+            what=f"run {pipeline}",
+        )
     with Progress(out, steps) as progress:
         report = run_file(
             pipeline,
@@ -67,7 +89,10 @@ def run_command(
         )
     hint = f"stratus run {pipeline} --resume {report.run_id}"
     if as_json:
-        print_json(report.to_json())
+        payload = report.to_json()
+        if platform_model.budgets is not None and resume is None:
+            payload["budgets"] = [line.to_json() for line in lines]
+        print_json(payload)
     else:
         render_report(out, report, hint)
     if not report.succeeded:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
+from stratus.config.budgets import Budgets, Quotas
 from stratus.config.models import (
     AcceleratorField,
     Money,
@@ -306,6 +307,24 @@ class Platform(StrictModel):
     registry: RegistrySpec | None = None
     secrets: SecretsSpec | None = None
     policies: PolicySpec | None = None
+    budgets: Budgets | None = Field(
+        default=None, description="monthly USD per team and project, checked by plan and run"
+    )
+    quotas: Quotas = Field(
+        default_factory=dict,
+        description="team → site → {vcpus, gpus}: the most that team's steps hold at once there",
+    )
+
+    @model_validator(mode="after")
+    def _quota_sites_exist(self) -> Platform:
+        for team, sites in self.quotas.items():
+            unknown = [s for s in sites if s not in self.sites]
+            if unknown:
+                raise ValueError(
+                    f"quotas.{team} names {', '.join(unknown)}, which is not a site of this platform; "
+                    f"expected some of: {', '.join(self.sites)}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _registry_sites_exist(self) -> Platform:

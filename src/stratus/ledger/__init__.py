@@ -6,9 +6,11 @@ The runner records usage as it happens (:func:`record_compute`, :func:`record_fu
 Money is integer micro-dollars in the database and :class:`~decimal.Decimal` everywhere else.
 """
 
-from stratus.ledger.export import FOCUS_COLUMNS, focus_json_value, focus_records, to_focus_csv
+from stratus.ledger.allocation import ALLOCATION_COLUMNS, allocation_json, allocation_rows, to_allocation_csv
+from stratus.ledger.export import FOCUS_COLUMNS, focus_json_value, focus_records, focus_text, to_focus_csv
 from stratus.ledger.model import KINDS, Kind, LedgerRow, StratusPricing
 from stratus.ledger.money import format_usd, from_micros, to_micros
+from stratus.ledger.period import Month
 from stratus.ledger.planned import record_plan
 from stratus.ledger.prices import STORAGE_USD_PER_GB_MONTH, storage_usd_per_gb_month
 from stratus.ledger.record import (
@@ -27,8 +29,10 @@ from stratus.ledger.report import (
     report,
     run_ids,
 )
+from stratus.ledger.spend import Scope, month_spend
 
 __all__ = [
+    "ALLOCATION_COLUMNS",
     "FOCUS_COLUMNS",
     "FOCUS_PRICING_CATEGORY",
     "GROUP_BY",
@@ -36,15 +40,21 @@ __all__ = [
     "STORAGE_USD_PER_GB_MONTH",
     "Kind",
     "LedgerRow",
+    "Month",
     "Report",
     "ReportRow",
+    "Scope",
     "StratusPricing",
+    "allocation_json",
+    "allocation_rows",
     "check_group_by",
     "focus_json_value",
     "focus_records",
+    "focus_text",
     "format_usd",
     "from_micros",
     "latest_run_id",
+    "month_spend",
     "record_compute",
     "record_function",
     "record_plan",
@@ -53,6 +63,7 @@ __all__ = [
     "report",
     "run_ids",
     "storage_usd_per_gb_month",
+    "to_allocation_csv",
     "to_focus_csv",
     "to_micros",
 ]

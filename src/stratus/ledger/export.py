@@ -18,9 +18,10 @@ from sqlalchemy import inspect, select
 
 from stratus.ledger import money
 from stratus.ledger.model import LedgerRow
+from stratus.ledger.period import Month
 from stratus.state import Database
 
-__all__ = ["FOCUS_COLUMNS", "focus_json_value", "focus_records", "to_focus_csv"]
+__all__ = ["FOCUS_COLUMNS", "focus_json_value", "focus_records", "focus_text", "to_focus_csv"]
 
 # FOCUS column id → model attribute, for every column but the surrogate key, in table order.
 _ATTRIBUTES: dict[str, str] = {
@@ -33,8 +34,12 @@ FOCUS_COLUMNS: tuple[str, ...] = tuple(c.name for c in LedgerRow.__table__.colum
 _MONEY = {"BilledCost", "EffectiveCost", "ListCost", "ContractedCost"}
 
 
-def focus_records(db: Database, *, run_id: str | None, include_planned: bool = False) -> list[dict[str, Any]]:
+def focus_records(
+    db: Database, *, run_id: str | None, include_planned: bool = False, month: Month | None = None
+) -> list[dict[str, Any]]:
     """Ledger rows keyed by FOCUS column id: money as Decimal dollars, times aware UTC, Tags a dict.
+
+    ``month`` keeps the rows whose charge period starts in it (with ``run_id`` None: every run's).
 
     Planned rows are left out unless ``include_planned``: they are forecasts, not charges, and a tool
     summing the export would otherwise count a run twice.
@@ -44,6 +49,10 @@ def focus_records(db: Database, *, run_id: str | None, include_planned: bool = F
         query = query.where(LedgerRow.run_id == run_id)
     if not include_planned:
         query = query.where(LedgerRow.kind != "planned")
+    if month is not None:
+        query = query.where(
+            LedgerRow.charge_period_start >= month.start, LedgerRow.charge_period_start < month.end
+        )
     with db.session() as session:
         found = session.scalars(query).all()
     records: list[dict[str, Any]] = []
@@ -62,7 +71,7 @@ def to_focus_csv(records: Sequence[dict[str, Any]]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(FOCUS_COLUMNS)
     for record in records:
-        writer.writerow([_text(record[name]) for name in FOCUS_COLUMNS])
+        writer.writerow([focus_text(record[name]) for name in FOCUS_COLUMNS])
     return out.getvalue()
 
 
@@ -75,7 +84,8 @@ def focus_json_value(value: Any) -> Any:
     return value
 
 
-def _text(value: Any) -> str:
+def focus_text(value: Any) -> str:
+    """A record value as CSV text: empty for null, Tags as compact JSON, money and times as in JSON."""
     if value is None:
         return ""
     if isinstance(value, dict):

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, case, func, select
 
 from stratus.ledger import money
 from stratus.ledger.model import LedgerRow
+from stratus.ledger.period import Month
 from stratus.state import Database
 
 __all__ = ["GROUP_BY", "Report", "ReportRow", "check_group_by", "latest_run_id", "report", "run_ids"]
@@ -130,8 +131,9 @@ def check_group_by(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(cleaned)
 
 
-def report(db: Database, *, by: Sequence[str], run_id: str | None) -> Report:
-    """Planned, actual and list cost per group of ``by`` for one run (all runs when ``run_id`` is None)."""
+def report(db: Database, *, by: Sequence[str], run_id: str | None, month: Month | None = None) -> Report:
+    """Planned, actual and list cost per group of ``by`` for one run (all runs when ``run_id`` is None),
+    of the rows whose charge period starts in ``month`` when one is given."""
     names = check_group_by(by)
     keys = [_GROUP_COLUMNS[n] for n in names]
     planned = LedgerRow.kind == "planned"
@@ -144,6 +146,10 @@ def report(db: Database, *, by: Sequence[str], run_id: str | None) -> Report:
     )
     if run_id is not None:
         query = query.where(LedgerRow.run_id == run_id)
+    if month is not None:
+        query = query.where(
+            LedgerRow.charge_period_start >= month.start, LedgerRow.charge_period_start < month.end
+        )
     if keys:
         query = query.group_by(*keys)
     with db.session() as session:

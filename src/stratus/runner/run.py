@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import ParamSpec
 
+from stratus.budget import check_quotas
 from stratus.catalog import Catalog
 from stratus.config import Pipeline, Platform, load_pipeline, load_platform, resolve_platform_path
 from stratus.errors import ConfigError, RunError, StratusError
@@ -148,6 +149,7 @@ def run(
             plan = plan_with_healthy_sites(
                 ctx, done
             )  # probes the sites it needs; re-plans around silent ones
+            check_quotas(plan, pipeline, platform)  # a step its team's quota could never admit
             if resume is None:
                 accelerated = {name for name, step in pipeline.steps.items() if step.resources.accelerators}
                 biller.plan(plan, accelerated)

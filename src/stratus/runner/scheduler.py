@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
+from stratus.budget import Demand, QuotaUsage, placement_sites, team_quotas
 from stratus.config import step_dependencies, topological_order
 from stratus.errors import InfeasibleError, ResidencyError, StorageError
 from stratus.planner import Placement, Plan
@@ -56,6 +57,7 @@ class Scheduler:
         self.next_at: dict[str, float] = {}
         self.running: dict[Future[Outcome], str] = {}
         self.busy: Counter[str] = Counter()
+        self.quota = QuotaUsage(ctx.pipeline.tags.get("team"), team_quotas(ctx.platform, ctx.pipeline))
         self.error: str | None = None
 
     def run(self) -> str | None:
@@ -87,6 +89,7 @@ class Scheduler:
             for future in finished:
                 name = self.running.pop(future)
                 self.busy[self.placements[name].site] -= 1
+                self.quota.release(name)
                 try:
                     outcome = future.result()
                 except Exception as exc:  # a bug in the runner: fail the step, keep the run's state sane
@@ -112,6 +115,13 @@ class Scheduler:
             placement = self.placements[name]
             if self.busy[placement.site] >= self.ctx.sites.slots[placement.site]:
                 continue
+            sites, demand = placement_sites(placement), Demand.of(step)
+            too_big = self.quota.too_big(name, sites, demand)
+            if too_big is not None:  # moved by a re-plan to a site whose quota it alone exceeds
+                self.error = self.error or too_big
+                return
+            if not self.quota.fits(sites, demand):
+                continue  # the team's quota at a site is in use: wait for a running step to end
             self.next_at.pop(name, None)
             self.attempts[name] += 1
             preempt = self.injected[name] < self.ctx.faults.preempt.get(name, 0)
@@ -121,6 +131,7 @@ class Scheduler:
             )
             self.running[future] = name
             self.busy[placement.site] += 1
+            self.quota.take(name, sites, demand)
 
     def _reuse(self, name: str, key: str) -> bool:
         """Bind an earlier run's outputs when code, params and inputs match and the bytes still exist."""
