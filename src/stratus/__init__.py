@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from stratus.planner import Plan, plan
     from stratus.resources import Accelerator
     from stratus.runner import run_file as run
+    from stratus.step import StepContext
 
 __all__ = [
     "Accelerator",
@@ -36,6 +37,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "Platform",
+    "StepContext",
     "StratusError",
     "load_pipeline",
     "load_platform",
@@ -54,6 +56,7 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "Plan": ("stratus.planner", "Plan"),
     "PlanError": ("stratus.errors", "PlanError"),
     "Platform": ("stratus.config", "Platform"),
+    "StepContext": ("stratus.step", "StepContext"),
     "StratusError": ("stratus.errors", "StratusError"),
     "load_pipeline": ("stratus.config", "load_pipeline"),
     "load_platform": ("stratus.config", "load_platform"),
