@@ -15,8 +15,9 @@ database) cost each step about 1.5 s of start-up on a 2-core machine.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from stratus._lazy import lazy_names
 
 if TYPE_CHECKING:
     from stratus.catalog import Catalog
@@ -65,14 +66,4 @@ _SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    source = _SOURCES.get(name)
-    if source is None:
-        raise AttributeError(f"module 'stratus' has no attribute {name!r}")
-    value = getattr(importlib.import_module(source[0]), source[1])
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _SOURCES)

@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from stratus.cli.output import console, print_json
+from stratus.config.locate import PLATFORM_ENV
 from stratus.errors import ConfigError, StratusError
 from stratus.ledger import (
     FOCUS_COLUMNS,
@@ -52,6 +53,7 @@ _PLATFORM = typer.Option(
     Path("stratus.yaml"),
     "--platform",
     "-p",
+    envvar=PLATFORM_ENV,
     help="Platform file; its state database is .stratus/state.db beside it. Example: -p team/stratus.yaml",
 )
 _STATE_URL = typer.Option(

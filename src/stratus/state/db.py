@@ -6,8 +6,8 @@ what is missing, so a fresh platform folder needs no migration step.
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
@@ -15,10 +15,9 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from stratus.errors import ConfigError, StratusError
 from stratus.redact import display_url, register_url
+from stratus.state.location import default_url
 
 __all__ = ["Base", "Database", "UtcDateTime", "default_url", "open_database"]
-
-STATE_FILENAME = "state.db"
 
 
 class Base(DeclarativeBase):
@@ -58,12 +57,6 @@ class Database:
         return self.sessions()
 
 
-def default_url(state_dir: Path) -> str:
-    """``sqlite:///<state_dir>/state.db``; the folder is created on demand."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{state_dir / STATE_FILENAME}"
-
-
 def open_database(url: str) -> Database:
     """Connect and create missing tables; SQLite gets WAL and a busy timeout so kill -9 loses nothing.
 
@@ -99,6 +92,9 @@ def open_database(url: str) -> Database:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+    # The package loads its names lazily: declare every state table before creating what is missing.
+    importlib.import_module("stratus.state.models")
+    importlib.import_module("stratus.state.locks")
     try:
         Base.metadata.create_all(engine)
     except SQLAlchemyError as exc:
