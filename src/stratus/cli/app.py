@@ -20,6 +20,7 @@ from stratus.cli import (
     plan_cmd,
     policy_cmd,
     run_cmd,
+    runs_cmd,
     sandbox_cmd,
     serve_cmd,
     storage_cmd,
@@ -73,6 +74,7 @@ def _root(
 
 app.command("plan")(plan_cmd.plan_command)
 app.command("run")(run_cmd.run_command)
+app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(storage_cmd.app, name="storage")
 app.add_typer(catalog_cmd.app, name="catalog")
 app.add_typer(cost_cmd.app, name="cost")

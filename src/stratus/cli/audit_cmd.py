@@ -41,13 +41,14 @@ AUDITED = frozenset(
         "serve weights",
         "models promote",
         "storage repair",
+        "runs cancel",
         "chaos kill-site",
         "chaos partition",
         "chaos delay",
         "catalog import",
     }
 )
-_GROUPS = frozenset({"serve", "models", "storage", "chaos", "catalog", "cost", "sandbox", "audit"})
+_GROUPS = frozenset({"serve", "models", "storage", "chaos", "catalog", "cost", "sandbox", "audit", "runs"})
 #: Any flag that overrides a guard (``--allow-inline-secrets``, ``--allow-over-budget``, …) is recorded too.
 _OVERRIDE_PREFIX = "--allow-"
 _SINCE = re.compile(r"^(\d+)([smhd])$")

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from stratus.state.models import (
         ArtifactName,
         ArtifactRow,
+        CancelRow,
         DatasetRow,
         ReplicaRow,
         ReplicaState,
@@ -53,6 +54,7 @@ __all__ = [
     "ArtifactName",
     "ArtifactRow",
     "Base",
+    "CancelRow",
     "Database",
     "DatasetRow",
     "Holder",
@@ -90,6 +92,7 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "Locks": ("stratus.state.locks", "Locks"),
     "ArtifactName": ("stratus.state.models", "ArtifactName"),
     "ArtifactRow": ("stratus.state.models", "ArtifactRow"),
+    "CancelRow": ("stratus.state.models", "CancelRow"),
     "DatasetRow": ("stratus.state.models", "DatasetRow"),
     "ReplicaRow": ("stratus.state.models", "ReplicaRow"),
     "ReplicaState": ("stratus.state.models", "ReplicaState"),
