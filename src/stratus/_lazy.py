@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import Any
 
 __all__ = ["lazy_names"]
@@ -27,7 +28,17 @@ def lazy_names(
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(source[0]), source[1])
         setattr(sys.modules[package], name, value)  # later lookups skip this function
+        unshadow()
         return value
+
+    def unshadow() -> None:
+        # Importing submodule ``report`` sets the package's ``report`` to that module, hiding the public
+        # function ``report`` it defines (an eager ``from .report import report`` rebound it at once).
+        namespace = vars(sys.modules[package])
+        for public, (module, attribute) in sources.items():
+            current = namespace.get(public)
+            if isinstance(current, ModuleType) and current.__name__ == f"{package}.{public}":
+                namespace[public] = getattr(importlib.import_module(module), attribute)
 
     def names() -> list[str]:
         return sorted(set(vars(sys.modules[package])) | set(sources))

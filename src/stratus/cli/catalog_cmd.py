@@ -16,7 +16,7 @@ from rich.table import Table
 
 from stratus.catalog import Catalog, Offering, import_catalog, region_info
 from stratus.cli.output import console
-from stratus.config.locate import PLATFORM_ENV
+from stratus.config.env import PLATFORM_ENV
 from stratus.errors import ConfigError
 from stratus.resources import parse_accelerator
 

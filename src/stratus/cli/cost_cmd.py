@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from stratus.cli.output import console, print_json
-from stratus.config.locate import PLATFORM_ENV
+from stratus.config.env import PLATFORM_ENV
 from stratus.errors import ConfigError, StratusError
 from stratus.ledger import (
     FOCUS_COLUMNS,

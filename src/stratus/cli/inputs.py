@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Literal
 
 import typer
 
-from stratus.config.locate import PLATFORM_ENV, resolve_platform_path
+from stratus.config.env import PLATFORM_ENV
+from stratus.config.locate import resolve_platform_path
 from stratus.errors import ConfigError
 
 if TYPE_CHECKING:  # the loaders import pydantic and the catalog: only commands that parse files pay

@@ -162,8 +162,10 @@ def cancel_command(
     platform: Path | None = PLATFORM_HERE,
     state_url: str | None = _STATE_URL,
 ) -> None:
-    """Stop a running run: its running steps are stopped by their executors, nothing new starts, and the
-    run is marked cancelled (resume it later with stratus run --resume RUN).
+    """Stop a running run: its steps are stopped, and it is marked cancelled.
+
+    Its running steps are stopped by their executors and nothing new starts; resume it later with
+    stratus run PIPELINE --resume RUN.
 
     The runner sees the request within a second, from any host that shares the state database. A run
     whose runner is gone is marked cancelled at once. Exit codes: 0 cancelled (or had already ended),

@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 from stratus._lazy import lazy_names
 
 if TYPE_CHECKING:
+    from stratus.config.env import (
+        PLATFORM_ENV,
+    )
     from stratus.config.graph import (
         find_cycle,
         parse_input,
@@ -21,7 +24,6 @@ if TYPE_CHECKING:
         load_platform,
     )
     from stratus.config.locate import (
-        PLATFORM_ENV,
         resolve_platform_path,
     )
     from stratus.config.pipeline import (
@@ -86,7 +88,7 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "topological_order": ("stratus.config.graph", "topological_order"),
     "load_pipeline": ("stratus.config.loader", "load_pipeline"),
     "load_platform": ("stratus.config.loader", "load_platform"),
-    "PLATFORM_ENV": ("stratus.config.locate", "PLATFORM_ENV"),
+    "PLATFORM_ENV": ("stratus.config.env", "PLATFORM_ENV"),
     "resolve_platform_path": ("stratus.config.locate", "resolve_platform_path"),
     "Constraints": ("stratus.config.pipeline", "Constraints"),
     "DatasetSpec": ("stratus.config.pipeline", "DatasetSpec"),

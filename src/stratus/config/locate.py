@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from stratus.config.env import PLATFORM_ENV
 from stratus.errors import ConfigError
 
-__all__ = ["PLATFORM_ENV", "PLATFORM_FILENAME", "resolve_platform_path"]
+__all__ = ["PLATFORM_FILENAME", "resolve_platform_path"]
 
 PLATFORM_FILENAME = "stratus.yaml"
-#: Names the platform file for every command (and ``stratus.run``) that is not given ``--platform``.
-PLATFORM_ENV = "STRATUS_PLATFORM"
 
 
 def resolve_platform_path(platform: Path | None, pipeline: Path | None = None) -> Path:

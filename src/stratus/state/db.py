@@ -17,7 +17,11 @@ from stratus.errors import ConfigError, StratusError
 from stratus.redact import display_url, register_url
 from stratus.state.location import default_url
 
-__all__ = ["Base", "Database", "UtcDateTime", "default_url", "open_database"]
+__all__ = ["TABLE_MODULES", "Base", "Database", "UtcDateTime", "default_url", "open_database"]
+
+#: The modules that declare tables on :class:`Base`. Packages load their names lazily (stratus._lazy), so
+#: a table is not declared just because its package was imported: every database gets them all here.
+TABLE_MODULES = ("stratus.state.models", "stratus.state.locks", "stratus.ledger.model")
 
 
 class Base(DeclarativeBase):
@@ -92,9 +96,8 @@ def open_database(url: str) -> Database:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
-    # The package loads its names lazily: declare every state table before creating what is missing.
-    importlib.import_module("stratus.state.models")
-    importlib.import_module("stratus.state.locks")
+    for module in TABLE_MODULES:  # declared before create_all, whatever the caller imported so far
+        importlib.import_module(module)
     try:
         Base.metadata.create_all(engine)
     except SQLAlchemyError as exc:
