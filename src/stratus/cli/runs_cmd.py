@@ -26,6 +26,7 @@ from stratus.cli.output import console, print_json
 from stratus.config.locate import resolve_platform_path
 from stratus.errors import ConfigError, StratusError
 from stratus.ledger.money import format_usd, from_micros
+from stratus.redact import display_url
 from stratus.runs_view import RunDetail, RunSummary, RunsView, follow_logs, open_view
 from stratus.state.location import STATE_FILENAME, STATE_URL_ENV, state_dir
 
@@ -61,8 +62,9 @@ def _view(platform: Path | None, state_url: str | None) -> Iterator[RunsView | N
             view.close()
 
 
-def _no_runs(platform: Path | None) -> str:
-    return f"no runs yet beside {resolve_platform_path(platform)}; start one with: stratus run PIPELINE"
+def _no_runs(platform: Path | None, state_url: str | None) -> str:
+    where = display_url(state_url) if state_url else f"beside {resolve_platform_path(platform)}"
+    return f"no runs yet {'in ' if state_url else ''}{where}; start one with: stratus run PIPELINE"
 
 
 @app.command("ls")
@@ -82,7 +84,7 @@ def ls_command(
         print_json({"runs": [_summary_json(r) for r in runs]})
         return
     if not runs:
-        console().print(_no_runs(platform))
+        console().print(_no_runs(platform, state_url))
         return
     table = Table("run", "pipeline", "status", "started (UTC)", "duration", "planned", "actual", "sites")
     for column in table.columns[5:7]:
@@ -114,7 +116,7 @@ def show_command(
     """
     with _view(platform, state_url) as view:
         if view is None:
-            raise ConfigError(_no_runs(platform), field="RUN")
+            raise ConfigError(_no_runs(platform, state_url), field="RUN")
         detail = view.detail(run)
     if as_json:
         print_json(_detail_json(detail))
@@ -136,7 +138,7 @@ def logs_command(
     """
     with _view(platform, state_url) as view:
         if view is None:
-            raise ConfigError(_no_runs(platform), field="RUN")
+            raise ConfigError(_no_runs(platform, state_url), field="RUN")
         view.run(run)  # an unknown run is an error even when it has no logs
         current = None
         for chunk in follow_logs(view, run, step, follow=follow):
@@ -167,7 +169,8 @@ def cancel_command(
     Its running steps are stopped by their executors and nothing new starts; resume it later with
     stratus run PIPELINE --resume RUN.
 
-    The runner sees the request within a second, from any host that shares the state database. A run
+    The runner sees the request within a second once its steps run (a dataset being made finishes first),
+    from any host that shares the state database. A run
     whose runner is gone is marked cancelled at once. Exit codes: 0 cancelled (or had already ended),
     1 the runner did not stop it within --wait, 2 unknown run.
     """
@@ -178,7 +181,7 @@ def cancel_command(
 
     with _view(platform, state_url) as view:
         if view is None:
-            raise ConfigError(_no_runs(platform), field="RUN")
+            raise ConfigError(_no_runs(platform, state_url), field="RUN")
         summary = view.run(run)
         if summary.status != "running":
             console().print(f"run {run} has already ended ({summary.status}); nothing to cancel")
