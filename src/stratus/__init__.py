@@ -15,8 +15,9 @@ database) cost each step about 1.5 s of start-up on a 2-core machine.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from stratus._lazy import lazy_names
 
 if TYPE_CHECKING:
     from stratus.catalog import Catalog
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from stratus.planner import Plan, plan
     from stratus.resources import Accelerator
     from stratus.runner import run_file as run
+    from stratus.step import StepContext
 
 __all__ = [
     "Accelerator",
@@ -36,6 +38,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "Platform",
+    "StepContext",
     "StratusError",
     "load_pipeline",
     "load_platform",
@@ -54,6 +57,7 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "Plan": ("stratus.planner", "Plan"),
     "PlanError": ("stratus.errors", "PlanError"),
     "Platform": ("stratus.config", "Platform"),
+    "StepContext": ("stratus.step", "StepContext"),
     "StratusError": ("stratus.errors", "StratusError"),
     "load_pipeline": ("stratus.config", "load_pipeline"),
     "load_platform": ("stratus.config", "load_platform"),
@@ -62,14 +66,4 @@ _SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    source = _SOURCES.get(name)
-    if source is None:
-        raise AttributeError(f"module 'stratus' has no attribute {name!r}")
-    value = getattr(importlib.import_module(source[0]), source[1])
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _SOURCES)

@@ -14,6 +14,7 @@ def test_public_names_are_exactly_these() -> None:
         "Plan",
         "PlanError",
         "Platform",
+        "StepContext",
         "StratusError",
         "load_pipeline",
         "load_platform",
@@ -30,3 +31,12 @@ def test_sdk_plans_the_bundled_example() -> None:
     result = stratus.plan(pipeline, platform)
     assert result.total_cost_usd == result.compute_cost_usd + result.egress_cost_usd
     assert {p.step for p in result.placements} == set(pipeline.steps)
+
+
+def test_step_context_is_importable_from_the_package_top() -> None:
+    """The docs write step functions as ``def train(ctx: stratus.StepContext)``."""
+    from stratus import StepContext
+    from stratus.step import StepContext as Defined
+
+    assert StepContext is Defined
+    assert "StepContext" in dir(stratus)

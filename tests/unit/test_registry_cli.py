@@ -78,7 +78,8 @@ def test_without_a_platform_file_the_message_says_what_to_pass(
     result = runner.invoke(cli(), ["models", "ls"])
     assert isinstance(result.exception, ConfigError)
     assert str(result.exception) == (
-        f"no platform file found (looked for {tmp_path}/stratus.yaml); pass --platform FILE"
+        f"no platform file found (looked for {tmp_path}/stratus.yaml); pass --platform FILE "
+        "or set $STRATUS_PLATFORM"
     )
 
 

@@ -10,26 +10,13 @@ from dataclasses import dataclass
 import typer
 from rich.markup import escape
 
-from stratus.cli import (
-    audit_cmd,
-    catalog_cmd,
-    chaos_cmd,
-    cost_cmd,
-    export_cmd,
-    k8s_cmd,
-    models_cmd,
-    plan_cmd,
-    policy_cmd,
-    run_cmd,
-    sandbox_cmd,
-    serve_cmd,
-    storage_cmd,
-)
+from stratus.cli import audit_cmd
+from stratus.cli.lazy import LazyCommand, lazy_group
 from stratus.cli.output import configure_logging, stderr
-from stratus.config.secret_fields import ALLOW_INLINE_ENV
+from stratus.config.env import ALLOW_INLINE_ENV
 from stratus.errors import StratusError
 
-__all__ = ["app", "main"]
+__all__ = ["COMMANDS", "app", "main"]
 
 
 @dataclass
@@ -38,6 +25,60 @@ class _Session:
 
 
 _session = _Session()
+
+#: Every command: loaded when the command line names it (stratus.cli.lazy), summarised in --help.
+COMMANDS: dict[str, LazyCommand] = {
+    "plan": LazyCommand(
+        "stratus.cli.plan_cmd:plan_command",
+        "Place every step on the cheapest (or fastest) compliant site and offering.",
+    ),
+    "run": LazyCommand(
+        "stratus.cli.run_cmd:run_command",
+        "Plan, then run every step on its site, in parallel up to each site's capacity.",
+    ),
+    "runs": LazyCommand(
+        "stratus.cli.runs_cmd:app",
+        "What ran where: runs, their steps, transfers, re-plans and logs; cancel a run.",
+    ),
+    "storage": LazyCommand(
+        "stratus.cli.storage_cmd:app",
+        "Artifacts and their replicas across sites: get, cat, ls, verify, repair.",
+    ),
+    "catalog": LazyCommand(
+        "stratus.cli.catalog_cmd:app",
+        "List cloud offerings with hourly prices, cheapest first, or import a fresher price catalog.",
+    ),
+    "cost": LazyCommand(
+        "stratus.cli.cost_cmd:app",
+        "What runs cost: planned next to actual by team, project, provider, site or step; FOCUS export.",
+    ),
+    "sandbox": LazyCommand(
+        "stratus.cli.sandbox_cmd:app",
+        "Real object-store servers on loopback (S3, GCS, Azure Blob) and a platform file using them.",
+    ),
+    "serve": LazyCommand(
+        "stratus.cli.serve_cmd:app",
+        "Serve a model from several sites behind one gateway (Open Inference Protocol / KServe V2).",
+    ),
+    "chaos": LazyCommand(
+        "stratus.cli.chaos_cmd:app",
+        "Drills that break a running deployment on purpose and measure how it heals.",
+    ),
+    "models": LazyCommand(
+        "stratus.cli.models_cmd:app",
+        "Registered models (MLflow): what exists, where each version came from, which is champion.",
+    ),
+    "k8s": LazyCommand("stratus.cli.k8s_cmd:app", "Kubernetes contexts as sites' compute, all at once."),
+    "audit": LazyCommand("stratus.cli.audit_cmd:app", "The audit trail of state-changing commands."),
+    "policy": LazyCommand(
+        "stratus.cli.policy_cmd:app",
+        "Policy as code: evaluate the platform's Rego policies on an input, run Rego unit tests.",
+    ),
+    "export": LazyCommand(
+        "stratus.cli.export_cmd:app",
+        "A pipeline as another engine's file: Kubeflow Pipelines IR (kfp) or an Argo Workflow (argo).",
+    ),
+}
 
 app = typer.Typer(
     name="stratus",
@@ -55,6 +96,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
+    cls=lazy_group(COMMANDS),
 )
 
 
@@ -71,21 +113,6 @@ def _root(
     _session.debug = _session.debug or debug
     if allow_inline_secrets:
         os.environ[ALLOW_INLINE_ENV] = "1"  # read where the platform is loaded, also by child processes
-
-
-app.command("plan")(plan_cmd.plan_command)
-app.command("run")(run_cmd.run_command)
-app.add_typer(storage_cmd.app, name="storage")
-app.add_typer(catalog_cmd.app, name="catalog")
-app.add_typer(cost_cmd.app, name="cost")
-app.add_typer(sandbox_cmd.app, name="sandbox")
-app.add_typer(serve_cmd.app, name="serve")
-app.add_typer(chaos_cmd.app, name="chaos")
-app.add_typer(models_cmd.app, name="models")
-app.add_typer(k8s_cmd.app, name="k8s")
-app.add_typer(audit_cmd.app, name="audit")
-app.add_typer(policy_cmd.app, name="policy")
-app.add_typer(export_cmd.app, name="export")
 
 
 def main() -> None:

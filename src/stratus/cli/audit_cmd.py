@@ -17,14 +17,12 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
 from stratus.cli.inputs import JSON, PLATFORM_HERE
 from stratus.cli.output import console, print_json, stderr
-from stratus.config import resolve_platform_path
+from stratus.config.locate import resolve_platform_path
 from stratus.errors import ConfigError, StratusError
-from stratus.state import open_database, state_url
-from stratus.state.audit import append_audit, audit_records
+from stratus.state.location import state_url
 
 __all__ = ["ACTOR_ENV", "AUDITED", "app", "audited", "record"]
 
@@ -41,13 +39,14 @@ AUDITED = frozenset(
         "serve weights",
         "models promote",
         "storage repair",
+        "runs cancel",
         "chaos kill-site",
         "chaos partition",
         "chaos delay",
         "catalog import",
     }
 )
-_GROUPS = frozenset({"serve", "models", "storage", "chaos", "catalog", "cost", "sandbox", "audit"})
+_GROUPS = frozenset({"serve", "models", "storage", "chaos", "catalog", "cost", "sandbox", "audit", "runs"})
 #: Any flag that overrides a guard (``--allow-inline-secrets``, ``--allow-over-budget``, …) is recorded too.
 _OVERRIDE_PREFIX = "--allow-"
 _SINCE = re.compile(r"^(\d+)([smhd])$")
@@ -104,6 +103,13 @@ def actor() -> str:
 def record(command: str, args: list[str], exit_code: int) -> None:
     """Append the record; a state database that cannot be found or written is a warning, never a new
     failure of the command (its own outcome stands)."""
+    # Here, not at the top: every command line passes through this module (stratus.cli.app.main), and
+    # only audited ones should pay for SQLAlchemy.
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from stratus.state import open_database
+    from stratus.state.audit import append_audit
+
     try:
         db = open_database(_state_url_for(args))
         append_audit(db, actor=actor(), command=command, arguments=args, exit_code=exit_code)
@@ -145,6 +151,9 @@ def ls_command(
 
     Example: stratus audit ls --since 1h --json
     """
+    from stratus.state import open_database
+    from stratus.state.audit import audit_records
+
     start = parse_since(since) if since else None
     db = open_database(state_url(resolve_platform_path(platform), state_url_option))
     records = audit_records(db, start)

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from stratus.catalog import Catalog, Offering, import_catalog, region_info
 from stratus.cli.output import console
+from stratus.config.env import PLATFORM_ENV
 from stratus.errors import ConfigError
 from stratus.resources import parse_accelerator
 
@@ -227,7 +228,9 @@ def list_offerings(
     as_json: bool = typer.Option(
         False, "--json", help="Print one JSON object instead of a table. Example: --json"
     ),
-    platform: Path = typer.Option(Path("stratus.yaml"), "--platform", help=_PLATFORM_HELP),
+    platform: Path = typer.Option(
+        Path("stratus.yaml"), "--platform", envvar=PLATFORM_ENV, help=_PLATFORM_HELP
+    ),
 ) -> None:
     """List offerings cheapest first, with vCPUs, memory, accelerator and on-demand/spot $/h.
 
@@ -250,7 +253,9 @@ def import_command(
     src_dir: Path = typer.Argument(
         ..., help="SkyPilot v8 catalog folder (aws/vms.csv, ...). Example: skypilot-catalog/catalogs/v8"
     ),
-    platform: Path = typer.Option(Path("stratus.yaml"), "--platform", help=_PLATFORM_HELP),
+    platform: Path = typer.Option(
+        Path("stratus.yaml"), "--platform", envvar=PLATFORM_ENV, help=_PLATFORM_HELP
+    ),
     as_json: bool = typer.Option(
         False, "--json", help="Print one JSON object instead of text. Example: --json"
     ),

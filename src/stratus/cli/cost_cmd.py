@@ -18,6 +18,7 @@ from stratus.budget import BudgetLine, budget_lines, usd_text
 from stratus.cli.output import console, print_json
 from stratus.cli.state_db import open_existing
 from stratus.config import load_platform
+from stratus.config.env import PLATFORM_ENV
 from stratus.errors import ConfigError
 from stratus.ledger import (
     FOCUS_COLUMNS,
@@ -60,6 +61,7 @@ _PLATFORM = typer.Option(
     Path("stratus.yaml"),
     "--platform",
     "-p",
+    envvar=PLATFORM_ENV,
     help="Platform file; its state database is .stratus/state.db beside it. Example: -p team/stratus.yaml",
 )
 _STATE_URL = typer.Option(

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import typer
 
-from stratus.config import Pipeline, Platform, load_pipeline, load_platform, resolve_platform_path
+from stratus.config.env import PLATFORM_ENV
+from stratus.config.locate import resolve_platform_path
 from stratus.errors import ConfigError
+
+if TYPE_CHECKING:  # the loaders import pydantic and the catalog: only commands that parse files pay
+    from stratus.config import Pipeline, Platform
 
 __all__ = [
     "JSON",
     "OBJECTIVE",
     "PIPELINE",
     "PLATFORM",
+    "PLATFORM_ENV",
     "PLATFORM_HERE",
     "finite_flag",
     "load_files",
@@ -27,11 +32,17 @@ PLATFORM = typer.Option(
     None,
     "--platform",
     "-p",
-    help="The platform file. Default: stratus.yaml beside the pipeline, then in the working directory.",
+    envvar=PLATFORM_ENV,
+    help="The platform file. Default: $STRATUS_PLATFORM, then stratus.yaml beside the pipeline, then in "
+    "the working directory.",
 )
 # For commands with no pipeline argument: the platform file is looked for in the working directory only.
 PLATFORM_HERE = typer.Option(
-    None, "--platform", "-p", help="The platform file. Default: stratus.yaml in the working directory."
+    None,
+    "--platform",
+    "-p",
+    envvar=PLATFORM_ENV,
+    help="The platform file. Default: $STRATUS_PLATFORM, then stratus.yaml in the working directory.",
 )
 JSON = typer.Option(False, "--json", help="Print exactly one JSON object for scripts.")
 OBJECTIVE = typer.Option(
@@ -62,6 +73,8 @@ def finite_flag(value: float) -> float:
 
 def load_files(pipeline: Path, platform: Path | None) -> tuple[Path, Platform, Pipeline]:
     """The platform file found for ``pipeline``, and both files parsed and checked against each other."""
+    from stratus.config import load_pipeline, load_platform
+
     if not pipeline.exists():  # not is_file(): a FIFO or /dev/zero gets read_yaml's precise refusal
         raise ConfigError("pipeline file not found; check the path", file=str(pipeline))
     platform_file = resolve_platform_path(platform, pipeline)

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stratus.cli.inputs import JSON
+from stratus.cli.inputs import JSON, PLATFORM_ENV
 from stratus.cli.output import console, print_json
 from stratus.config import Platform, load_platform, resolve_platform_path
 from stratus.registry import ModelDetails, ModelVersionInfo, Registry
@@ -33,8 +33,9 @@ _PLATFORM = typer.Option(
     None,
     "--platform",
     "-p",
+    envvar=PLATFORM_ENV,
     help="The platform file; its registry.tracking_uri, else the embedded store in .stratus/ beside it. "
-    "Default: stratus.yaml in the working directory.",
+    "Default: $STRATUS_PLATFORM, then stratus.yaml in the working directory.",
 )
 _TRACKING_URI = typer.Option(
     None,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -12,12 +14,13 @@ from rich.table import Table
 
 from stratus.catalog import Catalog
 from stratus.cli.inputs import JSON, PLATFORM_HERE
-from stratus.cli.output import console, print_json
+from stratus.cli.output import console, print_json, stderr
 from stratus.config import load_platform, resolve_platform_path
 from stratus.errors import ConfigError
 from stratus.policy import policy_gate
 from stratus.runner.context import SiteStores, open_stores
 from stratus.runner.replicas import ArtifactState, RepairLedger, inventory, repair_all, sweep_all, verify_all
+from stratus.runner.retrieve import Found, Retrieved, fetch_artifact, find_artifact
 from stratus.state import Repository, open_database, state_dir, state_url
 from stratus.storage import DEFAULT_PROBE_TIMEOUT_S
 
@@ -26,6 +29,7 @@ __all__ = ["app"]
 app = typer.Typer(
     help=(
         "Artifacts and their replicas across sites. Example: stratus storage verify --site gcp-eu-west\n\n"
+        "get and cat copy an artifact out (by name or hash, hash-checked, from any verified holder); "
         "ls lists the manifest (under-replicated artifacts first); verify re-reads and hashes every "
         "replica; repair writes pending replicas and re-copies missing or corrupt ones from one that "
         "verifies.\n\nExit codes of verify and repair: 0 healthy; 1 a replica is missing, corrupt or "
@@ -94,6 +98,90 @@ def repair_command(
     4 if a site did not answer (its replicas wait for the next repair).
     """
     _check("repair", platform, site, state_url_option, as_json, timeout_s)
+
+
+_ARTIFACT = typer.Argument(
+    ...,
+    help="A reference (train.model, dataset:raw) or a SHA-256 (a unique prefix of 8+ digits will do).",
+    show_default=False,
+)
+_RUN = typer.Option(
+    None, "--run", help="Resolve the reference in this run. Default: the latest run naming it."
+)
+_FROM_SITE = typer.Option(None, "--site", help="Fetch from this site only. Default: any verified holder.")
+
+
+@app.command("get")
+def get_command(
+    artifact: str = _ARTIFACT,
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Where to write it (a folder for a folder artifact)."
+    ),
+    site: str | None = _FROM_SITE,
+    run: str | None = _RUN,
+    platform: Path | None = PLATFORM_HERE,
+    state_url_option: str | None = _STATE_URL,
+) -> None:
+    """Copy an artifact out of the platform, hash-checked, from any site holding verified bytes.
+
+    Example: stratus storage get train.model -o model.onnx
+    """
+    found, fetched = _retrieve(artifact, output, site, run, platform, state_url_option)
+    skipped = "".join(f"; skipped {s}: {why}" for s, why in fetched.skipped.items())
+    stderr().print(
+        f"wrote {escape(str(output))} ({found.size_bytes:,} bytes, sha256 {found.sha256}) from site "
+        f"{escape(fetched.site)}{escape(skipped)}",
+        soft_wrap=True,
+    )
+
+
+@app.command("cat")
+def cat_command(
+    artifact: str = _ARTIFACT,
+    site: str | None = _FROM_SITE,
+    run: str | None = _RUN,
+    platform: Path | None = PLATFORM_HERE,
+    state_url_option: str | None = _STATE_URL,
+) -> None:
+    """Print an artifact's bytes on standard output, once they are hash-checked (which site: on stderr).
+
+    Example: stratus storage cat combine.report
+    """
+    with tempfile.TemporaryDirectory(prefix="stratus-cat-") as folder:
+        dest = Path(folder) / "artifact"
+        found, fetched = _retrieve(artifact, dest, site, run, platform, state_url_option, refuse_dirs=True)
+        with dest.open("rb") as f:
+            shutil.copyfileobj(f, sys.stdout.buffer)
+        sys.stdout.flush()
+    stderr().print(
+        f"{found.label}: {found.size_bytes:,} bytes from site {escape(fetched.site)}", soft_wrap=True
+    )
+
+
+def _retrieve(
+    artifact: str,
+    dest: Path,
+    site: str | None,
+    run: str | None,
+    platform: Path | None,
+    url: str | None,
+    *,
+    refuse_dirs: bool = False,
+) -> tuple[Found, Retrieved]:
+    repo, stores = _open(platform, site, url)
+    found = find_artifact(repo, artifact, run)
+    if found.is_dir and refuse_dirs:
+        raise ConfigError(
+            f"{found.label} is a folder; copy it out with: stratus storage get {artifact} -o DIR",
+            field="ARTIFACT",
+        )
+    if found.is_dir and dest.is_file():
+        raise ConfigError(f"{found.label} is a folder, and {dest} is a file", field="--output")
+    if not found.is_dir and dest.is_dir():
+        raise ConfigError(
+            f"{dest} is a folder; give the file to write, e.g. {dest / 'artifact'}", field="--output"
+        )
+    return found, fetch_artifact(repo, stores, found, dest, site=site)
 
 
 def _check(

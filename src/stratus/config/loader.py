@@ -10,33 +10,17 @@ from pydantic import BaseModel, ValidationError
 from stratus.catalog import RegionInfo, continent_of_jurisdiction, region_info
 from stratus.config.errors import translate
 from stratus.config.graph import find_cycle, parse_input, step_dependencies
+from stratus.config.locate import resolve_platform_path
 from stratus.config.models import PROVIDERS
 from stratus.config.pipeline import Pipeline
 from stratus.config.platform import LIBRARY_PREFIX, Platform, Site, policy_path
 from stratus.config.secret_fields import resolve_platform_secrets
 from stratus.config.source import Located, read_yaml
-from stratus.errors import ConfigError
 from stratus.redact import register_secrets, secrets_in_options
 
 __all__ = ["load_pipeline", "load_platform", "resolve_platform_path"]
 
-PLATFORM_FILENAME = "stratus.yaml"
 _Model = TypeVar("_Model", bound=BaseModel)
-
-
-def resolve_platform_path(platform: Path | None, pipeline: Path | None = None) -> Path:
-    """The explicit ``--platform``, else ``stratus.yaml`` beside the pipeline, else in the working dir."""
-    if platform is not None:
-        return platform
-    candidates = []
-    if pipeline is not None:
-        candidates.append(pipeline.parent / PLATFORM_FILENAME)
-    candidates.append(Path.cwd() / PLATFORM_FILENAME)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    looked = " and ".join(str(c) for c in candidates)
-    raise ConfigError(f"no platform file found (looked for {looked}); pass --platform FILE")
 
 
 def load_platform(path: Path | str) -> Platform:

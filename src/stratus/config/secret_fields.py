@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from stratus.config.env import ALLOW_INLINE_ENV
 from stratus.config.source import Located, PathKey
 from stratus.redact import NOT_SECRET, SECRET_OPTION_KEYS
 from stratus.secrets import SecretRefError, VaultSettings, is_reference, parse_reference, resolve
 
 __all__ = ["ALLOW_INLINE_ENV", "inline_allowed", "resolve_platform_secrets"]
 
-#: Set to 1/true/yes to accept literal credentials in platform files (``--allow-inline-secrets`` sets it).
-ALLOW_INLINE_ENV = "STRATUS_ALLOW_INLINE_SECRETS"
 _USE_REFS = "write a reference instead: env:NAME, file:PATH or vault:MOUNT/PATH#KEY (docs/secrets.md)"
 
 

@@ -176,6 +176,9 @@ def run(
             except StratusError as exc:  # a store or executor failing outside any step (datasets)
                 error = f"{type(exc).__name__}: {exc}"
             status: RunStatus = "succeeded" if error is None else "failed"
+            cancelled = repo.cancel_requested(run_id)
+            if error is not None and cancelled is not None:  # a run that finished first stays succeeded
+                status, error = "cancelled", cancelled
             ended = utcnow()
             for w in ctx.data.written:
                 biller.storage(

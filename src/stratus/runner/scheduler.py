@@ -31,6 +31,9 @@ from stratus.state import DONE
 __all__ = ["Scheduler"]
 
 _TICK_S = 0.25
+#: How often the loop asks the state database whether someone asked to cancel the run (``stratus runs
+#: cancel`` writes the request there, perhaps from another host).
+CANCEL_POLL_S = 1.0
 
 
 class Scheduler:
@@ -59,6 +62,8 @@ class Scheduler:
         self.busy: Counter[str] = Counter()
         self.quota = QuotaUsage(ctx.pipeline.tags.get("team"), team_quotas(ctx.platform, ctx.pipeline))
         self.error: str | None = None
+        self.cancelled: str | None = None  # why, once a cancel request was seen
+        self._cancel_checked = 0.0
 
     def run(self) -> str | None:
         """Until every step is done, or one has failed for good and the running ones have finished."""
@@ -74,6 +79,7 @@ class Scheduler:
 
     def _loop(self, pool: ThreadPoolExecutor) -> None:
         while True:
+            self._check_cancel()
             if self.error is None and not self.ctx.stop.is_set():
                 self._launch_ready(pool)
             if not self.running:
@@ -98,6 +104,21 @@ class Scheduler:
                         name, where, self.attempts[name], "failed", repr(exc), error_class="infrastructure"
                     )
                 self._settle(outcome)
+
+    def _check_cancel(self) -> None:
+        """Stop launching and stop the running steps (their executors' cancel) once a cancel is asked."""
+        now = time.monotonic()
+        if self.cancelled is not None or now - self._cancel_checked < CANCEL_POLL_S:
+            return
+        self._cancel_checked = now
+        reason = self.ctx.repo.cancel_requested(self.ctx.run_id)
+        if reason is None:
+            return
+        self.cancelled = reason
+        self.error = self.error or reason
+        self.ctx.stop.set()  # run_group cancels every running member; nothing new starts
+        running = ", ".join(sorted(self.running.values())) or "none"
+        self.ctx.emit(RunEvent("note", f"{reason}: stopping the running steps ({running})"))
 
     def _launch_ready(self, pool: ThreadPoolExecutor) -> None:
         now = time.monotonic()
@@ -189,6 +210,7 @@ class Scheduler:
             return
         if outcome.kind == "cancelled":
             self.error = self.error or f"step {name!r} was cancelled"
+            self.ctx.emit(RunEvent("step", "cancelled", step=name, state="cancelled", site=site))
             return
         if outcome.kind == "refused":  # residency: deterministic, a retry would be refused again
             self._record(outcome, retried=False)

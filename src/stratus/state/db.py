@@ -6,8 +6,8 @@ what is missing, so a fresh platform folder needs no migration step.
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
@@ -15,10 +15,13 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from stratus.errors import ConfigError, StratusError
 from stratus.redact import display_url, register_url
+from stratus.state.location import default_url
 
-__all__ = ["Base", "Database", "UtcDateTime", "default_url", "open_database"]
+__all__ = ["TABLE_MODULES", "Base", "Database", "UtcDateTime", "default_url", "open_database"]
 
-STATE_FILENAME = "state.db"
+#: The modules that declare tables on :class:`Base`. Packages load their names lazily (stratus._lazy), so
+#: a table is not declared just because its package was imported: every database gets them all here.
+TABLE_MODULES = ("stratus.state.models", "stratus.state.locks", "stratus.ledger.model")
 
 
 class Base(DeclarativeBase):
@@ -58,12 +61,6 @@ class Database:
         return self.sessions()
 
 
-def default_url(state_dir: Path) -> str:
-    """``sqlite:///<state_dir>/state.db``; the folder is created on demand."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{state_dir / STATE_FILENAME}"
-
-
 def open_database(url: str) -> Database:
     """Connect and create missing tables; SQLite gets WAL and a busy timeout so kill -9 loses nothing.
 
@@ -99,6 +96,8 @@ def open_database(url: str) -> Database:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+    for module in TABLE_MODULES:  # declared before create_all, whatever the caller imported so far
+        importlib.import_module(module)
     try:
         Base.metadata.create_all(engine)
     except SQLAlchemyError as exc:

@@ -9,12 +9,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from stratus.state.db import default_url
-
-__all__ = ["STATE_DIRNAME", "STATE_URL_ENV", "state_dir", "state_url"]
+__all__ = ["STATE_DIRNAME", "STATE_FILENAME", "STATE_URL_ENV", "default_url", "state_dir", "state_url"]
 
 STATE_DIRNAME = ".stratus"
+STATE_FILENAME = "state.db"
 STATE_URL_ENV = "STRATUS_STATE_URL"
+
+
+def default_url(state_dir: Path) -> str:
+    """``sqlite:///<state_dir>/state.db``; the folder is created on demand."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{state_dir / STATE_FILENAME}"
 
 
 def state_dir(platform_file: Path) -> Path:

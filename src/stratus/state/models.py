@@ -20,6 +20,7 @@ __all__ = [
     "ArtifactName",
     "ArtifactRow",
     "AuditRow",
+    "CancelRow",
     "DatasetRow",
     "ReplicaRow",
     "ReplicaState",
@@ -32,7 +33,8 @@ __all__ = [
     "utcnow",
 ]
 
-RunStatus = Literal["running", "succeeded", "failed"]
+#: ``cancelled``: stopped on request (``stratus runs cancel``); it can be resumed like a failed run.
+RunStatus = Literal["running", "succeeded", "failed", "cancelled"]
 #: ``interrupted``: the runner died while this attempt ran (found so on --resume).
 StepStatus = Literal["running", "succeeded", "cached", "failed", "preempted", "interrupted", "cancelled"]
 ReplicaState = Literal["verified", "missing", "corrupt", "pending"]
@@ -58,6 +60,20 @@ class RunRow(Base):
     runner: Mapped[str | None] = mapped_column(String(160), nullable=True)  # "host:pid" driving it now
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class CancelRow(Base):
+    """A request to stop a run, written by ``stratus runs cancel`` and read by the run's runner.
+
+    A row of its own (not a column of ``runs``) so existing state databases need no migration, and so
+    the request reaches a runner on another host through the database they share.
+    """
+
+    __tablename__ = "run_cancels"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(Text)  # "cancelled by alice" (what the run's error will say)
 
 
 class StepRunRow(Base):

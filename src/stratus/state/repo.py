@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,7 @@ from stratus.state.db import Base, Database
 from stratus.state.models import (
     ArtifactName,
     ArtifactRow,
+    CancelRow,
     DatasetRow,
     ReplicaRow,
     ReplicaState,
@@ -87,12 +88,39 @@ class Repository:
                 .where(RunRow.id == run_id)
                 .values(status="running", error=None, finished_at=None, runner=runner)
             )
+            session.execute(delete(CancelRow).where(CancelRow.run_id == run_id))  # a resume runs again
             result = session.execute(
                 update(StepRunRow)
                 .where(StepRunRow.run_id == run_id, StepRunRow.status == "running")
                 .values(status="interrupted", finished_at=utcnow(), error="the runner stopped")
             )
             return int(getattr(result, "rowcount", 0) or 0)
+
+    def request_cancel(self, run_id: str, reason: str) -> None:
+        """Ask the run's runner to stop it (it looks between steps and while they run); idempotent."""
+        with self.db.session() as session, session.begin():
+            if session.get(CancelRow, run_id) is None:
+                session.add(CancelRow(run_id=run_id, requested_at=utcnow(), reason=redact(reason)))
+
+    def cancel_requested(self, run_id: str) -> str | None:
+        """Why the run is to stop, when someone asked; None otherwise."""
+        with self.db.session() as session:
+            row = session.get(CancelRow, run_id)
+            return None if row is None else row.reason
+
+    def cancel_orphan(self, run_id: str, reason: str) -> None:
+        """Mark a run whose runner is gone cancelled, with its cut-short attempts: nobody else will."""
+        with self.db.session() as session, session.begin():
+            session.execute(
+                update(StepRunRow)
+                .where(StepRunRow.run_id == run_id, StepRunRow.status == "running")
+                .values(status="cancelled", finished_at=utcnow(), error=redact(reason))
+            )
+            session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id)
+                .values(status="cancelled", error=redact(reason), finished_at=utcnow())
+            )
 
     def finish_run(self, run_id: str, status: RunStatus, error: str | None = None) -> None:
         """Record how the run ended."""
