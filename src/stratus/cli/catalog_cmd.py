@@ -18,6 +18,7 @@ from stratus.catalog import Catalog, Offering, import_catalog, region_info
 from stratus.cli.output import console
 from stratus.errors import ConfigError
 from stratus.resources import parse_accelerator
+from stratus.units import format_usd
 
 __all__ = ["Listing", "app", "select_offerings"]
 
@@ -198,8 +199,8 @@ def _print_table(listing: Listing) -> None:
             f"{o.vcpus:g}",
             f"{o.memory_gb:g} GB",
             str(o.accelerator) if o.accelerator else "-",
-            _money(o.price_per_hour_usd),
-            _money(o.spot_price_per_hour_usd) or "-",
+            format_usd(o.price_per_hour_usd),
+            "-" if o.spot_price_per_hour_usd is None else format_usd(o.spot_price_per_hour_usd),
         )
     out.print(table)
     for note in listing.notes:

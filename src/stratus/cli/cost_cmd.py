@@ -25,13 +25,14 @@ from stratus.ledger import (
     check_group_by,
     focus_json_value,
     focus_records,
-    format_usd,
+    from_micros,
     report,
     run_ids,
     to_focus_csv,
 )
 from stratus.redact import display_url
 from stratus.state import Database, default_url, open_database, state_dir
+from stratus.units import format_usd as money_text
 
 __all__ = ["app", "export_command", "report_command"]
 
@@ -230,8 +231,8 @@ def _amounts(row: ReportRow) -> list[str]:
     delta = row.actual_micro_usd - row.planned_micro_usd
     sign = "+" if delta > 0 else ""
     return [
-        format_usd(row.planned_micro_usd),
-        format_usd(row.actual_micro_usd),
-        f"{sign}{format_usd(delta)}",
-        format_usd(row.list_micro_usd),
+        money_text(from_micros(row.planned_micro_usd)),
+        money_text(from_micros(row.actual_micro_usd)),
+        f"{sign}{money_text(from_micros(delta))}",
+        money_text(from_micros(row.list_micro_usd)),
     ]

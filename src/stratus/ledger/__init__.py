@@ -10,7 +10,6 @@ from stratus.ledger.export import FOCUS_COLUMNS, focus_json_value, focus_records
 from stratus.ledger.model import KINDS, Kind, LedgerRow, StratusPricing
 from stratus.ledger.money import format_usd, from_micros, to_micros
 from stratus.ledger.planned import record_plan
-from stratus.ledger.prices import STORAGE_USD_PER_GB_MONTH, storage_usd_per_gb_month
 from stratus.ledger.record import (
     FOCUS_PRICING_CATEGORY,
     record_compute,
@@ -33,7 +32,6 @@ __all__ = [
     "FOCUS_PRICING_CATEGORY",
     "GROUP_BY",
     "KINDS",
-    "STORAGE_USD_PER_GB_MONTH",
     "Kind",
     "LedgerRow",
     "Report",
@@ -52,7 +50,6 @@ __all__ = [
     "record_transfer",
     "report",
     "run_ids",
-    "storage_usd_per_gb_month",
     "to_focus_csv",
     "to_micros",
 ]

@@ -3,6 +3,7 @@
 from stratus.state.db import Base, Database, UtcDateTime, default_url, open_database
 from stratus.state.location import STATE_DIRNAME, STATE_URL_ENV, state_dir, state_url
 from stratus.state.locks import Holder, LockRow, Locks
+from stratus.state.measured import MeasuredSize, last_output_sizes
 from stratus.state.models import (
     ArtifactName,
     ArtifactRow,
@@ -30,6 +31,7 @@ __all__ = [
     "Holder",
     "LockRow",
     "Locks",
+    "MeasuredSize",
     "ReplicaRow",
     "ReplicaState",
     "Repository",
@@ -40,6 +42,7 @@ __all__ = [
     "TransferRow",
     "UtcDateTime",
     "default_url",
+    "last_output_sizes",
     "open_database",
     "state_dir",
     "state_url",
