@@ -65,9 +65,10 @@ def per_gb_rate(rate: Decimal, unit: DataUnit) -> Decimal:
 
 
 def format_gb(size_bytes: int) -> str:
-    """A size for people, in decimal GB with up to six places (``0.033600 GB``; ``12.5 GB``)."""
-    value = gb_from_bytes(size_bytes).quantize(_MICRO, rounding=ROUND_HALF_EVEN)
-    text = format(value, "f").rstrip("0").rstrip(".") if value else "0"
+    """A size for people, in decimal GB, exact and never an exponent (``0.03360049 GB``, ``12.5 GB``)."""
+    text = format(gb_from_bytes(size_bytes), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return f"{text} GB"
 
 

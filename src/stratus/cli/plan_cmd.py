@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -13,7 +14,8 @@ from stratus.cli.render_plan import render_plan
 from stratus.limits import MAX_FLAG_SECONDS
 from stratus.planner import plan
 from stratus.policy import policy_gate
-from stratus.state import state_dir
+from stratus.state import STATE_URL_ENV, MeasuredSize, last_output_sizes, open_database, state_dir
+from stratus.state.db import STATE_FILENAME
 
 __all__ = ["plan_command"]
 
@@ -55,6 +57,7 @@ def plan_command(
             explain=explain,
             time_limit_s=time_limit,
             policy=gate.plan_policy(pipeline_model),
+            measured=_measured_sizes(platform_file, pipeline_model.name),
         )
     finally:
         gate.close()
@@ -62,3 +65,18 @@ def plan_command(
         print_json(result.to_json())
     else:
         render_plan(console(), result, explain=explain)
+
+
+def _measured_sizes(platform_file: Path, pipeline: str) -> dict[str, MeasuredSize]:
+    """The last measured output sizes of ``pipeline``, when its state exists; planning creates none."""
+    url = os.environ.get(STATE_URL_ENV)
+    if not url:
+        path = state_dir(platform_file) / STATE_FILENAME
+        if not path.is_file():
+            return {}
+        url = f"sqlite:///{path}"
+    db = open_database(url)
+    try:
+        return last_output_sizes(db, pipeline)
+    finally:
+        db.engine.dispose()

@@ -37,7 +37,8 @@ def size_words(estimate: SizeEstimate) -> str:
 
 def measured_size_note(estimate: SizeEstimate) -> str:
     """What the plan did with a far-off estimate, for the run's notes."""
+    used = format_gb(round(estimate.used_gb * BYTES_PER_GB))
     return (
-        f"planned {estimate.artifact} at its measured size {estimate.used_gb:.6g} GB "
+        f"planned {estimate.artifact} at its measured size {used} "
         f"(run {estimate.measured_run}), not the declared {estimate.declared_gb:g} GB"
     )
