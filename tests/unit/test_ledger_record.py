@@ -316,7 +316,9 @@ def test_a_copy_of_nothing_writes_nothing(db: Database, url: str) -> None:
     assert read_rows(url) == []
 
 
-def test_storage_is_prorated_in_gb_months_at_the_catalog_price_with_its_source(db: Database, url: str) -> None:
+def test_storage_is_prorated_in_gb_months_at_the_catalog_price_with_its_source(
+    db: Database, url: str
+) -> None:
     ledger.record_storage(
         db,
         run_id="r1",
