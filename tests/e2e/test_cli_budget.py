@@ -231,7 +231,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
         to_site="aws-gpu",
         provider="onprem",
         region="dc-cheap",
-        size_bytes=1024**3,
+        size_bytes=10**9,  # one decimal GB, the unit usd_per_gb prices
         usd_per_gb=Decimal("0.5"),
         at=march,
         tags=TAGS,

@@ -23,6 +23,7 @@ import pytest
 import stratus
 from stratus import ledger
 from stratus.state import default_url, open_database
+from stratus.units import format_usd
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "fraud-detection"
@@ -115,7 +116,7 @@ def populate(folder: Path) -> dict[str, int]:
         to_site="onprem-eu-gpu",
         provider="gcp",
         region="europe-west4",
-        size_bytes=3 * GIB // 2,
+        size_bytes=1_500_000_000,  # 1.5 GB (decimal): 0.03 USD at 0.02/GB
         usd_per_gb=Decimal("0.02"),
         at=T0,
         tags=tags,
@@ -133,10 +134,13 @@ def populate(folder: Path) -> dict[str, int]:
         tags=tags,
     )
     db.engine.dispose()
-    planned = sum(ledger.to_micros(p.cost_usd) for p in plan.placements) + sum(
-        ledger.to_micros(t.cost_usd) for t in plan.transfers
+    planned = (
+        sum(ledger.to_micros(p.cost_usd) for p in plan.placements)
+        + sum(ledger.to_micros(t.cost_usd) for t in plan.transfers)
+        + sum(ledger.to_micros(c.monthly_usd) for c in plan.storage if c.monthly_usd > 0)  # a month each
     )
-    # train 788 250 + function 28 800 (+0.4 µ$ request) + transfer 30 000 + storage 30 000.
+    # train 788 250 + function 28 800 (+0.4 µ$ request) + transfer 30 000 + storage 30 000 (1.5 GiB-month
+    # at GCS europe-west4's 0.020 USD/GiB-month).
     return {"planned": planned, "actual": 877_050, "list": 2_000_000 + 28_800 + 30_000 + 30_000}
 
 
@@ -204,7 +208,10 @@ def test_table_shows_planned_and_actual_side_by_side_with_a_total(site: tuple[Pa
     out = flat(result.stdout)
     assert "Cost of run r-new (USD)" in out
     assert "provider site planned actual Δ vs plan list" in out
-    total = ledger.format_usd(expected["planned"]), ledger.format_usd(expected["actual"])
+    total = (
+        format_usd(ledger.from_micros(expected["planned"])),
+        format_usd(ledger.from_micros(expected["actual"])),
+    )
     assert f"total {total[0]} {total[1]}" in out
     assert "gcp gcp-eu-west" in out
 
@@ -239,7 +246,8 @@ def test_export_writes_focus_csv_of_actual_rows(site: tuple[Path, dict[str, int]
     assert reader.fieldnames == list(ledger.FOCUS_COLUMNS)
     found = list(reader)
     assert {r["x_RunId"] for r in found} == {"r-new"}
-    assert sorted(r["PricingUnit"] for r in found) == ["GB", "GB-months", "GB-seconds", "hours", "requests"]
+    # gcp bills per GiB: its transfer and storage rows say so (PricingUnit GiB, GiB-months).
+    assert sorted(r["PricingUnit"] for r in found) == ["GB-seconds", "GiB", "GiB-months", "hours", "requests"]
     assert {r["x_Kind"] for r in found} == {"compute", "transfer", "storage"}
 
 

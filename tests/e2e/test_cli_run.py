@@ -33,6 +33,7 @@ def test_json_is_one_object_with_the_documented_shape(first: tuple[dict[str, Any
         "waited_for",
         "sites_down",
         "replans",
+        "size_estimates",  # outputs declared >10x off their measured size (square.squares here)
     ]
     assert payload["waited_for"] is None
     assert payload["sites_down"] == payload["replans"] == []

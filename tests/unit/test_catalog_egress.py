@@ -52,7 +52,19 @@ def loc(provider: str, region: str) -> Location:
     ],
 )
 def test_rates(src: tuple[str, str], dst: tuple[str, str], usd: str) -> None:
-    assert Catalog.bundled().egress.rate_usd_per_gb(loc(*src), loc(*dst)) == Decimal(usd)
+    """The figures as each provider lists them (per GiB for gcp, per GB for the others)."""
+    rate, unit = Catalog.bundled().egress.listed_rate(loc(*src), loc(*dst))
+    assert rate == Decimal(usd)
+    assert unit == ("GiB" if src[0] == "gcp" else "GB")
+
+
+def test_a_per_gib_price_is_converted_to_decimal_gb_for_planning() -> None:
+    egress = Catalog.bundled().egress
+    gcp, aws = loc("gcp", "europe-west4"), loc("aws", "eu-central-1")
+    assert egress.rate_usd_per_gb(gcp, aws) == Decimal("0.12") * 10**9 / 2**30
+    assert round(egress.rate_usd_per_gb(gcp, aws), 6) == Decimal("0.111759")
+    assert egress.rate_usd_per_gb(aws, gcp) == Decimal("0.09")  # aws lists per GB: unchanged
+    assert "0.12 USD/GiB (= 0.111759 USD/GB)" in egress.describe(gcp, aws)
 
 
 def test_owned_sources_pay_nothing() -> None:

@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from stratus import ledger
+from stratus.catalog import Catalog, Location, StorageRate
+from stratus.errors import CatalogError
 from stratus.ledger import LedgerRow
 from stratus.state import Database, open_database
 
@@ -224,21 +226,76 @@ def test_a_transfer_is_networking_charged_to_the_sending_site(db: Database, url:
         run_id="r1",
         step="ingest",
         artifact="ingest.transactions",
-        from_site="gcp-eu-west",
+        from_site="aws-eu",
         to_site="onprem-eu-gpu",
-        provider="gcp",
-        region="europe-west4",
-        size_bytes=3 * GIB // 2,
+        provider="aws",
+        region="eu-west-1",
+        size_bytes=1_500_000_000,
         usd_per_gb=Decimal("0.02"),
         at=T0,
         tags=TAGS,
     )
     (row,) = read_rows(url)
-    assert row.effective_cost_micro_usd == 30_000  # 1.5 GiB × 0.02
+    assert row.effective_cost_micro_usd == 30_000  # 1.5 GB × 0.02
     assert (row.pricing_quantity, row.pricing_unit) == (Decimal("1.5"), "GB")
     assert (row.service_category, row.service_name) == ("Networking", "Data Transfer")
-    assert (row.site, row.to_site, row.kind) == ("gcp-eu-west", "onprem-eu-gpu", "transfer")
+    assert (row.site, row.to_site, row.kind) == ("aws-eu", "onprem-eu-gpu", "transfer")
     assert row.charge_period_start == row.charge_period_end == T0
+
+
+# The demo's ingest.transactions: the old ledger labelled 33,600,490 / 2^30 = 0.031293 "GB".
+DEMO_BYTES = 33_600_490
+
+
+def test_transfer_quantity_is_decimal_gb_for_a_provider_billing_per_gb(db: Database, url: str) -> None:
+    ledger.record_transfer(
+        db,
+        run_id="r1",
+        step="ingest",
+        artifact="ingest.transactions",
+        from_site="aws-us-east",
+        to_site="gcp-eu-west",
+        provider="aws",
+        region="us-east-1",
+        size_bytes=DEMO_BYTES,
+        usd_per_gb=Decimal("0.09"),
+        at=T0,
+        tags=TAGS,
+    )
+    (row,) = read_rows(url)
+    assert (row.pricing_quantity, row.pricing_unit) == (Decimal("0.03360049"), "GB")
+    assert row.effective_cost_micro_usd == 3_024  # 0.03360049 GB × 0.09 = 0.0030240441
+    assert "(33600490 bytes = 0.03360049 GB)" in row.charge_description
+
+
+def test_transfer_from_a_provider_billing_per_gib_is_recorded_in_gib_and_says_so(
+    db: Database, url: str
+) -> None:
+    per_gb = Catalog.bundled().egress.rate_usd_per_gb(
+        Location("gcp", "europe-west4", "europe"), Location("aws", "eu-central-1", "europe")
+    )
+    assert per_gb == Decimal("0.12") * 10**9 / 2**30  # Google lists 0.12 per GiB
+    ledger.record_transfer(
+        db,
+        run_id="r1",
+        step="ingest",
+        artifact="ingest.transactions",
+        from_site="gcp-eu-west",
+        to_site="aws-eu",
+        provider="gcp",
+        region="europe-west4",
+        size_bytes=DEMO_BYTES,
+        usd_per_gb=per_gb,
+        at=T0,
+        tags=TAGS,
+    )
+    (row,) = read_rows(url)
+    assert row.pricing_unit == "GiB"
+    assert row.pricing_quantity == Decimal("0.031292894855")  # 33,600,490 / 2^30, to 12 places
+    assert row.effective_cost_micro_usd == 3_755  # 0.12 USD/GiB × 0.0312930 GiB
+    assert "gcp bills per GiB: 0.12 USD/GiB" in row.charge_description
+    records = ledger.focus_records(db, run_id="r1")
+    assert (records[0]["PricingUnit"], records[0]["PricingQuantity"]) == ("GiB", Decimal("0.031292894855"))
 
 
 def test_a_copy_of_nothing_writes_nothing(db: Database, url: str) -> None:
@@ -259,7 +316,9 @@ def test_a_copy_of_nothing_writes_nothing(db: Database, url: str) -> None:
     assert read_rows(url) == []
 
 
-def test_storage_is_prorated_in_gb_months_at_the_bundled_list_price(db: Database, url: str) -> None:
+def test_storage_is_prorated_in_gb_months_at_the_catalog_price_with_its_source(
+    db: Database, url: str
+) -> None:
     ledger.record_storage(
         db,
         run_id="r1",
@@ -267,22 +326,45 @@ def test_storage_is_prorated_in_gb_months_at_the_bundled_list_price(db: Database
         provider="aws",
         region="us-east-1",
         artifact="train.model",
-        size_bytes=10 * GIB,
+        size_bytes=10 * 10**9,
         start=T0,
         end=T0 + timedelta(hours=73),
         tags=TAGS,
     )
     (row,) = read_rows(url)
-    # 10 GiB for a tenth of a 730-hour month at 0.023 $/GB-month.
+    # 10 GB for a tenth of a 730-hour month at S3 Standard's 0.023 $/GB-month.
     assert (row.pricing_quantity, row.pricing_unit) == (Decimal(1), "GB-months")
     assert row.effective_cost_micro_usd == 23_000
     assert (row.service_category, row.service_name, row.kind) == ("Storage", "Object Storage", "storage")
+    assert row.sku_id == "object-storage:aws:us-east-1"
+    assert "0.023 USD/GB-month (S3 Standard" in row.charge_description
+    assert "https://aws.amazon.com/s3/pricing/" in row.charge_description
     assert row.step is None
 
 
-def test_storage_takes_an_explicit_price_and_on_prem_is_free(db: Database, url: str) -> None:
+def test_gcp_storage_is_recorded_in_gib_months_at_its_regional_rate(db: Database, url: str) -> None:
+    ledger.record_storage(
+        db,
+        run_id="r1",
+        site="gcp-frankfurt",
+        provider="gcp",
+        region="europe-west3",
+        artifact="a",
+        size_bytes=2 * GIB,
+        start=T0,
+        end=T0 + timedelta(hours=730),
+        tags=TAGS,
+    )
+    (row,) = read_rows(url)
+    assert (row.pricing_quantity, row.pricing_unit) == (Decimal(2), "GiB-months")
+    assert row.effective_cost_micro_usd == 46_000  # europe-west3 Standard: 0.023 per GiB-month
+    assert "https://cloud.google.com/storage/pricing" in row.charge_description
+
+
+def test_storage_takes_an_explicit_rate_and_owned_disks_write_no_row(db: Database, url: str) -> None:
     month = T0 + timedelta(hours=730)
-    for site, provider, price in (("s1", "gcp", Decimal("0.026")), ("s2", "onprem", None)):
+    negotiated = StorageRate("gcp", frozenset(), Decimal("0.026"), "GB", "negotiated", "contract 42")
+    for site, provider, rate in (("s1", "gcp", negotiated), ("s2", "onprem", None)):
         ledger.record_storage(
             db,
             run_id="r1",
@@ -290,24 +372,28 @@ def test_storage_takes_an_explicit_price_and_on_prem_is_free(db: Database, url: 
             provider=provider,
             region="r",
             artifact="a",
-            size_bytes=2 * GIB,
+            size_bytes=2 * 10**9,
             start=T0,
             end=month,
             tags=TAGS,
-            usd_per_gb_month=price,
+            rate=rate,
         )
-    paid, free = read_rows(url)
+    (paid,) = read_rows(url)
     assert paid.effective_cost_micro_usd == 52_000
-    assert free.effective_cost_micro_usd == 0
+    assert "(negotiated; source: contract 42)" in paid.charge_description
 
 
-def test_bundled_storage_prices_and_unknown_providers() -> None:
-    assert ledger.storage_usd_per_gb_month("aws") == Decimal("0.023")
-    assert ledger.storage_usd_per_gb_month("gcp") == Decimal("0.020")
-    assert ledger.storage_usd_per_gb_month("azure") == Decimal("0.0184")
-    assert ledger.storage_usd_per_gb_month("local") == 0
-    with pytest.raises(ValueError, match=r"no bundled storage price for provider 'ibm'; expected one of aws"):
-        ledger.storage_usd_per_gb_month("ibm")
+def test_catalog_storage_rates_and_unknown_providers() -> None:
+    table = Catalog.bundled().storage
+    assert table.rate("aws", "us-east-1").usd_per_gb_month == Decimal("0.023")
+    assert table.rate("gcp", "europe-west4").usd_per_unit_month == Decimal("0.020")
+    assert table.rate("gcp", "europe-west4").unit == "GiB"
+    assert table.rate("gcp", "europe-west3").usd_per_unit_month == Decimal("0.023")
+    assert table.rate("azure", "eastus").usd_per_unit_month == Decimal("0.0184")
+    assert table.rate("local", "laptop").usd_per_unit_month == 0
+    assert all(rate.source for rate in table.rates)
+    with pytest.raises(CatalogError, match=r"no storage price for ibm us-south; the table knows aws, azure"):
+        table.rate("ibm", "us-south")
 
 
 # --- money and bad calls ------------------------------------------------------------------------------------

@@ -105,15 +105,24 @@ def test_a_plan_becomes_planned_rows_that_sum_to_its_total(
     ledger.record_plan(
         db, run_id="r1", plan=plan, tags=RISK, at=T0, sites=platform.sites, accelerated_steps={"train"}
     )
-    found = rows(db)
+    everything = rows(db)
+    stored = [r for r in everything if r.service_category == "Storage"]
+    found = [r for r in everything if r.service_category != "Storage"]
     assert len(found) == len(plan.placements) + len(plan.transfers)
-    assert {r.kind for r in found} == {"planned"}
+    assert {r.kind for r in everything} == {"planned"}
     expected = sum(ledger.to_micros(p.cost_usd) for p in plan.placements) + sum(
         ledger.to_micros(t.cost_usd) for t in plan.transfers
     )
     assert sum(r.effective_cost_micro_usd for r in found) == expected
     # Each line is rounded once, so the sum is within half a micro-dollar per line of the exact total.
     assert abs(expected - plan.total_cost_usd * 1_000_000) <= Decimal(len(found)) / 2
+    # A month of each priced copy the run leaves (onprem's owned disks are free and get no row).
+    priced = [c for c in plan.storage if c.monthly_usd > 0]
+    assert len(stored) == len(priced) > 0
+    assert sum(r.effective_cost_micro_usd for r in stored) == sum(
+        ledger.to_micros(c.monthly_usd) for c in priced
+    )
+    assert {r.pricing_unit for r in stored} == {"GB-months"}
     by_step = {r.step: r for r in found if r.service_name != "Data Transfer"}
     assert by_step["train"].service_category == "AI and Machine Learning"
     assert by_step["train"].pricing_category == "Dynamic"
@@ -148,7 +157,7 @@ def test_recording_the_plan_again_replaces_it(db: Database, example: tuple[Platf
     for _ in range(2):
         ledger.record_plan(db, run_id="r1", plan=plan, tags=RISK, at=T0, sites=platform.sites)
     ledger.record_plan(db, run_id="r2", plan=plan, tags=RISK, at=T0, sites=platform.sites)
-    per_run = len(plan.placements) + len(plan.transfers)
+    per_run = len(plan.placements) + len(plan.transfers) + sum(1 for c in plan.storage if c.monthly_usd > 0)
     assert [r.run_id for r in rows(db)].count("r1") == per_run
     assert len(rows(db)) == 2 * per_run
 
@@ -204,7 +213,7 @@ def populate(db: Database) -> None:
         to_site="aws-us-east",
         provider="gcp",
         region="europe-west4",
-        size_bytes=1024**3 // 4,
+        size_bytes=250_000_000,  # 0.25 GB (decimal) x 0.12 = 0.03
         usd_per_gb=Decimal("0.12"),
         at=later + timedelta(hours=3),
         tags=GROWTH,

@@ -1,4 +1,4 @@
-"""Price catalog: what each cloud sells where, at what hourly price, and what moving a GB costs.
+"""Price catalog: what each cloud sells where, at what hourly price, what moving and keeping a GB costs.
 
 Bundled data are SkyPilot v8 catalogs (see ``data/SOURCES.md`` for sources and the cleaning rules);
 a team may import a fuller catalog beside its platform file with :func:`import_catalog`.
@@ -6,6 +6,7 @@ a team may import a fuller catalog beside its platform file with :func:`import_c
 
 from __future__ import annotations
 
+from stratus.catalog.billing import BILLED_DATA_UNIT, data_unit
 from stratus.catalog.catalog import COVERAGE_NOTES, PROVIDERS, Catalog, ProviderCatalog
 from stratus.catalog.egress import OWNED_PROVIDERS, EgressRule, EgressTable, Location
 from stratus.catalog.gcp_pairing import GCP_GPU_HOSTS
@@ -18,8 +19,10 @@ from stratus.catalog.regions import (
     known_regions,
     region_info,
 )
+from stratus.catalog.storage import StorageRate, StorageTable
 
 __all__ = [
+    "BILLED_DATA_UNIT",
     "CONTINENTS",
     "COVERAGE_NOTES",
     "GCP_GPU_HOSTS",
@@ -34,7 +37,10 @@ __all__ = [
     "RegionInfo",
     "ReservedPrice",
     "SkippedRow",
+    "StorageRate",
+    "StorageTable",
     "continent_of_jurisdiction",
+    "data_unit",
     "import_catalog",
     "known_regions",
     "region_info",

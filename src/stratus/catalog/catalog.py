@@ -23,6 +23,7 @@ from stratus.catalog.egress import EgressTable
 from stratus.catalog.gcp_pairing import build_gcp_offerings
 from stratus.catalog.offerings import Offering, SkippedRow
 from stratus.catalog.reader import read_vm_rows
+from stratus.catalog.storage import StorageTable
 from stratus.errors import CatalogError
 from stratus.limits import MAX_CATALOG_FILE_BYTES
 from stratus.userfile import read_user_file
@@ -107,6 +108,12 @@ def _bundled_egress() -> EgressTable:
         return EgressTable.read(stream, "<bundled>/egress.csv")
 
 
+@functools.cache
+def _bundled_storage() -> StorageTable:
+    with io.TextIOWrapper(_data("storage.csv").open("rb"), encoding="utf-8", newline="") as stream:
+        return StorageTable.read(stream, "<bundled>/storage.csv")
+
+
 def open_catalog_file(path: Path) -> TextIO:
     """A user's catalog CSV as text: a regular file of at most MAX_CATALOG_FILE_BYTES, in UTF-8."""
     raw = read_user_file(path, limit=MAX_CATALOG_FILE_BYTES, error=CatalogError)
@@ -124,11 +131,17 @@ def _read_file(path: Path, provider: str | None = None) -> ProviderCatalog | Egr
 
 
 class Catalog:
-    """Offerings and egress prices for every provider; frozen after construction."""
+    """Offerings, egress and storage prices for every provider; frozen after construction."""
 
-    def __init__(self, providers: Mapping[str, ProviderCatalog], egress: EgressTable) -> None:
+    def __init__(
+        self,
+        providers: Mapping[str, ProviderCatalog],
+        egress: EgressTable,
+        storage: StorageTable | None = None,
+    ) -> None:
         self._providers = dict(sorted(providers.items()))
         self.egress = egress
+        self.storage = storage if storage is not None else _bundled_storage()
 
     @classmethod
     def bundled(cls) -> Catalog:
@@ -140,7 +153,8 @@ class Catalog:
         """The bundled catalog, with each provider whose ``user_dir/<provider>/vms.csv`` exists replaced.
 
         ``user_dir`` uses SkyPilot's layout (what ``stratus catalog import`` writes); an
-        ``egress.csv`` there, in our format, replaces the bundled egress table.
+        ``egress.csv`` there, in our format, replaces the bundled egress table, and a ``storage.csv``
+        the bundled storage prices.
         """
         if user_dir is None or not user_dir.is_dir():
             return cls.bundled()
@@ -153,7 +167,13 @@ class Catalog:
         egress_path = user_dir / "egress.csv"
         egress = _read_file(egress_path) if egress_path.is_file() else _bundled_egress()
         assert isinstance(egress, EgressTable)
-        return cls(providers, egress)
+        storage_path = user_dir / "storage.csv"
+        storage = (
+            StorageTable.read(open_catalog_file(storage_path), str(storage_path))
+            if storage_path.is_file()
+            else _bundled_storage()
+        )
+        return cls(providers, egress, storage)
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -206,4 +226,8 @@ class Catalog:
 
 @functools.cache
 def _bundled_catalog() -> Catalog:
-    return Catalog({provider: _bundled_provider(provider) for provider in PROVIDERS}, _bundled_egress())
+    return Catalog(
+        {provider: _bundled_provider(provider) for provider in PROVIDERS},
+        _bundled_egress(),
+        _bundled_storage(),
+    )

@@ -8,6 +8,10 @@ Rule order, most specific first: a row restricted to the destination region, the
 then the exact destination continent, then ``other`` (any other continent than the source's), then
 ``any``; ties go to the row whose ``from_continent`` is exact. Sites the team owns (``onprem``, ``local``)
 pay no per-GB egress: the owner's link is a sunk cost. Negotiated rates belong in the platform file.
+
+A row's ``usd_per_gb`` is in the provider's own billing unit (:func:`stratus.catalog.data_unit`): per
+GiB for gcp, as Google lists it, per GB for the others. :meth:`EgressTable.rate_usd_per_gb` converts to
+decimal GB, Stratus's one unit; :meth:`EgressTable.listed_rate` gives the figure as the provider lists it.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TextIO
 
+from stratus.catalog.billing import data_unit
 from stratus.catalog.regions import CONTINENTS
 from stratus.errors import CatalogError
 from stratus.limits import MAX_PRICE_USD
+from stratus.units import DataUnit, per_gb_rate
 
 __all__ = ["OWNED_PROVIDERS", "EgressRule", "EgressTable", "Location"]
 
@@ -200,17 +206,27 @@ class EgressTable:
         best = max(candidates, key=EgressRule.specificity)
         return best.usd_per_gb, f"{scope.replace('_', '-')} rate: {best.describe()}"
 
-    def rate_usd_per_gb(self, src: Location, dst: Location) -> Decimal:
-        """USD the source's provider charges per GB sent from ``src`` to ``dst``.
+    def listed_rate(self, src: Location, dst: Location) -> tuple[Decimal, DataUnit]:
+        """The price per unit as the source's provider lists it, and that unit (GB, or GiB for gcp)."""
+        return self._resolve(src, dst)[0], data_unit(src.provider)
 
-        Raises CatalogError when a cloud source has no matching row, saying how to add an override.
+    def rate_usd_per_gb(self, src: Location, dst: Location) -> Decimal:
+        """USD the source's provider charges per decimal GB sent from ``src`` to ``dst``.
+
+        A per-GiB price is converted (× 10^9 / 2^30). Raises CatalogError when a cloud source has no
+        matching row, saying how to add an override.
         """
-        return self._resolve(src, dst)[0]
+        rate, unit = self.listed_rate(src, dst)
+        return per_gb_rate(rate, unit)
 
     def describe(self, src: Location, dst: Location) -> str:
         """Which rule prices ``src`` -> ``dst`` and why, in one line (for ``--explain``)."""
         rate, why = self._resolve(src, dst)
-        return f"{src.provider}:{src.region} -> {dst.provider}:{dst.region}: {rate} USD/GB; {why}"
+        unit = data_unit(src.provider)
+        price = f"{rate} USD/{unit}"
+        if unit != "GB" and rate:
+            price += f" (= {per_gb_rate(rate, unit):.6f} USD/GB)"
+        return f"{src.provider}:{src.region} -> {dst.provider}:{dst.region}: {price}; {why}"
 
     def inter_zone_usd_per_gb(self, provider: str) -> Decimal | None:
         """The provider's price between zones of one region, if the table has one."""

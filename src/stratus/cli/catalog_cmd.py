@@ -19,6 +19,7 @@ from stratus.cli.output import console
 from stratus.config.env import PLATFORM_ENV
 from stratus.errors import ConfigError
 from stratus.resources import parse_accelerator
+from stratus.units import format_usd
 
 __all__ = ["Listing", "app", "select_offerings"]
 
@@ -199,8 +200,8 @@ def _print_table(listing: Listing) -> None:
             f"{o.vcpus:g}",
             f"{o.memory_gb:g} GB",
             str(o.accelerator) if o.accelerator else "-",
-            _money(o.price_per_hour_usd),
-            _money(o.spot_price_per_hour_usd) or "-",
+            format_usd(o.price_per_hour_usd),
+            "-" if o.spot_price_per_hour_usd is None else format_usd(o.spot_price_per_hour_usd),
         )
     out.print(table)
     for note in listing.notes:

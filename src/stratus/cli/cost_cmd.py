@@ -32,7 +32,6 @@ from stratus.ledger import (
     check_group_by,
     focus_json_value,
     focus_records,
-    format_usd,
     from_micros,
     month_spend,
     report,
@@ -41,6 +40,7 @@ from stratus.ledger import (
     to_focus_csv,
 )
 from stratus.state import Database
+from stratus.units import format_usd as money_text
 
 __all__ = ["app", "export_command", "report_command"]
 
@@ -302,8 +302,8 @@ def _amounts(row: ReportRow) -> list[str]:
     delta = row.actual_micro_usd - row.planned_micro_usd
     sign = "+" if delta > 0 else ""
     return [
-        format_usd(row.planned_micro_usd),
-        format_usd(row.actual_micro_usd),
-        f"{sign}{format_usd(delta)}",
-        format_usd(row.list_micro_usd),
+        money_text(from_micros(row.planned_micro_usd)),
+        money_text(from_micros(row.actual_micro_usd)),
+        f"{sign}{money_text(from_micros(delta))}",
+        money_text(from_micros(row.list_micro_usd)),
     ]

@@ -18,6 +18,7 @@ from stratus.cli.output import console, print_json
 from stratus.config import Platform, load_platform, resolve_platform_path
 from stratus.registry import ModelDetails, ModelVersionInfo, Registry
 from stratus.state import state_dir
+from stratus.units import format_usd
 
 __all__ = ["app", "ls_command", "promote_command", "show_command"]
 
@@ -166,8 +167,8 @@ def _print_details(details: ModelDetails, shown_uri: str, *, list_versions: bool
     _print_version(chosen)
     if list_versions and len(details.versions) > 1:
         table = Table(title="Versions", header_style="bold")
-        for column in ("version", "aliases", "created", "run", "step", "cost (USD)"):
-            table.add_column(column, justify="right" if column == "cost (USD)" else "left")
+        for column in ("version", "aliases", "created", "run", "step", "cost"):
+            table.add_column(column, justify="right" if column == "cost" else "left")
         for info in details.versions:
             lineage = info.lineage
             table.add_row(
@@ -176,7 +177,7 @@ def _print_details(details: ModelDetails, shown_uri: str, *, list_versions: bool
                 f"{info.created_at:%Y-%m-%d %H:%M}",
                 escape(lineage.run_id) if lineage else "-",
                 escape(lineage.step) if lineage else "-",
-                format(lineage.cost_usd, "f") if lineage else "-",
+                format_usd(lineage.cost_usd) if lineage else "-",
             )
         out.print(table)
 
@@ -196,7 +197,7 @@ def _print_version(info: ModelVersionInfo) -> None:
             ("step", lineage.step),
             ("sites", ", ".join(lineage.sites)),
             ("residency", "/".join(lineage.residency) or "none (may be served anywhere)"),
-            ("cost so far", f"{format(lineage.cost_usd, 'f')} USD"),
+            ("cost so far", format_usd(lineage.cost_usd)),
         ]
     if info.onnx_file:
         rows.append(("file", f"{info.onnx_file} (sha256 {(info.onnx_sha256 or '?')[:12]})"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -12,12 +13,13 @@ from stratus.cli.budget_view import ALLOW_OVER_BUDGET, enforce_budgets, plan_bud
 from stratus.cli.inputs import OBJECTIVE, PIPELINE, PLATFORM, finite_flag, load_files, parse_objective
 from stratus.cli.output import console, print_json
 from stratus.cli.render_plan import render_plan
+from stratus.cli.state_db import open_existing
 from stratus.config import Pipeline, Platform
 from stratus.limits import MAX_FLAG_SECONDS
 from stratus.planner import Plan, plan
 from stratus.planner.plan import Objective
 from stratus.policy import policy_gate
-from stratus.state import state_dir
+from stratus.state import STATE_URL_ENV, MeasuredSize, last_output_sizes, state_dir
 
 __all__ = ["make_plan", "plan_command"]
 
@@ -43,6 +45,7 @@ def make_plan(
             explain=explain,
             time_limit_s=time_limit_s,
             policy=gate.plan_policy(pipeline),
+            measured=_measured_sizes(platform_file, pipeline.name),
         )
     finally:
         gate.close()
@@ -110,3 +113,14 @@ def plan_command(
         explicit_url=state_url,
         what=f"plan {pipeline}",
     )
+
+
+def _measured_sizes(platform_file: Path, pipeline: str) -> dict[str, MeasuredSize]:
+    """The last measured output sizes of ``pipeline``, when its state exists; planning creates none."""
+    db, _shown = open_existing(platform_file, os.environ.get(STATE_URL_ENV))
+    if db is None:
+        return {}
+    try:
+        return last_output_sizes(db, pipeline)
+    finally:
+        db.engine.dispose()

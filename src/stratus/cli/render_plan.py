@@ -8,12 +8,13 @@ from rich.console import Console
 from rich.table import Table
 
 from stratus.planner import Plan
+from stratus.units import format_usd
 
 __all__ = ["render_plan"]
 
 
 def _usd(value: Decimal) -> str:
-    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+    return format_usd(value)
 
 
 def render_plan(out: Console, plan: Plan, explain: bool = False) -> None:
@@ -47,7 +48,7 @@ def render_plan(out: Console, plan: Plan, explain: bool = False) -> None:
 
     if plan.transfers:
         transfers = Table(title="Transfers", title_justify="left")
-        for column in ("artifact", "from", "to", "GB", "$/GB", "cost", "why"):
+        for column in ("artifact", "from", "to", "GB", "$/GB", "cost", "why"):  # GB: 10^9 bytes
             transfers.add_column(column, justify="right" if column in ("GB", "$/GB", "cost") else "left")
         for t in plan.transfers:
             transfers.add_row(
@@ -55,7 +56,7 @@ def render_plan(out: Console, plan: Plan, explain: bool = False) -> None:
                 t.from_site,
                 t.to_site,
                 f"{t.size_gb:g}",
-                f"{t.usd_per_gb}",
+                _usd(t.usd_per_gb),
                 _usd(t.cost_usd),
                 t.reason,
             )
@@ -63,6 +64,8 @@ def render_plan(out: Console, plan: Plan, explain: bool = False) -> None:
     else:
         out.print("Transfers: none (every artifact is read where it was written)")
 
+    _render_storage(out, plan)
+    _render_sizes(out, plan, explain)
     out.print(
         f"[bold]Total {_usd(plan.total_cost_usd)}[/] = compute {_usd(plan.compute_cost_usd)} + egress "
         f"{_usd(plan.egress_cost_usd)}; makespan {plan.makespan_hours:.2f} h; "
@@ -78,8 +81,43 @@ def render_plan(out: Console, plan: Plan, explain: bool = False) -> None:
             + f"({plan.candidates} candidates; a larger --time-limit may close the gap)"
         )
     )
+    if plan.storage:
+        out.print(
+            f"Storage of the copies the run leaves: {_usd(plan.storage_usd_per_month)} per month "
+            "(not in the run total above; the ledger books one month of each replica)"
+        )
     if explain:
         _render_explanation(out, plan)
+
+
+def _render_storage(out: Console, plan: Plan) -> None:
+    if not plan.storage:
+        return
+    table = Table(title="Storage left behind, per month", title_justify="left")
+    for column in ("artifact", "site", "GB", "$/GB-month", "$/month", "source"):
+        table.add_column(column, justify="right" if column in ("GB", "$/GB-month", "$/month") else "left")
+    for c in plan.storage:
+        table.add_row(
+            c.artifact, c.site, f"{c.size_gb:g}", _usd(c.usd_per_gb_month), _usd(c.monthly_usd), c.source
+        )
+    out.print(table)
+
+
+def _render_sizes(out: Console, plan: Plan, explain: bool) -> None:
+    """Which size each output was priced at; every output with --explain, else only the replaced ones."""
+    shown = [s for s in plan.sizes if explain or s.used == "measured"]
+    if not shown:
+        return
+    table = Table(title="Output sizes used (GB)", title_justify="left")
+    for column in ("artifact", "declared", "last measured", "used"):
+        table.add_column(column, justify="left" if column == "artifact" else "right")
+    for s in shown:
+        measured = "-" if s.measured_gb is None else f"{s.measured_gb:.6g} (run {s.measured_run})"
+        used = f"{s.used_gb:.6g} ({s.used}" + (
+            ", >10x off the declared size)" if s.used == "measured" else ")"
+        )
+        table.add_row(s.artifact, f"{s.declared_gb:g}", measured, used)
+    out.print(table)
 
 
 def _render_explanation(out: Console, plan: Plan) -> None:

@@ -17,6 +17,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from stratus.runner import RunEvent, RunReport, StepReport, metrics_words
+from stratus.runner.sizes import size_words
+from stratus.units import format_usd
 
 __all__ = ["Progress", "log_line", "render_failure", "render_report"]
 
@@ -149,8 +151,15 @@ def render_report(console: Console, report: RunReport, resume_hint: str) -> None
         )
     replicas = sum(len(a.replicas) for a in report.artifacts)
     console.print(
-        f"{len(report.artifacts)} artifacts, {replicas} verified replicas; cost ${report.cost_usd:.6f}"
+        f"{len(report.artifacts)} artifacts, {replicas} verified replicas; cost {format_usd(report.cost_usd)}"
+        " (compute, transfers, and a month of storage of the replicas left)"
     )
+    if report.size_estimates:
+        console.print(
+            "[yellow]Declared sizes far from what this run measured[/] (fix size_gb in the pipeline):"
+        )
+        for estimate in report.size_estimates:
+            console.print(f"  - {escape(size_words(estimate))}", soft_wrap=True)
     if report.notes:
         console.print("[bold]What happened:[/]")
         for note in report.notes:

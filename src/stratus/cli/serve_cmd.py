@@ -15,7 +15,6 @@ import signal
 import sys
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -25,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from stratus.catalog import Catalog
+from stratus.catalog import Catalog, Offering
 from stratus.cli import serve_admin_cmd, serve_scale_cmd
 from stratus.cli.inputs import JSON, PLATFORM_HERE
 from stratus.cli.output import console, print_json
@@ -61,6 +60,7 @@ from stratus.serving.source import (
 )
 from stratus.state import Repository, open_database, state_dir, state_url
 from stratus.storage import SiteStore
+from stratus.units import format_usd
 
 __all__ = ["app", "serving_folder"]
 
@@ -203,8 +203,18 @@ def start_command(
         _start_detached(model, site_list, deployment_name, platform_file, folder, fleet_options, as_json)
         return
     paths = stage_model(source, stores, repo, folder / "models", _holder_opener(model_platform, base_dir))
-    costs = _serving_prices(model_platform, site_list, platform_file)
-    fleet = Fleet(source.name, source.description, paths, costs, folder, fleet_options, name=deployment_name)
+    machines = _serving_machines(model_platform, site_list, platform_file)
+    costs = {site: float(o.price_per_hour_usd) for site, o in machines.items()}
+    fleet = Fleet(
+        source.name,
+        source.description,
+        paths,
+        costs,
+        folder,
+        fleet_options,
+        name=deployment_name,
+        machines={site: (o.name, o.vcpus) for site, o in machines.items()},
+    )
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -286,21 +296,24 @@ def _check_sites(text: str, platform: Platform, platform_file: Path) -> list[str
     return names
 
 
-def _serving_prices(platform: Platform, sites: list[str], platform_file: Path) -> dict[str, float]:
-    """Each site's cheapest on-demand CPU machine with 2 vCPUs and 4 GB: what the `cost` policy ranks."""
+def _serving_machines(platform: Platform, sites: list[str], platform_file: Path) -> dict[str, Offering]:
+    """Each site's cheapest on-demand CPU machine with at least 2 vCPUs and 4 GB: what the `cost` policy
+    ranks by. The machine may have more vCPUs than 2 (the catalog's smallest fitting one); tables name
+    its real vCPUs. A site with no fitting offering is absent (its price counts as 0)."""
     catalog = Catalog.load(state_dir(platform_file) / "catalog")
     offerings = site_offerings(
         platform.model_copy(update={"sites": {s: platform.sites[s] for s in sites}}), catalog
     )
-    prices: dict[str, float] = {}
+    machines: dict[str, Offering] = {}
     for site in sites:
         fitting = [
-            o.price_per_hour_usd
+            o
             for o in offerings.offerings[site]
             if o.accelerator is None and o.vcpus >= 2 and o.memory_gb >= 4
         ]
-        prices[site] = float(min(fitting, default=Decimal(0)))
-    return prices
+        if fitting:
+            machines[site] = min(fitting, key=lambda o: (o.price_per_hour_usd, o.vcpus, o.name))
+    return machines
 
 
 def _print_started(deployment: Deployment) -> None:
@@ -311,9 +324,11 @@ def _print_started(deployment: Deployment) -> None:
         f"{len(deployment.gateways)} gateways, "
         f"policy {deployment.policy}"
     )
-    table = Table("site", "replica", "server", "$/h (2 vCPU)", "log")
+    table = Table("site", "replica", "server", "machine", "$/h", "log")
     for site in deployment.sites.values():
-        table.add_row(site.site, str(site.replica), site.url, f"{site.cost_per_hour:.4f}", site.log)
+        table.add_row(
+            site.site, str(site.replica), site.url, site.machine, format_usd(site.cost_per_hour), site.log
+        )
     out.print(table)
     for gateway in deployment.gateways:
         out.print(

@@ -13,10 +13,10 @@ from stratus.config import Resources, ServerlessSpec
 from stratus.errors import ExecutorError
 from stratus.executors.base import Executor, Handle, StepRequest
 from stratus.executors.process import Limits, start_worker
+from stratus.units import bytes_from_gb
 
 __all__ = ["PricedPerUse", "ServerlessExecutor"]
 
-_BYTES_PER_GB = 1_000_000_000
 _MS = Decimal("0.001")
 
 
@@ -54,7 +54,7 @@ class ServerlessExecutor(PricedPerUse):
         limit_s = self.spec.max_duration_s
         timeout = limit_s if request.timeout_s is None else min(request.timeout_s, limit_s)
         limits = Limits(
-            memory_bytes=int(memory * _BYTES_PER_GB),
+            memory_bytes=bytes_from_gb(memory),
             memory_hint=f" (the function size at site {self.site}; raise the step's resources.memory_gb, "
             f"up to compute.serverless.max_memory_gb = {self.spec.max_memory_gb:g})",
             timeout_s=timeout,

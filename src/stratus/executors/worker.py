@@ -29,6 +29,7 @@ import psutil
 
 from stratus.failures import classify_exception
 from stratus.step import StepContext
+from stratus.units import format_gb
 
 __all__ = ["main"]
 
@@ -74,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         returned = function(context)
     except MemoryError:
         _limit_memory(None)
-        gb = (limit or 0) / 1e9
-        _report(result_path, ok=False, failure="memory", error=f"exceeded its memory limit of {gb:g} GB")
+        limit_text = format_gb(limit or 0)
+        _report(result_path, ok=False, failure="memory", error=f"exceeded its memory limit of {limit_text}")
         return 3
     except (Exception, SystemExit) as exc:  # sys.exit() in step code is its failure, not the worker's
         _limit_memory(None)

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from stratus.ledger.money import format_usd, from_micros, to_micros
     from stratus.ledger.period import Month
     from stratus.ledger.planned import record_plan
-    from stratus.ledger.prices import STORAGE_USD_PER_GB_MONTH, storage_usd_per_gb_month
     from stratus.ledger.record import (
         FOCUS_PRICING_CATEGORY,
         record_compute,
@@ -51,7 +50,6 @@ __all__ = [
     "FOCUS_PRICING_CATEGORY",
     "GROUP_BY",
     "KINDS",
-    "STORAGE_USD_PER_GB_MONTH",
     "Kind",
     "LedgerRow",
     "Month",
@@ -76,7 +74,6 @@ __all__ = [
     "record_transfer",
     "report",
     "run_ids",
-    "storage_usd_per_gb_month",
     "to_allocation_csv",
     "to_focus_csv",
     "to_micros",
@@ -102,8 +99,6 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "to_micros": ("stratus.ledger.money", "to_micros"),
     "Month": ("stratus.ledger.period", "Month"),
     "record_plan": ("stratus.ledger.planned", "record_plan"),
-    "STORAGE_USD_PER_GB_MONTH": ("stratus.ledger.prices", "STORAGE_USD_PER_GB_MONTH"),
-    "storage_usd_per_gb_month": ("stratus.ledger.prices", "storage_usd_per_gb_month"),
     "FOCUS_PRICING_CATEGORY": ("stratus.ledger.record", "FOCUS_PRICING_CATEGORY"),
     "record_compute": ("stratus.ledger.record", "record_compute"),
     "record_function": ("stratus.ledger.record", "record_function"),

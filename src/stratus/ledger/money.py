@@ -8,19 +8,17 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from stratus import units
+
 __all__ = [
-    "BYTES_PER_GB",
     "HOURS_PER_MONTH",
     "MICROS_PER_USD",
     "format_usd",
     "from_micros",
-    "gigabytes",
     "to_micros",
 ]
 
 MICROS_PER_USD = 1_000_000
-# Clouds bill storage and transfer in binary gigabytes (AWS "GB" = 2^30 bytes, GCP says GiB outright).
-BYTES_PER_GB = 1024**3
 # The average month (365 × 24 / 12), the length AWS, GCP and Azure use to prorate GB-month prices.
 HOURS_PER_MONTH = Decimal(730)
 
@@ -38,10 +36,8 @@ def from_micros(micros: int) -> Decimal:
 
 
 def format_usd(micros: int) -> str:
-    """Six-place fixed-point text, never exponent notation: what CSV and tables show."""
-    return format(from_micros(micros), "f")
+    """Six-place fixed-point text, never exponent notation: what CSV and JSON exports carry.
 
-
-def gigabytes(size_bytes: int) -> Decimal:
-    """Bytes → billing gigabytes (2^30 bytes), exactly."""
-    return Decimal(size_bytes) / BYTES_PER_GB
+    People read money through :func:`stratus.units.format_usd` (the same six places, with ``$``).
+    """
+    return units.usd_fixed(from_micros(micros))

@@ -18,14 +18,16 @@ from stratus.ledger.record import (
     CATEGORY_AI,
     CATEGORY_COMPUTE,
     CATEGORY_NETWORK,
+    CATEGORY_STORAGE,
     SERVICE_FUNCTIONS,
+    SERVICE_STORAGE,
     SERVICE_TRANSFER,
     SERVICE_VMS,
     Charge,
     Where,
     build_row,
 )
-from stratus.planner import Placement, Plan, Transfer
+from stratus.planner import Placement, Plan, StoredCopy, Transfer
 from stratus.state import Database
 
 __all__ = ["record_plan", "transfer_step"]
@@ -48,10 +50,13 @@ def record_plan(
     gives transfers their sending site's provider and region and marks serverless sites' steps as
     Functions; ``accelerated_steps`` are the steps whose offering has an accelerator.
     ListCost of a planned row equals its EffectiveCost: a Placement does not carry the on-demand price.
+    Each copy the plan leaves at a priced store is one planned month of storage, as the runner records
+    one month of each replica it leaves.
     """
     start = at or datetime.now(UTC)
     rows = [_placement_row(run_id, p, tags, start, sites, accelerated_steps) for p in plan.placements]
     rows += [_transfer_row(run_id, t, plan, tags, start, sites) for t in plan.transfers]
+    rows += [_storage_row(run_id, c, plan, tags, start, sites) for c in plan.storage if c.monthly_usd > 0]
     with db.session() as session, session.begin():
         session.execute(delete(LedgerRow).where(LedgerRow.run_id == run_id, LedgerRow.kind == "planned"))
         session.add_all(rows)
@@ -117,6 +122,35 @@ def _transfer_row(
         to_site=t.to_site,
     )
     return build_row(Where(run_id, t.from_site, provider, region, transfer_step(t), tags), charge)
+
+
+def _storage_row(
+    run_id: str,
+    c: StoredCopy,
+    plan: Plan,
+    tags: Mapping[str, str],
+    at: datetime,
+    sites: Mapping[str, Site] | None,
+) -> LedgerRow:
+    provider, region = _provider_region(c.site, plan, sites)
+    step = c.artifact.split(".", 1)[0] if not c.artifact.startswith("dataset:") else None
+    charge = Charge(
+        kind="planned",
+        pricing="on-demand",
+        effective_usd=c.monthly_usd,
+        list_usd=c.monthly_usd,
+        quantity=Decimal(str(c.size_gb)),
+        unit="GB-months",
+        service_category=CATEGORY_STORAGE,
+        service_name=SERVICE_STORAGE,
+        sku=f"object-storage:{provider}:{region}",
+        resource_id=f"{c.site}/{c.artifact}",
+        resource_name=c.artifact,
+        description=f"planned: keep {c.artifact} at {c.site} for a month at {c.source}",
+        start=at,
+        end=at + timedelta(hours=730),
+    )
+    return build_row(Where(run_id, c.site, provider, region, step, tags), charge)
 
 
 def transfer_step(t: Transfer) -> str | None:

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from stratus import units
+from stratus.catalog import Catalog, StorageRate, data_unit
 from stratus.ledger import money
 from stratus.ledger.model import Kind, LedgerRow, StratusPricing
-from stratus.ledger.prices import storage_usd_per_gb_month
 from stratus.state import Database
 
 __all__ = [
@@ -253,27 +254,36 @@ def record_transfer(
 ) -> None:
     """Record bytes copied between sites, charged to the sending site (egress is billed at the source).
 
-    ``provider``/``region`` are the sending site's; ``step`` is the step the copy was made for, if any.
+    ``provider``/``region`` are the sending site's; ``step`` is the step the copy was made for, if any;
+    ``usd_per_gb`` is per decimal GB (Stratus's unit). The row's PricingUnit is the unit the sender
+    bills in: ``GB`` (10^9 bytes), or ``GiB`` for a provider that bills per GiB (gcp), in which case
+    PricingQuantity is in GiB and the description gives the per-GiB rate. The cost is the same either way.
     A copy of 0 bytes (the destination already held the object) costs nothing and writes no row.
     """
     if size_bytes < 0:
         raise ValueError(f"size_bytes {size_bytes} is negative")
     if size_bytes == 0:
         return
-    gb = money.gigabytes(size_bytes)
+    unit = data_unit(provider)
+    quantity = units.quantity_in(size_bytes, unit)
+    usd = usd_per_gb * units.gb_from_bytes(size_bytes)
+    billed = f"{size_bytes} bytes = {_tidy(quantity)} {unit}"
+    if unit != "GB":
+        rate = usd_per_gb * units.bytes_per(unit) / units.BYTES_PER_GB
+        billed += f"; {provider} bills per {unit}: {_tidy(rate)} USD/{unit} (= {_tidy(usd_per_gb)} USD/GB)"
     charge = Charge(
         kind="transfer",
         pricing="on-demand",
-        effective_usd=usd_per_gb * gb,
-        list_usd=usd_per_gb * gb,
-        quantity=gb,
-        unit="GB",
+        effective_usd=usd,
+        list_usd=usd,
+        quantity=quantity,
+        unit=unit,
         service_category=CATEGORY_NETWORK,
         service_name=SERVICE_TRANSFER,
         sku=f"egress:{from_site}->{to_site}",
         resource_id=f"{from_site}->{to_site}/{artifact}",
         resource_name=artifact,
-        description=f"copy {artifact} from {from_site} to {to_site} ({size_bytes} bytes)",
+        description=f"copy {artifact} from {from_site} to {to_site} ({billed})",
         start=at,
         end=at,
         to_site=to_site,
@@ -293,34 +303,41 @@ def record_storage(
     start: datetime,
     end: datetime,
     tags: Mapping[str, str],
-    usd_per_gb_month: Decimal | None = None,
+    rate: StorageRate | None = None,
     step: str | None = None,
 ) -> None:
-    """Record ``size_bytes`` held at ``site`` from ``start`` to ``end``, prorated in GB-months.
+    """Record ``size_bytes`` held at ``site`` from ``start`` to ``end``, in unit-months at ``rate``.
 
-    Without ``usd_per_gb_month`` the bundled list price for ``provider`` is used
-    (:data:`stratus.ledger.STORAGE_USD_PER_GB_MONTH`); a month is 730 hours, as the clouds prorate.
+    ``rate`` defaults to the bundled catalog's price for ``provider``/``region``; the row's PricingUnit
+    is that rate's unit (``GB-months``, or ``GiB-months`` for gcp) and its description names the source.
+    A month is 730 hours, as the clouds prorate. A free rate (owned disks) writes no row: the ledger
+    holds charges, and a zero row would read as a price nobody set.
     """
     if size_bytes < 0:
         raise ValueError(f"size_bytes {size_bytes} is negative")
-    price = storage_usd_per_gb_month(provider) if usd_per_gb_month is None else usd_per_gb_month
+    price = rate if rate is not None else Catalog.bundled().storage.rate(provider, region)
     _aware(start, "start")
     _aware(end, "end")
+    if price.usd_per_unit_month == 0 or size_bytes == 0:
+        return
     held_hours = Decimal(str((end - start).total_seconds())) / 3600
-    gb_months = money.gigabytes(size_bytes) * held_hours / money.HOURS_PER_MONTH
+    months = units.quantity_in(size_bytes, price.unit) * held_hours / money.HOURS_PER_MONTH
     charge = Charge(
         kind="storage",
         pricing="on-demand",
-        effective_usd=price * gb_months,
-        list_usd=price * gb_months,
-        quantity=gb_months,
-        unit="GB-months",
+        effective_usd=price.usd_per_unit_month * months,
+        list_usd=price.usd_per_unit_month * months,
+        quantity=months,
+        unit=f"{price.unit}-months",
         service_category=CATEGORY_STORAGE,
         service_name=SERVICE_STORAGE,
-        sku=f"object-storage:{provider}",
+        sku=f"object-storage:{provider}:{region}",
         resource_id=f"{site}/{artifact}",
         resource_name=artifact,
-        description=f"store {artifact} ({size_bytes} bytes) at {site}",
+        description=(
+            f"store {artifact} ({size_bytes} bytes) at {site} for {_tidy(held_hours)} h at "
+            f"{price.usd_per_unit_month} USD/{price.unit}-month ({price.note}; source: {price.source})"
+        ),
         start=start,
         end=end,
     )

@@ -6,24 +6,30 @@ Pure: no I/O, no printing. ``plan`` returns a frozen :class:`Plan`; infeasibilit
 
 from stratus.planner.candidates import SiteOfferings, site_offerings
 from stratus.planner.evaluate import Evaluation, evaluate
-from stratus.planner.plan import Alternative, Participant, Placement, Plan, Rejection, Transfer
+from stratus.planner.plan import Alternative, Participant, Placement, Plan, Rejection, StoredCopy, Transfer
 from stratus.planner.problem import Problem, build_problem
 from stratus.planner.residency import artifact_residency
+from stratus.planner.sizes import FAR_OFF_FACTOR, Measurement, SizeEstimate, far_off
 from stratus.planner.solve import plan, solve
 
 __all__ = [
+    "FAR_OFF_FACTOR",
     "Alternative",
     "Evaluation",
+    "Measurement",
     "Participant",
     "Placement",
     "Plan",
     "Problem",
     "Rejection",
     "SiteOfferings",
+    "SizeEstimate",
+    "StoredCopy",
     "Transfer",
     "artifact_residency",
     "build_problem",
     "evaluate",
+    "far_off",
     "plan",
     "site_offerings",
     "solve",

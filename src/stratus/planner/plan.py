@@ -6,7 +6,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-__all__ = ["Alternative", "Participant", "Placement", "Plan", "Pricing", "Rejection", "Transfer"]
+from stratus.planner.sizes import SizeEstimate
+
+__all__ = [
+    "Alternative",
+    "Participant",
+    "Placement",
+    "Plan",
+    "Pricing",
+    "Rejection",
+    "StoredCopy",
+    "Transfer",
+]
 
 Pricing = Literal["on-demand", "spot", "reserved"]
 Objective = Literal["cost", "time"]
@@ -65,6 +76,22 @@ class Transfer:
 
 
 @dataclass(frozen=True)
+class StoredCopy:
+    """A copy of an artifact the run will leave at a site, and what keeping it costs per month.
+
+    ``usd_per_gb_month`` is per decimal GB (a per-GiB price list converted); ``source`` names the
+    catalog row it comes from, so the figure can be checked.
+    """
+
+    artifact: str
+    site: str
+    size_gb: float
+    usd_per_gb_month: Decimal
+    monthly_usd: Decimal
+    source: str
+
+
+@dataclass(frozen=True)
 class Alternative:
     """A runner-up for one step: the best placement at another site, and what moving there would cost."""
 
@@ -104,11 +131,20 @@ class Plan:
     # Sites a step may still use, where a policy denied some of its choices (offering, pricing).
     policy_denials: tuple[Rejection, ...] = ()
     alternatives: tuple[Alternative, ...] = field(default=(), compare=False)
+    # The copies the run leaves behind and their monthly storage cost (not part of the run's total).
+    storage: tuple[StoredCopy, ...] = ()
+    # The size each step output was priced at: declared, or the last measured one when far off.
+    sizes: tuple[SizeEstimate, ...] = ()
 
     @property
     def total_cost_usd(self) -> Decimal:
-        """Compute plus egress."""
+        """Compute plus egress: what executing the plan costs (storage is per month, see below)."""
         return self.compute_cost_usd + self.egress_cost_usd
+
+    @property
+    def storage_usd_per_month(self) -> Decimal:
+        """What keeping every copy the run leaves costs per month."""
+        return sum((c.monthly_usd for c in self.storage), Decimal(0))
 
     def placement(self, step: str) -> Placement:
         """The placement of ``step``; KeyError when the plan has no such step."""
@@ -124,6 +160,7 @@ class Plan:
             "total_cost_usd": _usd(self.total_cost_usd),
             "compute_cost_usd": _usd(self.compute_cost_usd),
             "egress_cost_usd": _usd(self.egress_cost_usd),
+            "storage_usd_per_month": _usd(self.storage_usd_per_month),
             "makespan_hours": round(self.makespan_hours, 6),
             "solver": self.solver,
             "optimality_gap": self.optimality_gap,
@@ -151,4 +188,16 @@ class Plan:
                 }
                 for t in self.transfers
             ],
+            "storage": [
+                {
+                    "artifact": c.artifact,
+                    "site": c.site,
+                    "size_gb": c.size_gb,
+                    "usd_per_gb_month": _usd(c.usd_per_gb_month),
+                    "usd_per_month": _usd(c.monthly_usd),
+                    "source": c.source,
+                }
+                for c in self.storage
+            ],
+            "sizes": [s.to_json() for s in self.sizes],
         }

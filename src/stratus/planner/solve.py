@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from stratus.catalog import Catalog
 from stratus.config import Pipeline, Platform
 from stratus.planner.candidates import CandidatePolicy
@@ -9,6 +11,8 @@ from stratus.planner.evaluate import Evaluation, evaluate
 from stratus.planner.milp import solve_milp
 from stratus.planner.plan import Alternative, Objective, Plan, Rejection
 from stratus.planner.problem import Problem, build_problem
+from stratus.planner.sizes import Measurement, choose_sizes, with_sizes
+from stratus.planner.storage import copies_left
 from stratus.planner.terms import split_terms
 from stratus.planner.tree import solve_tree, tree_shaped
 
@@ -27,13 +31,19 @@ def plan(
     explain: bool = False,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     policy: CandidatePolicy | None = None,
+    measured: Mapping[str, Measurement] | None = None,
 ) -> Plan:
     """Place every step on a site and offering, optimally for ``objective``; pure, no I/O beyond the catalog.
 
-    ``policy`` may deny candidates (see :func:`build_problem`). Raises InfeasibleError (with per-step,
-    per-site reasons) when no placement satisfies the constraints.
+    ``policy`` may deny candidates (see :func:`build_problem`). ``measured`` (``"step.output"`` → the
+    last measured size) replaces declared sizes that are far off (:mod:`stratus.planner.sizes`); the
+    plan's ``sizes`` say which was used. Raises InfeasibleError (with per-step, per-site reasons) when no
+    placement satisfies the constraints.
     """
-    problem = build_problem(pipeline, platform, catalog or Catalog.bundled(), objective, policy)
+    catalog = catalog or Catalog.bundled()
+    sizes = choose_sizes(pipeline, measured or {})
+    pipeline = with_sizes(pipeline, sizes)
+    problem = build_problem(pipeline, platform, catalog, objective, policy)
     assignment, solver, gap = solve(problem, time_limit_s)
     result = evaluate(problem, assignment)
     alternatives = _alternatives(problem, assignment, result) if explain else ()
@@ -51,6 +61,8 @@ def plan(
         rejections=_rejections(problem.rejections),
         policy_denials=_rejections(problem.denials),
         alternatives=alternatives,
+        storage=copies_left(pipeline, platform, catalog.storage, result.placements, result.transfers),
+        sizes=sizes,
     )
 
 

@@ -7,9 +7,10 @@ Costs are read back from the ledger for the run report, so what ``stratus run`` 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 
+from stratus.catalog import Catalog, StorageTable
 from stratus.config import Platform, Resources
 from stratus.executors import Executor, PricedPerUse, ServerlessExecutor
 from stratus.ledger import record_compute, record_function, record_plan, record_storage, record_transfer
@@ -19,16 +20,27 @@ from stratus.state import Database
 __all__ = ["Biller"]
 
 _MS = Decimal("0.001")
+#: How long a replica a run leaves is charged for in its ledger: one average month (730 h), the period
+#: storage prices are quoted for, so the row reads as "what keeping this costs per month".
+STORAGE_PERIOD = timedelta(hours=730)
 
 
 class Biller:
     """Writes one run's FOCUS rows; each call is one committed transaction."""
 
-    def __init__(self, db: Database, run_id: str, platform: Platform, tags: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        run_id: str,
+        platform: Platform,
+        tags: Mapping[str, str],
+        storage: StorageTable | None = None,
+    ) -> None:
         self.db = db
         self.run_id = run_id
         self.platform = platform
         self.tags = dict(tags)
+        self.storage_rates = storage if storage is not None else Catalog.bundled().storage
 
     def plan(self, plan: Plan, accelerated: set[str]) -> None:
         """The plan the run starts from, so the report shows planned next to actual."""
@@ -125,9 +137,10 @@ class Biller:
         )
 
     def storage(
-        self, *, site: str, artifact: str, size_bytes: int, start: datetime, end: datetime, step: str | None
+        self, *, site: str, artifact: str, size_bytes: int, start: datetime, step: str | None
     ) -> None:
-        """Bytes a run wrote to a site, held from when they were written until the run ended."""
+        """A replica the run leaves at a site: its first month of storage from when it was written,
+        priced from the catalog's storage rate for the site's provider and region (with its source)."""
         where = self.platform.sites[site]
         record_storage(
             self.db,
@@ -138,7 +151,8 @@ class Biller:
             artifact=artifact,
             size_bytes=size_bytes,
             start=start,
-            end=end,
+            end=start + STORAGE_PERIOD,
             tags=self.tags,
+            rate=self.storage_rates.rate(where.provider, where.region),
             step=step,
         )

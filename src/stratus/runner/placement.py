@@ -14,7 +14,7 @@ from decimal import Decimal
 from stratus.catalog import Catalog, Offering
 from stratus.config import Pipeline, Platform, Step
 from stratus.errors import InfeasibleError
-from stratus.planner import Placement, Plan, Problem, build_problem, plan
+from stratus.planner import Measurement, Placement, Plan, Problem, build_problem, plan
 from stratus.planner.candidates import CandidatePolicy
 from stratus.planner.plan import Objective
 
@@ -40,8 +40,10 @@ class Placer:
         catalog: Catalog,
         objective: Objective,
         policy: CandidatePolicy | None = None,
+        measured: Mapping[str, Measurement] | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.measured = dict(measured or {})  # last measured output sizes: far-off estimates use them
         self.platform = platform
         self.catalog = catalog
         self.objective = objective
@@ -94,7 +96,14 @@ class Placer:
             steps[name] = step.model_copy(update={"constraints": constraints})
         pipeline = self.pipeline.model_copy(update={"steps": steps})
         self.problem = build_problem(pipeline, self.platform, self.catalog, self.objective, self.policy)
-        return plan(pipeline, self.platform, self.catalog, objective=self.objective, policy=self.policy)
+        return plan(
+            pipeline,
+            self.platform,
+            self.catalog,
+            objective=self.objective,
+            policy=self.policy,
+            measured=self.measured,
+        )
 
     def _lost(self, step: str) -> dict[str, str]:
         """The sites ``step`` may no longer use in this run, and why: its own exclusions, then sites down."""

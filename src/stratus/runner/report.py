@@ -12,6 +12,7 @@ from typing import Any
 
 from stratus.failures import ErrorClass
 from stratus.ledger import report as ledger_report
+from stratus.planner import SizeEstimate
 from stratus.runner.incidents import Incidents, Replan, SiteDown, StepFailure
 from stratus.state import DONE, Repository, StepRunRow
 
@@ -64,6 +65,8 @@ class RunReport:
     waited_for: str | None = None  # the run of the same pipeline this one waited for, if any
     sites_down: tuple[SiteDown, ...] = ()
     replans: tuple[Replan, ...] = ()
+    # Step outputs whose declared size_gb is more than 10x off what this run measured.
+    size_estimates: tuple[SizeEstimate, ...] = ()
 
     @property
     def succeeded(self) -> bool:
@@ -77,9 +80,11 @@ class RunReport:
 
     def to_json(self) -> dict[str, Any]:
         """``{"run_id", "status", "steps": [...], "artifacts": [...], "cost_usd", "waited_for", "sites_down",
-        "replans"}``: each step with its metrics, and when it failed, whose failure it was (``error_class``:
-        ``user`` or ``infrastructure``), the error and its log's last lines. ``waited_for`` is the id of the
-        run of the same pipeline this one waited for (None when it did not wait); its results were reused.
+        "replans", "size_estimates"}``: each step with its metrics, and when it failed, whose failure it
+        was (``error_class``: ``user`` or ``infrastructure``), the error and its log's last lines.
+        ``waited_for`` is the id of the run of the same pipeline this one waited for (None when it did not
+        wait); its results were reused. ``size_estimates``: outputs declared more than 10x off their
+        measured size.
         """
         return {
             "run_id": self.run_id,
@@ -118,6 +123,7 @@ class RunReport:
                 }
                 for r in self.replans
             ],
+            "size_estimates": [e.to_json() for e in self.size_estimates],
         }
 
 
@@ -129,10 +135,12 @@ def build_report(
     error: str | None = None,
     *,
     incidents: Incidents | None = None,
+    size_estimates: Sequence[SizeEstimate] = (),
 ) -> RunReport:
     """Assemble the report of ``run_id`` from the manifest and the ledger (the single source of cost).
 
-    ``incidents`` adds what only this session saw: sites down, re-plans and each failure's class.
+    ``incidents`` adds what only this session saw: sites down, re-plans and each failure's class;
+    ``size_estimates`` the outputs whose declared size was far from the measured one.
     """
     incidents = incidents or Incidents()
     row = repo.run(run_id)
@@ -158,6 +166,7 @@ def build_report(
         error=error if error is not None else (row.error if row else None),
         sites_down=tuple(incidents.sites_down),
         replans=tuple(incidents.replans),
+        size_estimates=tuple(size_estimates),
     )
 
 

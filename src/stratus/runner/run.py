@@ -35,7 +35,18 @@ from stratus.runner.replicas import RepairLedger, complete_pending, pending_note
 from stratus.runner.report import RunReport, build_report
 from stratus.runner.runlock import acquire_run_lock, run_lock_name, runner_alive, runner_identity
 from stratus.runner.scheduler import Scheduler
-from stratus.state import DONE, Database, Repository, RunStatus, open_database, state_dir, state_url, utcnow
+from stratus.runner.sizes import far_off_sizes, measured_size_note
+from stratus.state import (
+    DONE,
+    Database,
+    Repository,
+    RunStatus,
+    last_output_sizes,
+    open_database,
+    state_dir,
+    state_url,
+)
+from stratus.units import format_usd
 
 __all__ = ["new_run_id", "run", "run_file"]
 
@@ -108,9 +119,9 @@ def run(
     repo = Repository(db)
     gate = policy_gate(platform, platform_dir)
     with closing(gate):  # stops the policy engine's worker, if one was started
-        placer = Placer(
-            pipeline, platform, catalog or Catalog.bundled(), objective, gate.plan_policy(pipeline)
-        )
+        catalog = catalog or Catalog.bundled()
+        measured = last_output_sizes(db, pipeline.name)  # before this run names anything
+        placer = Placer(pipeline, platform, catalog, objective, gate.plan_policy(pipeline), measured)
         versions = {
             name: code_version(
                 step.run, module_file(step.run, [pipeline_dir], field=f"steps.{name}.run"), step.params
@@ -120,7 +131,7 @@ def run(
         sites = open_sites(platform, platform_dir)
         run_id, interrupted = _open_run(repo, pipeline, resume, objective, files or {})
         with _failed_on_crash(repo, run_id):  # any exception, ours or a bug, must not leave it running
-            biller = Biller(db, run_id, platform, pipeline.tags)
+            biller = Biller(db, run_id, platform, pipeline.tags, catalog.storage)
             ctx = RunContext(
                 run_id=run_id,
                 pipeline=pipeline,
@@ -150,13 +161,17 @@ def run(
                 ctx, done
             )  # probes the sites it needs; re-plans around silent ones
             check_quotas(plan, pipeline, platform)  # a step its team's quota could never admit
+            for size in plan.sizes:
+                if size.used == "measured":
+                    ctx.emit(RunEvent("note", measured_size_note(size)))
             if resume is None:
                 accelerated = {name for name, step in pipeline.steps.items() if step.resources.accelerators}
                 biller.plan(plan, accelerated)
                 ctx.emit(
                     RunEvent(
                         "run",
-                        f"run {run_id}: {len(pipeline.steps)} steps, planned ${plan.total_cost_usd:.4f}",
+                        f"run {run_id}: {len(pipeline.steps)} steps, "
+                        f"planned {format_usd(plan.total_cost_usd)}",
                     )
                 )
             else:
@@ -179,19 +194,21 @@ def run(
             cancelled = repo.cancel_requested(run_id)
             if error is not None and cancelled is not None:  # a run that finished first stays succeeded
                 status, error = "cancelled", cancelled
-            ended = utcnow()
-            for w in ctx.data.written:
+            for w in ctx.data.written:  # the replicas the run leaves: a month of each on the books
                 biller.storage(
-                    site=w.site,
-                    artifact=w.artifact,
-                    size_bytes=w.size_bytes,
-                    start=w.at,
-                    end=ended,
-                    step=w.step,
+                    site=w.site, artifact=w.artifact, size_bytes=w.size_bytes, start=w.at, step=w.step
                 )
             repo.finish_run(run_id, status, error)
             ctx.emit(RunEvent("run", f"run {run_id} {status}" + (f": {error}" if error else "")))
-            return build_report(repo, run_id, list(pipeline.steps), ctx.notes, error, incidents=ctx.incidents)
+            return build_report(
+                repo,
+                run_id,
+                list(pipeline.steps),
+                ctx.notes,
+                error,
+                incidents=ctx.incidents,
+                size_estimates=far_off_sizes(pipeline, db, run_id),
+            )
 
 
 @contextmanager

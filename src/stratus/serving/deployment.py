@@ -59,6 +59,9 @@ class SiteProcess:
     restarts: int = 0
     grpc_port: int | None = None  # the server's gRPC listener, when the deployment serves gRPC
     replica: int = 1
+    # The offering cost_per_hour is the price of, and its vCPUs: what a "$/h" column must name.
+    offering: str | None = None
+    vcpus: float | None = None
 
     @property
     def name(self) -> str:
@@ -69,6 +72,13 @@ class SiteProcess:
     def url(self) -> str:
         """The server's base URL."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def machine(self) -> str:
+        """``m6i.xlarge (4 vCPU)``: the offering ``cost_per_hour`` prices; ``-`` when none was priced."""
+        if self.offering is None:
+            return "-"
+        return f"{self.offering} ({self.vcpus:g} vCPU)" if self.vcpus is not None else self.offering
 
 
 @dataclass

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,6 +205,7 @@ class Fleet:
         options: FleetOptions | None = None,
         *,
         name: str = "",
+        machines: Mapping[str, tuple[str, float]] | None = None,
     ) -> None:
         if not model_paths:
             raise ServingError("no site to serve from: pass --sites A,B", status=400)
@@ -225,6 +226,7 @@ class Fleet:
         self.source = source
         self.model_paths = model_paths
         self.costs = costs
+        self.machines = dict(machines or {})  # site → (offering, vCPUs) its cost is the price of
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.deployment: Deployment | None = None
         # Held while the children or the record change (a restart, a scale, the stop): the supervisor
@@ -313,6 +315,8 @@ class Fleet:
             cost_per_hour=self.costs.get(site, 0.0),
             grpc_port=grpc_port,
             replica=replica,
+            offering=self.machines[site][0] if site in self.machines else None,
+            vcpus=self.machines[site][1] if site in self.machines else None,
         )
 
     def _plan_dns(self, gateways: list[GatewayProcess], port: int) -> DnsProcess:

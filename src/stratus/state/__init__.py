@@ -28,6 +28,10 @@ if TYPE_CHECKING:
         LockRow,
         Locks,
     )
+    from stratus.state.measured import (
+        MeasuredSize,
+        last_output_sizes,
+    )
     from stratus.state.models import (
         ArtifactName,
         ArtifactRow,
@@ -60,6 +64,7 @@ __all__ = [
     "Holder",
     "LockRow",
     "Locks",
+    "MeasuredSize",
     "ReplicaRow",
     "ReplicaState",
     "Repository",
@@ -70,6 +75,7 @@ __all__ = [
     "TransferRow",
     "UtcDateTime",
     "default_url",
+    "last_output_sizes",
     "open_database",
     "state_dir",
     "state_url",
@@ -78,6 +84,8 @@ __all__ = [
 
 # Public name → (module, attribute) it comes from; loaded on first use (stratus._lazy).
 _SOURCES: dict[str, tuple[str, str]] = {
+    "MeasuredSize": ("stratus.state.measured", "MeasuredSize"),
+    "last_output_sizes": ("stratus.state.measured", "last_output_sizes"),
     "Base": ("stratus.state.db", "Base"),
     "Database": ("stratus.state.db", "Database"),
     "UtcDateTime": ("stratus.state.db", "UtcDateTime"),
