@@ -23,6 +23,7 @@ from stratus.cli import (
     sandbox_cmd,
     serve_cmd,
     storage_cmd,
+    ui_cmd,
 )
 from stratus.cli.output import configure_logging, stderr
 from stratus.config.secret_fields import ALLOW_INLINE_ENV
@@ -83,6 +84,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(k8s_cmd.app, name="k8s")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(policy_cmd.app, name="policy")
+app.command("ui")(ui_cmd.ui_command)
 
 
 def main() -> None:
