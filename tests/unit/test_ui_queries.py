@@ -124,6 +124,8 @@ def test_copies_are_drawn_on_the_edge_they_fed_and_replicas_under_their_producer
     dag = build_dag(graph, steps, transfers, SitePalette(["eu", "us"]))
     fed = {(e.source, e.target): e.transfer for e in dag.edges}
     assert fed[("dataset:raw", "prep")] == "eu → us (1.50 MB)"
+    [drawn] = [e for e in dag.edges if e.transfer]
+    assert drawn.label_lines == ("→ us", "1.50 MB")
     assert fed[("prep", "train")] is None
     nodes = {n.id: n for n in dag.nodes}
     assert nodes["prep"].copies == ("→ eu (2.00 kB)",)

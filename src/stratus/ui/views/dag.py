@@ -17,9 +17,9 @@ from stratus.ui.views.format import human_bytes
 
 __all__ = ["DagEdge", "DagNode", "DagView", "build_dag", "layers"]
 
-NODE_W = 184
+NODE_W = 170
 NODE_H = 62
-COLUMN_GAP = 96
+COLUMN_GAP = 140  # room for a copy's label: "→ SITE" over its size
 ROW_GAP = 34
 MARGIN = 16
 
@@ -62,6 +62,7 @@ class DagEdge:
     label_x: int
     label_y: int
     transfer: str | None
+    label_lines: tuple[str, ...] = ()  # the copy drawn on the curve: "→ SITE", then its size
 
 
 @dataclass(frozen=True)
@@ -146,15 +147,17 @@ def _rows(nodes: Sequence[str], edges: Sequence[Edge], column: Mapping[str, int]
     return rows
 
 
-def _edge_transfers(edges: Sequence[Edge], transfers: Sequence[TransferView]) -> dict[tuple[str, str], str]:
-    """(artifact, reader) → "from → to (size)" for each copy made as a step's input."""
+def _edge_transfers(
+    edges: Sequence[Edge], transfers: Sequence[TransferView]
+) -> dict[tuple[str, str], list[TransferView]]:
+    """(artifact, reader) → the copies made as that step's input."""
     wanted = {(e.artifact, e.target) for e in edges}
-    found: dict[tuple[str, str], list[str]] = {}
+    found: dict[tuple[str, str], list[TransferView]] = {}
     for t in transfers:
         key = (t.artifact, t.reader or "")
         if key in wanted:
-            found.setdefault(key, []).append(f"{t.from_site} → {t.to_site} ({human_bytes(t.size_bytes)})")
-    return {key: "; ".join(dict.fromkeys(texts)) for key, texts in found.items()}
+            found.setdefault(key, []).append(t)
+    return found
 
 
 def _replica_copies(graph: PipelineGraph, transfers: Sequence[TransferView]) -> dict[str, list[str]]:
@@ -205,12 +208,19 @@ def _node(
     )  # fmt: skip
 
 
-def _edge(edge: Edge, position: Mapping[str, DagNode], transfer: str | None) -> DagEdge:
+def _edge(edge: Edge, position: Mapping[str, DagNode], copies: Sequence[TransferView] | None) -> DagEdge:
     a, b = position[edge.source], position[edge.target]
     x1, y1 = a.x + NODE_W, a.y + NODE_H // 2
     x2, y2 = b.x, b.y + NODE_H // 2
     bend = max(24, (x2 - x1) // 2)
     path = f"M{x1},{y1} C{x1 + bend},{y1} {x2 - bend},{y2} {x2},{y2}"
+    texts = [f"{t.from_site} → {t.to_site} ({human_bytes(t.size_bytes)})" for t in copies or ()]
+    lines: list[str] = []
+    for to_site, size in dict.fromkeys((t.to_site, t.size_bytes) for t in copies or ()):
+        lines += [f"→ {to_site}", human_bytes(size)]
+    transfer = "; ".join(dict.fromkeys(texts)) or None
+    # Above the curve's middle, so the label never sits on the line it explains.
+    label_y = (y1 + y2) // 2 - 6 - 12 * max(0, len(lines) - 1)
     return DagEdge(
-        edge.source, edge.target, edge.artifact, path, (x1 + x2) // 2, (y1 + y2) // 2 - 6, transfer
+        edge.source, edge.target, edge.artifact, path, (x1 + x2) // 2, label_y, transfer, tuple(lines)
     )
