@@ -244,10 +244,13 @@ def test_the_serving_page_shows_the_deployment_and_its_traffic_per_site(demo: De
     assert section.count() == 1
     assert "running" in section.locator("h2").inner_text()
     requests = 0
+    rates: list[float] = []
     for site in SERVED_SITES:
         cells = page.locator(f'table.traffic tr[data-site="{site}"] td')
         requests += int(cells.nth(1).inner_text())
+        rates.append(float(cells.nth(2).inner_text()))
     assert requests >= 6, "score.py sent six requests through the gateway"
+    assert max(rates) > 0, "a first look gives the average rate since the deployment started"
 
 
 def test_the_models_page_shows_the_registered_version_with_its_lineage(demo: Demo, page: Any) -> None:

@@ -229,4 +229,5 @@ def test_sizes_are_decimal_and_money_has_six_places() -> None:
     assert human_bytes(1_500_000_000) == "1.50 GB"
     assert human_bytes(999) == "999 B"
     assert usd(Decimal("0.1")) == "$0.100000"
+    assert usd(Decimal("-1.14397")) == "-$1.143970"
     assert json.dumps(usd(None)) == '"-"'

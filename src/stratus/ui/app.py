@@ -191,7 +191,7 @@ def create_app(dashboard: Dashboard, *, allowed_hosts: tuple[str, ...] = LOOPBAC
         )
 
     def sites_page(request: Request) -> Response:
-        deployments = deployment_views(dashboard.platform_file, dashboard.tracker)
+        deployments = deployment_views(dashboard.platform_file, None)  # endpoints only: no scrape
         sites = site_views(
             dashboard.platform,
             dashboard.platform_file.resolve().parent,

@@ -125,9 +125,14 @@ def serving_folder(platform_file: Path) -> Path:
 
 
 def deployment_views(
-    platform_file: Path, tracker: RateTracker, timeout_s: float = METRICS_TIMEOUT_S
+    platform_file: Path,
+    tracker: RateTracker | None,
+    timeout_s: float = METRICS_TIMEOUT_S,
 ) -> list[DeploymentView]:
-    """Every recorded deployment of the platform, with its live traffic when a gateway answers."""
+    """Every recorded deployment of the platform, with its live traffic when a gateway answers.
+
+    Without a ``tracker`` no gateway is asked (the processes alone, e.g. for the sites page's endpoints).
+    """
     views = []
     for listed in list_deployments(serving_folder(platform_file)):
         deployment = listed.deployment
@@ -135,7 +140,7 @@ def deployment_views(
         alive = {s.name for s in states if s.role == "gateway" and s.running}
         traffic: dict[str, SiteTraffic] = {site: SiteTraffic(site) for site in deployment.site_names}
         problems = []
-        for gateway in deployment.gateways:
+        for gateway in deployment.gateways if tracker is not None else ():
             if gateway.name not in alive:
                 problems.append(f"{gateway.name}: not running")
                 continue
@@ -148,7 +153,7 @@ def deployment_views(
                 _add(traffic.setdefault(site, SiteTraffic(site)), counted)
         started = _parse_time(deployment.started_at)
         for site, found in traffic.items():
-            found.rate_per_s = tracker.rate((listed.name, site), found.requests, started)
+            found.rate_per_s = tracker.rate((listed.name, site), found.requests, started) if tracker else None
         views.append(
             DeploymentView(
                 name=listed.name,

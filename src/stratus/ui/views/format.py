@@ -25,10 +25,11 @@ def human_bytes(size: int | None) -> str:
 
 
 def usd(amount: Decimal | float | int | None) -> str:
-    """Six places, as the CLI and the FOCUS export write money: ``$0.053458``."""
+    """Six places, as the CLI and the FOCUS export write money: ``$0.053458``, ``-$1.143970``."""
     if amount is None:
         return "-"
-    return "$" + format_usd(to_micros(Decimal(str(amount))))
+    micros = to_micros(Decimal(str(amount)))
+    return ("-$" if micros < 0 else "$") + format_usd(abs(micros))
 
 
 def duration(seconds: float | None) -> str:
