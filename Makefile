@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stratus-installed
+# Playwright (the dashboard's browser tests) drives Debian's chromium and must never fetch a browser.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: demo demo-federated demo-dr demo-k8s-render demo-governance demo-scale test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr bench-policy bench-engines clean demo-export
 
@@ -11,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,demo,serve,cloud,testservers,registry,train,federated,kubernetes,secrets,policy,ray,kfp,argo]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,demo,serve,cloud,testservers,registry,train,federated,kubernetes,secrets,policy,ray,kfp,argo,ui]'
 	$(AZURITE_INSTALL)
 	touch $(STAMP)
 
@@ -21,11 +23,20 @@ AZURITE_INSTALL := npm install --no-save --no-audit --no-fund --loglevel=error a
 $(AZURITE):
 	$(AZURITE_INSTALL)
 
+# Debian's chromium, which the dashboard's browser tests (tests/e2e/test_ui_browser.py) drive through
+# Playwright in headless mode; installed from the Debian mirror when missing (sudo only when not root).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
 # Runs the example end to end (plan, execute across the local "sites", dual-write, evaluate), re-hashes
 # every replica, shows planned against actual cost, then serves the exported model from two EU sites
 # behind the gateway and scores a few new transactions through it. A second `make demo` reuses the cache.
 DEMO := examples/fraud-detection
 DEMO_PORT ?= 18080
+UI_PORT ?= 8501
 demo: $(STAMP)
 	$(BIN)/stratus run $(DEMO)/pipeline.yaml
 	$(BIN)/stratus storage verify --platform $(DEMO)/stratus.yaml
@@ -38,6 +49,7 @@ demo: $(STAMP)
 	$(MAKE) --no-print-directory demo-federated
 	$(MAKE) --no-print-directory demo-export
 	$(MAKE) --no-print-directory demo-governance
+	@echo "Dashboard: run \`$(BIN)/stratus ui --platform $(DEMO)/stratus.yaml --port $(UI_PORT)\` then open http://127.0.0.1:$(UI_PORT)"
 
 # The federated variant: EU and US transactions stay in their jurisdictions, Flower trains one global model
 # (only model updates cross), which is exported, registered as fraud-federated@champion in the model
@@ -105,7 +117,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-test: lint typecheck $(AZURITE)
+test: lint typecheck $(AZURITE) $(CHROMIUM)
 	$(BIN)/pytest -n 2 --dist loadfile
 
 bench: $(STAMP) bench-replication bench-serving bench-training bench-dr bench-policy bench-engines

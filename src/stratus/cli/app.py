@@ -78,6 +78,10 @@ COMMANDS: dict[str, LazyCommand] = {
         "stratus.cli.export_cmd:app",
         "A pipeline as another engine's file: Kubeflow Pipelines IR (kfp) or an Argo Workflow (argo).",
     ),
+    "ui": LazyCommand(
+        "stratus.cli.ui_cmd:ui_command",
+        "A read-only web dashboard: runs and their graphs, logs, sites, cost, serving and models.",
+    ),
 }
 
 app = typer.Typer(

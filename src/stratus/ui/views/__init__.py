@@ -1,0 +1,1 @@
+"""View models: the query layer's values turned into shapes, colours and texts that templates draw."""
