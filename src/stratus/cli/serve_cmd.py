@@ -51,7 +51,6 @@ from stratus.serving.fleet import (
     log_tail,
 )
 from stratus.serving.fleet_state import process_states
-from stratus.serving.scaler import ScaleWorker
 from stratus.serving.source import (
     RegistryAccess,
     StoreOpener,
@@ -59,6 +58,7 @@ from stratus.serving.source import (
     resolve_model,
     stage_model,
 )
+from stratus.serving.worker import ControlWorker
 from stratus.state import Repository, open_database, state_dir, state_url
 from stratus.storage import SiteStore
 
@@ -213,7 +213,7 @@ def start_command(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     deployment = fleet.start()
-    scaler = ScaleWorker(fleet)  # `serve scale` requests: the supervisor owns the servers it adds
+    scaler = ControlWorker(fleet)  # scale and roll requests: the supervisor owns the servers they add
     scaler.start()
     try:
         if as_json:

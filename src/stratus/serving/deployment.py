@@ -59,6 +59,7 @@ class SiteProcess:
     restarts: int = 0
     grpc_port: int | None = None  # the server's gRPC listener, when the deployment serves gRPC
     replica: int = 1
+    model_version: str | None = None  # the registered version it serves (its answers' model_version)
 
     @property
     def name(self) -> str:
