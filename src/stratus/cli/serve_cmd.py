@@ -62,7 +62,7 @@ from stratus.serving.worker import ControlWorker
 from stratus.state import Repository, open_database, state_dir, state_url
 from stratus.storage import SiteStore
 
-__all__ = ["app", "serving_folder"]
+__all__ = ["app", "holder_opener", "serving_folder"]
 
 
 class _DefaultToStart(TyperGroup):
@@ -177,7 +177,7 @@ def start_command(
         model_platform.registry.tracking_uri if model_platform.registry else None,
         state_dir(platform_file),
         root / "models" / "registry",
-        _holder_opener(model_platform, base_dir),  # the registry's copy lost: any site holding the bytes
+        holder_opener(model_platform, base_dir),  # the registry's copy lost: any site holding the bytes
     )
     source = resolve_model(model, repo, name, registry)
     deployment_name = name or check_safe_name(source.name, "--name")
@@ -202,9 +202,18 @@ def start_command(
     if detach:
         _start_detached(model, site_list, deployment_name, platform_file, folder, fleet_options, as_json)
         return
-    paths = stage_model(source, stores, repo, folder / "models", _holder_opener(model_platform, base_dir))
+    paths = stage_model(source, stores, repo, folder / "models", holder_opener(model_platform, base_dir))
     costs = _serving_prices(model_platform, site_list, platform_file)
-    fleet = Fleet(source.name, source.description, paths, costs, folder, fleet_options, name=deployment_name)
+    fleet = Fleet(
+        source.name,
+        source.description,
+        paths,
+        costs,
+        folder,
+        fleet_options,
+        name=deployment_name,
+        model_version=source.version,
+    )
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -253,7 +262,7 @@ def _refuse_if_running(root: Path, name: str) -> dict[int, str]:
     return ports
 
 
-def _holder_opener(platform: Platform, base_dir: Path) -> StoreOpener:
+def holder_opener(platform: Platform, base_dir: Path) -> StoreOpener:
     """Opens the store of a site that holds the model but does not serve it (only when it is needed)."""
 
     def open_holder(site: str) -> SiteStore | None:
