@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.stratus-installed
 
-.PHONY: demo demo-federated demo-dr demo-k8s-render demo-governance demo-scale test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr bench-policy bench-engines clean
+.PHONY: demo demo-promote demo-federated demo-dr demo-k8s-render demo-governance demo-scale test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr bench-policy bench-engines clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ demo: $(STAMP)
 	$(BIN)/python $(DEMO)/score.py --url http://127.0.0.1:$(DEMO_PORT) && \
 	$(BIN)/stratus serve status --platform $(DEMO)/stratus.yaml
 	$(MAKE) --no-print-directory demo-federated
+	$(MAKE) --no-print-directory demo-promote
+
+# Train here, deploy there: the federated model registered as fraud-promote v1 (production) and v2
+# (staging), production served from gcp-eu-west and aws-us-east, then `stratus models promote --from-alias
+# staging --to-alias production --deploy gcp-eu-west,aws-us-east` under steady load: the endpoint rolls to
+# v2 site by site behind the health gate; prints failures=0 and which version answers.
+demo-promote: $(STAMP)
+	DEMO_PORT=$(DEMO_PORT) $(BIN)/python $(DEMO)/demo_promote.py
 
 # The federated variant: EU and US transactions stay in their jurisdictions, Flower trains one global model
 # (only model updates cross), which is exported, registered as fraud-federated@champion in the model

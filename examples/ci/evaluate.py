@@ -45,7 +45,8 @@ def main() -> int:
     platform = load_platform(args.platform)
     tracking_uri = platform.registry.tracking_uri if platform.registry else None
     with tempfile.TemporaryDirectory() as tmp:
-        path = fetch_model(args.model, Path(tmp), tracking_uri=tracking_uri, state_dir=state_dir(args.platform))
+        state = state_dir(args.platform)
+        path = fetch_model(args.model, Path(tmp), tracking_uri=tracking_uri, state_dir=state)
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     table = build_features(make_table(args.rows, seed=4242), test_fraction=0.5)
     x = np.column_stack([table[name].to_numpy() for name in FEATURES]).astype(np.float32)
