@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stratus-installed
 # Playwright (the dashboard's browser tests) drives Debian's chromium and must never fetch a browser.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: demo demo-federated demo-dr demo-k8s-render demo-governance demo-scale test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr bench-policy bench-engines clean demo-export
+.PHONY: demo demo-federated demo-dr demo-k8s-render demo-governance demo-scale test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr bench-policy bench-engines clean demo-export demo-promote
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,15 @@ demo: $(STAMP)
 	$(MAKE) --no-print-directory demo-federated
 	$(MAKE) --no-print-directory demo-export
 	$(MAKE) --no-print-directory demo-governance
+	$(MAKE) --no-print-directory demo-promote
 	@echo "Dashboard: run \`$(BIN)/stratus ui --platform $(DEMO)/stratus.yaml --port $(UI_PORT)\` then open http://127.0.0.1:$(UI_PORT)"
+
+# Train here, deploy there: the federated model registered as fraud-promote v1 (production) and v2
+# (staging), production served from gcp-eu-west and aws-us-east, then `stratus models promote --from-alias
+# staging --to-alias production --deploy gcp-eu-west,aws-us-east` under steady load: the endpoint rolls to
+# v2 site by site behind the health gate; prints failures=0 and which version answers.
+demo-promote: $(STAMP)
+	DEMO_PORT=$(DEMO_PORT) $(BIN)/python $(DEMO)/demo_promote.py
 
 # The federated variant: EU and US transactions stay in their jurisdictions, Flower trains one global model
 # (only model updates cross), which is exported, registered as fraud-federated@champion in the model

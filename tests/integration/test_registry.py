@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import typer
 from typer.testing import CliRunner
 
 from stratus.cli import models_cmd
+from stratus.cli.audit_cmd import actor
 from stratus.errors import ResidencyError
 from stratus.registry import Lineage, ModelRef, Registry, RegistryError, download_model, fetch_model
 from stratus.storage import open_store
@@ -310,6 +312,7 @@ def test_cli_against_the_server(server: tuple[str, Path], onnx_model: Path, tmp_
     assert models["churn"]["aliases"] == {"challenger": 1}
 
     promoted = run_cli("promote", "churn", "--version", "1", "--alias", "champion", "--tracking-uri", url)
+    assert str(promoted.pop("promoted_at")).startswith(str(datetime.now(UTC).year))
     assert promoted == {
         "tracking_uri": url,
         "name": "churn",
@@ -317,6 +320,10 @@ def test_cli_against_the_server(server: tuple[str, Path], onnx_model: Path, tmp_
         "version": 1,
         "previous_version": None,
         "uri": "models:/churn@champion",
+        "promoted_by": actor(),
+        "from": "v1",
+        "sites": [],
+        "rolled": None,
     }
     shown = run_cli("show", "churn", "--alias", "champion", "--tracking-uri", url)
     selected = shown["selected"]

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from stratus.errors import ConfigError, ServingError
+from stratus.serving.control import answer, submit, take, wait_answer
 from stratus.serving.deployment import SiteProcess, save_deployment
 from stratus.serving.deployments import choose_deployment, deployment_folder, list_deployments
-from stratus.serving.scale_control import answer, submit, take, wait_answer
+from stratus.serving.roller import RollPlan
 from tests.unit.test_serving_fleet_record import record
 
 
@@ -70,11 +71,11 @@ def test_replicas_are_backends_named_after_their_site(tmp_path: Path) -> None:
 
 
 def test_a_scale_request_is_taken_once_and_answered_to_the_cli_that_waits(tmp_path: Path) -> None:
-    request = submit(tmp_path, "eu", 3)
+    request = submit(tmp_path, "scale", {"site": "eu", "replicas": 3})
     with pytest.raises(ServingError) as busy:
-        submit(tmp_path, "us", 2)
+        submit(tmp_path, "scale", {"site": "us", "replicas": 2})
     assert busy.value.status == 409
-    assert "another `serve scale` of this deployment is waiting" in busy.value.detail
+    assert "another scale or roll of this deployment is waiting" in busy.value.detail
     taken = take(tmp_path)
     assert taken == request
     assert take(tmp_path) is None  # done once
@@ -84,8 +85,25 @@ def test_a_scale_request_is_taken_once_and_answered_to_the_cli_that_waits(tmp_pa
 
 
 def test_a_dead_supervisor_ends_the_wait_and_withdraws_the_request(tmp_path: Path) -> None:
-    request = submit(tmp_path, "eu", 2)
+    request = submit(tmp_path, "scale", {"site": "eu", "replicas": 2})
     with pytest.raises(ServingError) as dead:
         wait_answer(tmp_path, request, lambda: False, timeout_s=5)
     assert "the deployment's supervisor stopped before it answered the scale" in dead.value.detail
     assert take(tmp_path) is None  # a supervisor started later does not act on it
+
+
+def test_a_roll_request_carries_its_plan_and_a_foreign_request_is_dropped(tmp_path: Path) -> None:
+    plan = RollPlan(("eu", "us"), {"eu": Path("/m/eu.onnx"), "us": Path("/m/us.onnx")}, "3", "v3", 2.0, 0.1)
+    request = submit(tmp_path, "roll", plan.to_params())
+    taken = take(tmp_path)
+    assert taken is not None
+    assert taken.kind == "roll"
+    assert RollPlan.from_params(taken.params) == plan
+    (tmp_path / "scale-request.json").write_text('{"id": "x", "kind": "explode", "params": {}}')
+    assert take(tmp_path) is None  # not a kind the supervisor knows: nobody waits for it
+    with pytest.raises(ServingError) as bad:
+        RollPlan.from_params({"sites": ["eu"], "paths": {}})
+    assert "the roll names no model file for eu" in bad.value.detail
+    with pytest.raises(ServingError) as dead:
+        wait_answer(tmp_path, request, lambda: False, timeout_s=5)
+    assert "the deployment's supervisor stopped before it answered the roll" in dead.value.detail

@@ -197,3 +197,27 @@ def test_the_dns_wiring_is_an_argv_the_responder_accepts() -> None:
     config = cli.build_config(command[3:])
     assert [str(g.ip) for g in config.gateways] == ["127.0.0.1", "127.0.0.2"]
     assert config.port == 5353
+
+
+def test_one_backend_is_drained_by_its_exact_name_not_its_whole_site() -> None:
+    """A rolling update replaces replica ``eu`` (named as its site) with ``eu~2``: draining ``eu`` through
+    ``/admin/sites`` would drain both, so ``/admin/backends/NAME/drain`` names exactly one."""
+    sites = {
+        name: SiteState(
+            Upstream(name=name, site=site, url=f"http://127.0.0.1:{port}"), HealthCheck(), OutlierDetection()
+        )
+        for name, site, port in (("eu", "eu", 9001), ("eu~2", "eu", 9002))
+    }
+    admin = Admin("secret", sites, {"m": Route("m", "failover", list(sites.values()))}, clock=lambda: 0.0)
+    bearer = b"Bearer secret"
+    status, doc, _ = admin.handle("POST", ["backends", "eu", "drain"], bearer)
+    assert (status, doc["name"], doc["drained"]) == (200, "eu", True)
+    assert (sites["eu"].drained, sites["eu~2"].drained) == (True, False)
+    assert admin.handle("POST", ["backends", "eu", "undrain"], bearer)[1]["drained"] is False
+    assert admin.handle("POST", ["backends", "us", "drain"], bearer)[:2] == (
+        404,
+        {"error": "no backend named 'us'; backends: eu, eu~2"},
+    )
+    assert admin.handle("GET", ["backends", "eu", "drain"], bearer)[0] == 405
+    assert admin.handle("POST", ["backends", "eu~2", "drain"], b"Bearer wrong")[0] == 403
+    assert sites["eu~2"].drained is False  # the refused call changed nothing

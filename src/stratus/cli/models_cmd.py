@@ -8,11 +8,13 @@ A thin shell over :mod:`stratus.registry`. The registry is the platform file's `
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from stratus.cli import promote_cmd
 from stratus.cli.inputs import JSON, PLATFORM_ENV
 from stratus.cli.output import console, print_json
 from stratus.config import Platform, load_platform, resolve_platform_path
@@ -25,7 +27,8 @@ __all__ = ["app", "ls_command", "promote_command", "show_command"]
 app = typer.Typer(
     help=(
         "Registered models (MLflow): what exists, where each version came from, which is champion. "
-        "Example: stratus models promote fraud --version 3 --alias champion"
+        "Example: stratus models promote fraud --version 3 --alias champion; "
+        "stratus models promote fraud --from-alias staging --to-alias production --deploy aws-us-east"
     ),
     no_args_is_help=True,
 )
@@ -102,37 +105,6 @@ def show_command(
     _print_details(details, registry.shown_uri, list_versions=version is None and alias is None)
 
 
-@app.command("promote")
-def promote_command(
-    model: str = _MODEL,
-    version: int = typer.Option(..., "--version", min=1, help="The version the alias should point at."),
-    alias: str = typer.Option(
-        "champion", "--alias", help="The alias to move (the model server loads models by alias)."
-    ),
-    platform: Path | None = _PLATFORM,
-    tracking_uri: str | None = _TRACKING_URI,
-    as_json: bool = JSON,
-) -> None:
-    """Point an alias at a version: servers that load models:/MODEL@ALIAS pick it up on their next load.
-
-    Example: stratus models promote fraud --version 3 --alias champion
-    """
-    registry = _open(platform, tracking_uri)
-    result = registry.promote(model, version, alias)
-    if as_json:
-        print_json({"tracking_uri": registry.shown_uri, **result.to_json()})
-        return
-    if result.previous_version is None:
-        was = "new alias"
-    elif result.previous_version == result.version:
-        was = "unchanged"
-    else:
-        was = f"was v{result.previous_version}"
-    console().print(
-        f"{escape(result.name)}@{escape(result.alias)} → v{result.version} ({was})", soft_wrap=True
-    )
-
-
 def _open(platform: Path | None, tracking_uri: str | None) -> Registry:
     """The registry to talk to: --tracking-uri, else the platform's, else the embedded store beside it.
 
@@ -151,6 +123,21 @@ def platform_tracking_uri(model: Platform) -> str | None:
 
 def _aliases(aliases: dict[str, int]) -> str:
     return ", ".join(f"{alias} → v{number}" for alias, number in aliases.items())
+
+
+def _promotion_words(record: dict[str, Any]) -> str:
+    """``by alice at 2026-05-01 09:00:00 UTC, from staging, copied to aws-us-east``."""
+    if "raw" in record:
+        return str(record["raw"])
+    words = [f"by {record.get('by') or '?'}"]
+    if record.get("at"):
+        words.append(f"at {str(record['at'])[:19].replace('T', ' ')} UTC")
+    text = " ".join(words)
+    if record.get("from"):
+        text += f", from {record['from']}"
+    if record.get("sites"):
+        text += f", copied to {', '.join(record['sites'])}"
+    return text
 
 
 def _print_details(details: ModelDetails, shown_uri: str, *, list_versions: bool) -> None:
@@ -203,6 +190,8 @@ def _print_version(info: ModelVersionInfo) -> None:
         rows.append(("file", f"{info.onnx_file} (sha256 {(info.onnx_sha256 or '?')[:12]})"))
     if info.onnx_sites:  # where the bytes are found again if the registry's own file is lost
         rows.append(("copies at", ", ".join(info.onnx_sites)))
+    for alias, record in info.promotions.items():  # who put it there, when, from where
+        rows.append((f"promoted to {alias}", _promotion_words(record)))
     rows += [("source", info.source), ("status", info.status)]
     rows += [(key, value) for key, value in (lineage.tags if lineage else info.tags).items()]
     for key, value in rows:
@@ -222,3 +211,7 @@ def _print_version(info: ModelVersionInfo) -> None:
         for name, number in sorted(lineage.metrics.items()):
             metrics.add_row(escape(name), f"{number:.6g}")
         out.print(metrics)
+
+
+promote_command = promote_cmd.promote_command
+app.command("promote")(promote_command)

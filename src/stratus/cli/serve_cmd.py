@@ -50,7 +50,6 @@ from stratus.serving.fleet import (
     log_tail,
 )
 from stratus.serving.fleet_state import process_states
-from stratus.serving.scaler import ScaleWorker
 from stratus.serving.source import (
     RegistryAccess,
     StoreOpener,
@@ -58,11 +57,12 @@ from stratus.serving.source import (
     resolve_model,
     stage_model,
 )
+from stratus.serving.worker import ControlWorker
 from stratus.state import Repository, open_database, state_dir, state_url
 from stratus.storage import SiteStore
 from stratus.units import format_usd
 
-__all__ = ["app", "serving_folder"]
+__all__ = ["app", "holder_opener", "serving_folder"]
 
 
 class _DefaultToStart(TyperGroup):
@@ -177,7 +177,7 @@ def start_command(
         model_platform.registry.tracking_uri if model_platform.registry else None,
         state_dir(platform_file),
         root / "models" / "registry",
-        _holder_opener(model_platform, base_dir),  # the registry's copy lost: any site holding the bytes
+        holder_opener(model_platform, base_dir),  # the registry's copy lost: any site holding the bytes
     )
     source = resolve_model(model, repo, name, registry)
     deployment_name = name or check_safe_name(source.name, "--name")
@@ -202,7 +202,7 @@ def start_command(
     if detach:
         _start_detached(model, site_list, deployment_name, platform_file, folder, fleet_options, as_json)
         return
-    paths = stage_model(source, stores, repo, folder / "models", _holder_opener(model_platform, base_dir))
+    paths = stage_model(source, stores, repo, folder / "models", holder_opener(model_platform, base_dir))
     machines = _serving_machines(model_platform, site_list, platform_file)
     costs = {site: float(o.price_per_hour_usd) for site, o in machines.items()}
     fleet = Fleet(
@@ -214,6 +214,7 @@ def start_command(
         fleet_options,
         name=deployment_name,
         machines={site: (o.name, o.vcpus) for site, o in machines.items()},
+        model_version=source.version,
     )
     stop = threading.Event()
 
@@ -223,7 +224,7 @@ def start_command(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     deployment = fleet.start()
-    scaler = ScaleWorker(fleet)  # `serve scale` requests: the supervisor owns the servers it adds
+    scaler = ControlWorker(fleet)  # scale and roll requests: the supervisor owns the servers they add
     scaler.start()
     try:
         if as_json:
@@ -263,7 +264,7 @@ def _refuse_if_running(root: Path, name: str) -> dict[int, str]:
     return ports
 
 
-def _holder_opener(platform: Platform, base_dir: Path) -> StoreOpener:
+def holder_opener(platform: Platform, base_dir: Path) -> StoreOpener:
     """Opens the store of a site that holds the model but does not serve it (only when it is needed)."""
 
     def open_holder(site: str) -> SiteStore | None:

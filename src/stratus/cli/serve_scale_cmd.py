@@ -1,7 +1,7 @@
 """``stratus serve ls`` (every deployment of the platform) and ``stratus serve scale`` (replicas, live).
 
 ``ls`` reads the records and /proc only, like ``serve status``. ``scale`` hands the change to the
-deployment's supervisor (:mod:`stratus.serving.scale_control`), which owns the model servers, and waits
+deployment's supervisor (:mod:`stratus.serving.control`), which owns the model servers, and waits
 for its answer: the CLI never starts or stops a server itself.
 """
 
@@ -20,11 +20,11 @@ from stratus.cli.serve_admin_cmd import serving_folder
 from stratus.config import resolve_platform_path
 from stratus.errors import ConfigError, ServingError
 from stratus.processes import is_running
+from stratus.serving.control import submit, wait_answer
 from stratus.serving.deployment import SUPERVISOR_MARKER, Deployment
 from stratus.serving.deployments import list_deployments, require_deployment
 from stratus.serving.fleet import MAX_REPLICAS
 from stratus.serving.fleet_state import fleet_state, process_states
-from stratus.serving.scale_control import submit, wait_answer
 
 __all__ = ["ls_command", "scale_command"]
 
@@ -105,7 +105,7 @@ def scale_command(
             f"starts and stops model servers: `stratus serve stop --name {chosen.name}`, then serve again",
             status=503,
         )
-    request = submit(chosen.folder, site, replicas)
+    request = submit(chosen.folder, "scale", {"site": site, "replicas": replicas})
     outcome = wait_answer(chosen.folder, request, supervisor_alive, timeout_s)
     if not outcome.get("ok"):
         raise ServingError(f"scale refused: {outcome.get('error')}", status=int(outcome.get("status", 500)))

@@ -6,6 +6,7 @@ empty strings where SQL gives None); these values are normalised once, here, so 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ __all__ = [
     "ONNX_FILE_TAG",
     "ONNX_SHA256_TAG",
     "ONNX_SITES_TAG",
+    "PROMOTION_TAG_PREFIX",
     "ModelDetails",
     "ModelVersionInfo",
     "Promotion",
@@ -29,6 +31,8 @@ ONNX_SHA256_TAG = "stratus.onnx_sha256"
 ONNX_FILE_TAG = "stratus.onnx_file"
 #: Sites whose content-addressed stores held the version's bytes when it was registered (comma-separated).
 ONNX_SITES_TAG = "stratus.onnx_sites"
+#: ``stratus.promotion.<alias>`` on a version: JSON of who pointed the alias at it, when, from where.
+PROMOTION_TAG_PREFIX = "stratus.promotion."
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class ModelVersionInfo:
     onnx_file: str | None
     tags: dict[str, str] = field(default_factory=dict)
     onnx_sites: tuple[str, ...] = ()
+    #: alias → {"by", "at", "from", "sites"}: the last promotion to each alias that chose this version
+    promotions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def uri(self) -> str:
@@ -77,6 +83,7 @@ class ModelVersionInfo:
             onnx_file=tags.get(ONNX_FILE_TAG),
             tags={k: v for k, v in sorted(tags.items()) if not k.startswith(TAG_PREFIX)},
             onnx_sites=tuple(s for s in tags.get(ONNX_SITES_TAG, "").split(",") if s),
+            promotions=_promotions(tags),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -94,6 +101,7 @@ class ModelVersionInfo:
             "onnx_file": self.onnx_file,
             "onnx_sha256": self.onnx_sha256,
             "onnx_sites": list(self.onnx_sites),
+            "promotions": self.promotions,
             "lineage": self.lineage.to_json() if self.lineage is not None else None,
             "tags": self.tags,
         }
@@ -162,12 +170,30 @@ class ModelDetails:
 
 @dataclass(frozen=True)
 class Promotion:
-    """An alias moved to a version; ``previous_version`` is where it pointed before (None: new alias)."""
+    """An alias moved to a version; ``previous_version`` is where it pointed before (None: new alias).
+
+    ``by`` and ``at`` say who moved it and when (recorded on the version, :data:`PROMOTION_TAG_PREFIX`);
+    ``source`` is what was promoted (``staging``: an alias, or ``v3``), ``sites`` where its bytes were
+    copied for it.
+    """
 
     name: str
     alias: str
     version: int
     previous_version: int | None
+    by: str | None = None
+    at: datetime | None = None
+    source: str | None = None
+    sites: tuple[str, ...] = ()
+
+    def record(self) -> dict[str, Any]:
+        """What the version's promotion tag holds."""
+        return {
+            "by": self.by,
+            "at": self.at.isoformat() if self.at else None,
+            "from": self.source,
+            "sites": list(self.sites),
+        }
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON for ``stratus models promote --json``."""
@@ -177,7 +203,24 @@ class Promotion:
             "version": self.version,
             "previous_version": self.previous_version,
             "uri": f"models:/{self.name}@{self.alias}",
+            "promoted_by": self.by,
+            "promoted_at": self.at.isoformat() if self.at else None,
+            "from": self.source,
+            "sites": list(self.sites),
         }
+
+
+def _promotions(tags: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The promotion records among a version's tags, by alias (a garbled one is shown as its text)."""
+    found: dict[str, dict[str, Any]] = {}
+    for key, value in sorted(tags.items()):
+        if key.startswith(PROMOTION_TAG_PREFIX):
+            try:
+                record = json.loads(value)
+            except ValueError:
+                record = None
+            found[key[len(PROMOTION_TAG_PREFIX) :]] = record if isinstance(record, dict) else {"raw": value}
+    return found
 
 
 def _time(millis: int | str | None) -> datetime:

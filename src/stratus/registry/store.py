@@ -14,11 +14,13 @@ only into a registry declared in that jurisdiction; a model with none (declassif
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,7 @@ from stratus.registry.info import (
     ONNX_FILE_TAG,
     ONNX_SHA256_TAG,
     ONNX_SITES_TAG,
+    PROMOTION_TAG_PREFIX,
     ModelDetails,
     ModelVersionInfo,
     Promotion,
@@ -166,15 +169,42 @@ class Registry:
                 client.set_registered_model_alias(name, alias, str(version.version))
         return self.version(ModelRef(name, version=int(version.version)))
 
-    def promote(self, name: str, version: int, alias: str) -> Promotion:
-        """Point ``alias`` (e.g. ``champion``) at ``version``; the answer says where it pointed before."""
+    def promote(
+        self,
+        name: str,
+        version: int,
+        alias: str,
+        *,
+        by: str | None = None,
+        source: str | None = None,
+        sites: Iterable[str] = (),
+    ) -> Promotion:
+        """Point ``alias`` (e.g. ``champion``) at ``version``; the answer says where it pointed before.
+
+        With ``by`` (who; the CLI passes ``$STRATUS_ACTOR`` or the OS user) the promotion is recorded on
+        the version as ``stratus.promotion.<alias>``: who, when (UTC), what was promoted (``source``)
+        and the sites its bytes were copied to, so `models show` answers "who put this in production".
+        """
         check_alias(alias)
         model = self._model(name)
         self._version_entity(name, version)
         client = self._connect()
+        promotion = Promotion(
+            name,
+            alias,
+            version,
+            model.aliases.get(alias),
+            by,
+            datetime.now(UTC) if by is not None else None,
+            source,
+            tuple(dict.fromkeys(sites)),
+        )
         with backend.mlflow_errors(f"set alias {alias!r} of {name!r}", self.tracking_uri, name):
+            if by is not None:
+                tag = json.dumps(promotion.record(), sort_keys=True)
+                client.set_model_version_tag(name, str(version), PROMOTION_TAG_PREFIX + alias, tag)
             client.set_registered_model_alias(name, alias, str(version))
-        return Promotion(name, alias, version, model.aliases.get(alias))
+        return promotion
 
     # -- reading -----------------------------------------------------------------------------------
 

@@ -62,6 +62,7 @@ class SiteProcess:
     # The offering cost_per_hour is the price of, and its vCPUs: what a "$/h" column must name.
     offering: str | None = None
     vcpus: float | None = None
+    model_version: str | None = None  # the registered version it serves (its answers' model_version)
 
     @property
     def name(self) -> str:

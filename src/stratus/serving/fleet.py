@@ -206,6 +206,7 @@ class Fleet:
         *,
         name: str = "",
         machines: Mapping[str, tuple[str, float]] | None = None,
+        model_version: str | None = None,
     ) -> None:
         if not model_paths:
             raise ServingError("no site to serve from: pass --sites A,B", status=400)
@@ -225,6 +226,9 @@ class Fleet:
         self.model = model
         self.source = source
         self.model_paths = model_paths
+        # The registered version each site serves (None: a file or run artifact, answered as "1"); a
+        # rolling update (serving/roller.py) changes a site's path and version together.
+        self.model_versions: dict[str, str | None] = dict.fromkeys(model_paths, model_version)
         self.costs = costs
         self.machines = dict(machines or {})  # site → (offering, vCPUs) its cost is the price of
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -301,22 +305,29 @@ class Fleet:
             deployment.dns = self._plan_dns(deployment.gateways, options.dns_port)
         return deployment
 
-    def plan_server(self, site: str, replica: int, port: int) -> SiteProcess:
-        """Replica ``replica`` of ``site``'s model server on ``port`` (a free one; not started yet)."""
-        path = self.model_paths[site]
+    def plan_server(
+        self, site: str, replica: int, port: int, *, model: tuple[Path, str | None] | None = None
+    ) -> SiteProcess:
+        """Replica ``replica`` of ``site``'s model server on ``port`` (a free one; not started yet).
+
+        ``model`` (a file and its registered version) is another version than the site serves: what a
+        rolling update starts beside the old servers.
+        """
+        path, version = model or (self.model_paths[site], self.model_versions.get(site))
         grpc_port = free_ports(1)[0] if self.options.grpc_port is not None else None
         return SiteProcess(
             site=site,
             port=port,
             pid=0,
             log=str(self.folder / f"{backend_name(site, replica)}.log"),
-            command=self._server_command(path, port, grpc_port),
+            command=self._server_command(path, port, grpc_port, version),
             model_path=str(path),
             cost_per_hour=self.costs.get(site, 0.0),
             grpc_port=grpc_port,
             replica=replica,
             offering=self.machines[site][0] if site in self.machines else None,
             vcpus=self.machines[site][1] if site in self.machines else None,
+            model_version=version,
         )
 
     def _plan_dns(self, gateways: list[GatewayProcess], port: int) -> DnsProcess:
@@ -329,8 +340,9 @@ class Fleet:
             )
         return DnsProcess(name, "127.0.0.1", port, 0, str(self.folder / "dns.log"), command)
 
-    def _server_command(self, path: Path, port: int, grpc_port: int | None) -> list[str]:
+    def _server_command(self, path: Path, port: int, grpc_port: int | None, version: str | None) -> list[str]:
         grpc = [] if grpc_port is None else ["--grpc-port", str(grpc_port)]
+        versioned = [] if version is None else ["--model-version", version]
         return [
             sys.executable,
             "-m",
@@ -345,6 +357,7 @@ class Fleet:
             str(self.options.drain_s),
             *limit_flags(self.options.limits),
             *grpc,
+            *versioned,
             *self.options.server_args,
         ]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from stratus.errors import ServingError
 
-__all__ = ["add_backend", "admin_get", "admin_post", "remove_backend", "site_states"]
+__all__ = ["add_backend", "admin_get", "admin_post", "drain_backend", "remove_backend", "site_states"]
 
 
 def _call(url: str, token: str, method: str, path: str, timeout_s: float, body: Any = None) -> Any:
@@ -59,3 +59,9 @@ def add_backend(url: str, token: str, name: str, site: str, backend_url: str, ti
 def remove_backend(url: str, token: str, name: str, timeout_s: float = 2.0) -> Any:
     """Remove backend ``name`` from the gateway at ``url``."""
     return _call(url, token, "DELETE", f"/admin/backends/{name}", timeout_s)
+
+
+def drain_backend(url: str, token: str, name: str, drained: bool, timeout_s: float = 2.0) -> Any:
+    """Drain (or undrain) exactly backend ``name`` at the gateway at ``url``, not its whole site."""
+    action = "drain" if drained else "undrain"
+    return _call(url, token, "POST", f"/admin/backends/{name}/{action}", timeout_s)

@@ -58,14 +58,20 @@ def _spec(model: str, node: Any) -> TensorSpec:
 
 
 class Model:
-    """One loaded ONNX model (version "1"); ``run`` is thread-safe, as ORT sessions are."""
+    """One loaded ONNX model; ``run`` is thread-safe, as ORT sessions are.
 
-    version = "1"
+    ``version`` is what V2 answers name as ``model_version`` ("1" unless told): a deployment of a
+    registered model passes the registry's version number, so a client sees which version answered.
+    """
+
     platform = "onnxruntime_onnx"
 
-    def __init__(self, name: str, path: Path, *, intra_op_threads: int | None = None) -> None:
+    def __init__(
+        self, name: str, path: Path, *, intra_op_threads: int | None = None, version: str = "1"
+    ) -> None:
         self.name = name
         self.path = path
+        self.version = version
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads or default_intra_op_threads()
         options.inter_op_num_threads = 1

@@ -10,8 +10,8 @@ config, drain them on every running gateway (no new request goes there), wait un
 request in flight to them, remove them from every gateway, then stop them with SIGTERM (a model server
 keeps answering for its ``--drain-s`` after it, so even a retry chosen before the drain is served).
 
-:class:`ScaleWorker` is the supervisor's thread that takes requests from :mod:`.scale_control` one at
-a time, so a scale never blocks the loop that restarts crashed processes.
+The helpers that talk to every gateway and stop servers are shared with the rolling update
+(:mod:`.roller`); :class:`stratus.serving.worker.ControlWorker` runs both in the supervisor.
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ from stratus.processes import free_ports, stop_process
 from stratus.serving.deployment import Deployment, GatewayProcess, SiteProcess, save_deployment
 from stratus.serving.fleet import MAX_REPLICAS, Fleet
 from stratus.serving.gateway_client import add_backend, admin_post, remove_backend, site_states
-from stratus.serving.scale_control import ScaleRequest, answer, take
 
-__all__ = ["IN_FLIGHT_TIMEOUT_S", "ScaleWorker", "scale_site"]
+__all__ = ["IN_FLIGHT_TIMEOUT_S", "on_gateway", "save_record", "scale_site", "stop_servers", "wait_idle"]
 
 log = logging.getLogger("stratus.serving")
 
@@ -84,22 +83,22 @@ def _scale_up(
             fleet.unsupervised.add(server.name)
             deployment.sites[server.name] = server
             fleet.launch(server)
-        _save(fleet, deployment)
+        save_record(fleet, deployment)
     try:
         for server in servers:
             fleet.wait_server(server)
             if fleet.stopping:
                 raise ServingError("the deployment is stopping", status=409)
     except BaseException:
-        _stop(fleet, deployment, servers)
+        stop_servers(fleet, deployment, servers)
         raise
     with fleet.lock:
         fleet.unsupervised.difference_update(server.name for server in servers)
         fleet.write_gateway_config()
-        _save(fleet, deployment)
+        save_record(fleet, deployment)
     for gateway in deployment.gateways:
         for server in servers:
-            _on_gateway(fleet, gateway, notes, f"add {server.name}", _adder(deployment, server))
+            on_gateway(fleet, gateway, notes, f"add {server.name}", _adder(deployment, server))
     log.warning("site %s scaled up to %d replicas", site, len(deployment.replicas(site)))
     return servers
 
@@ -119,18 +118,18 @@ def _scale_down(
         told: list[GatewayProcess] = []
         for gateway in deployment.gateways:
             results = [
-                _on_gateway(fleet, gateway, notes, f"drain {server.name}", _drainer(token, server))
+                on_gateway(fleet, gateway, notes, f"drain {server.name}", _drainer(token, server))
                 for server in victims
             ]
             if all(results):
                 told.append(gateway)
-        _wait_idle(told, token, [server.name for server in victims], notes)
+        wait_idle(told, token, [server.name for server in victims], notes)
         for gateway in deployment.gateways:
             for server in victims:
                 remove = _remover(token, server)
-                _on_gateway(fleet, gateway, notes, f"remove {server.name}", remove)
+                on_gateway(fleet, gateway, notes, f"remove {server.name}", remove)
     finally:
-        _stop(fleet, deployment, victims)
+        stop_servers(fleet, deployment, victims)
     log.warning(
         "site %s scaled down to %d replicas", victims[0].site, len(deployment.replicas(victims[0].site))
     )
@@ -145,7 +144,7 @@ def _remover(token: str, server: SiteProcess) -> Callable[[str], Any]:
     return lambda url: remove_backend(url, token, server.name)
 
 
-def _on_gateway(
+def on_gateway(
     fleet: Fleet, gateway: GatewayProcess, notes: list[str], what: str, action: Callable[[str], Any]
 ) -> bool:
     """Run ``action`` on a running gateway, retried while it is (re)starting; False, with a note, if not."""
@@ -165,7 +164,7 @@ def _on_gateway(
         time.sleep(0.1)
 
 
-def _wait_idle(gateways: list[GatewayProcess], token: str, names: list[str], notes: list[str]) -> None:
+def wait_idle(gateways: list[GatewayProcess], token: str, names: list[str], notes: list[str]) -> None:
     """Until no gateway in ``gateways`` has a request in flight to any backend in ``names``."""
     deadline = time.monotonic() + IN_FLIGHT_TIMEOUT_S
     pending = list(gateways)
@@ -186,7 +185,7 @@ def _wait_idle(gateways: list[GatewayProcess], token: str, names: list[str], not
         notes.append(f"requests were still in flight through {busy} after {IN_FLIGHT_TIMEOUT_S:g} s")
 
 
-def _stop(fleet: Fleet, deployment: Deployment, servers: list[SiteProcess]) -> None:
+def stop_servers(fleet: Fleet, deployment: Deployment, servers: list[SiteProcess]) -> None:
     """Stop ``servers`` (SIGTERM, in parallel: each drains its --drain-s) and drop them from the record."""
     threads = [
         threading.Thread(
@@ -205,46 +204,11 @@ def _stop(fleet: Fleet, deployment: Deployment, servers: list[SiteProcess]) -> N
             deployment.sites.pop(server.name, None)
             fleet.unsupervised.discard(server.name)
             fleet.forget(server)
-        _save(fleet, deployment)
+        save_record(fleet, deployment)
 
 
-def _save(fleet: Fleet, deployment: Deployment) -> None:
+def save_record(fleet: Fleet, deployment: Deployment) -> None:
     """Rewrite the record, unless the fleet is stopping (its stop removes the record: keep it removed)."""
     with fleet.lock:
         if not fleet.stopping:
             save_deployment(deployment)
-
-
-class ScaleWorker:
-    """The supervisor's thread that carries out `serve scale` requests, one at a time."""
-
-    def __init__(self, fleet: Fleet, poll_s: float = 0.1) -> None:
-        self.fleet = fleet
-        self.poll_s = poll_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="scale", daemon=True)
-
-    def start(self) -> None:
-        """Start taking requests."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop taking requests; one under way finishes (its servers are stopped with the fleet)."""
-        self._stop.set()
-        self._thread.join(timeout=IN_FLIGHT_TIMEOUT_S + self.fleet.options.drain_s + 15.0)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_s):
-            request = take(self.fleet.folder)
-            if request is not None:
-                self._serve(request)
-
-    def _serve(self, request: ScaleRequest) -> None:
-        try:
-            outcome: dict[str, Any] = {"ok": True, **scale_site(self.fleet, request.site, request.replicas)}
-        except ServingError as exc:
-            outcome = {"ok": False, "error": exc.detail, "status": exc.status}
-        except Exception as exc:  # a bug of ours: the CLI must hear of it, and supervision goes on
-            log.exception("scale of site %s failed", request.site)
-            outcome = {"ok": False, "error": f"internal error: {exc}", "status": 500}
-        answer(self.fleet.folder, request, outcome)

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import copy
 import logging
+import re
 import signal
 import sys
 import time
@@ -331,6 +332,13 @@ def _parse_model(text: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+def _version(text: str) -> str:
+    """A version is a URL segment (``/v2/models/M/versions/V``): letters, digits, ``._-``."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", text):
+        raise argparse.ArgumentTypeError(f"expected a version such as 3 (letters, digits, ._-), got {text!r}")
+    return text
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -363,12 +371,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="also serve the V2 gRPC protocol on this port (default: off)",
     )
+    parser.add_argument(
+        "--model-version",
+        type=_version,
+        default="1",
+        help="the version V2 answers name (model_version); a registered model's version number",
+    )
     add_limit_flags(parser)
     args = parser.parse_args(argv)
     limits = limits_from_flags(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        models = [Model(name, path, intra_op_threads=args.intra_op_threads) for name, path in args.model]
+        models = [
+            Model(name, path, intra_op_threads=args.intra_op_threads, version=args.model_version)
+            for name, path in args.model
+        ]
     except ServingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

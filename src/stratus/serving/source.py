@@ -52,6 +52,7 @@ class ModelSource:
     sha256: str
     local_path: Path | None = None
     residency: frozenset[str] = frozenset()
+    version: str | None = None  # a registered model's version number (what its answers name)
 
 
 def _model_name(text: str) -> str:
@@ -132,6 +133,7 @@ def _from_registry(
         sha,
         local_path=got.path,
         residency=strictest(recorded, _bound(repo, sha)),
+        version=str(info.version),
     )
 
 

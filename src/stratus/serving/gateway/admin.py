@@ -2,7 +2,9 @@
 
 ``/admin/sites/NAME/...`` takes a site (every replica of it) or one backend by name (``a~2``);
 ``POST /admin/backends`` (a JSON body ``{"name", "url", "site"}``) adds a backend and ``DELETE
-/admin/backends/NAME`` removes one, which is how `stratus serve scale` changes replicas live.
+/admin/backends/NAME`` removes one, which is how `stratus serve scale` changes replicas live;
+``POST /admin/backends/NAME/drain|undrain`` drains exactly one backend (replica 1's name is its site's,
+so a rolling update that replaces it cannot say it through ``/admin/sites``).
 
 Every call needs ``Authorization: Bearer <token>``.
 
@@ -62,6 +64,8 @@ class Admin:
         if refused is not None:
             return refused
         now = self.clock()
+        if len(parts) == 3 and parts[0] == "backends" and parts[2] in ("drain", "undrain"):
+            return self._drain_backend(method, parts[1], parts[2] == "drain", now)
         if parts and parts[0] == "backends":
             return self._backends(method, parts[1:], body, now)
         if parts == ["sites"]:
@@ -150,7 +154,26 @@ class Admin:
                 return 200, self.site_doc(self.backends.remove(parts[0]), now), []
         except BackendError as exc:
             return exc.status, {"error": str(exc)}, []
-        return 404, {"error": "no admin route; use POST /admin/backends or DELETE /admin/backends/NAME"}, []
+        return (
+            404,
+            {
+                "error": "no admin route; use POST /admin/backends, DELETE /admin/backends/NAME or "
+                "POST /admin/backends/NAME/drain|undrain"
+            },
+            [],
+        )
+
+    def _drain_backend(self, method: str, name: str, drained: bool, now: float) -> AdminAnswer:
+        """Drain or undrain exactly one backend: ``/admin/sites/a/drain`` means every replica of site
+        ``a``, so a rolling update that swaps replica ``a`` for ``a~2`` names the one backend here."""
+        if method != "POST":
+            return 405, {"error": f"method {method} not allowed here; use POST"}, []
+        site = self.sites.get(name)
+        if site is None:
+            return 404, {"error": f"no backend named {name!r}; backends: {', '.join(self.sites)}"}, []
+        site.drained = drained
+        log.warning("backend %s %s by the admin API", name, "drained" if drained else "undrained")
+        return 200, self.site_doc(site, now), []
 
     def _authorize(self, authorization: bytes | None) -> AdminAnswer | None:
         if self._token is None:
