@@ -28,6 +28,7 @@ DEMO := examples/fraud-detection
 DEMO_PORT ?= 18080
 demo: $(STAMP)
 	$(BIN)/stratus run $(DEMO)/pipeline.yaml
+	$(BIN)/stratus plan $(DEMO)/pipeline.yaml --compare
 	$(BIN)/stratus storage verify --platform $(DEMO)/stratus.yaml
 	$(BIN)/stratus cost report --platform $(DEMO)/stratus.yaml
 	trap '$(BIN)/stratus serve stop --platform $(DEMO)/stratus.yaml' EXIT; \

@@ -9,9 +9,10 @@ import typer
 from stratus.catalog import Catalog
 from stratus.cli.inputs import OBJECTIVE, PIPELINE, PLATFORM, finite_flag, load_files, parse_objective
 from stratus.cli.output import console, print_json
+from stratus.cli.render_compare import render_comparison
 from stratus.cli.render_plan import render_plan
 from stratus.limits import MAX_FLAG_SECONDS
-from stratus.planner import plan
+from stratus.planner import compare, plan
 from stratus.policy import policy_gate
 from stratus.state import state_dir
 
@@ -24,6 +25,12 @@ def plan_command(
     objective: str = OBJECTIVE,
     explain: bool = typer.Option(False, "--explain", help="Also show runners-up and every rejected site."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object for scripts."),
+    with_compare: bool = typer.Option(
+        False,
+        "--compare",
+        help="Also price the best single-provider, single-region and SkyPilot-model plans, each with "
+        "spot on and off, and split the saving into spot and placement across providers.",
+    ),
     time_limit: float = typer.Option(
         60.0,
         "--time-limit",
@@ -37,6 +44,9 @@ def plan_command(
 
     Example: stratus plan examples/fraud-detection/pipeline.yaml --explain
 
+    With --compare, the same exact planner is re-run restricted to each provider, to each single region,
+    and under SkyPilot's model, with spot on and off: what multi-cloud saves, and why.
+
     The platform's `policies:` judge every candidate; what they deny shows with --explain, and in the
     error when nothing is left for a step.
 
@@ -46,7 +56,9 @@ def plan_command(
     platform_file, platform_model, pipeline_model = load_files(pipeline, platform)
     catalog = Catalog.load(state_dir(platform_file) / "catalog")
     gate = policy_gate(platform_model, platform_file.parent)
+    comparison = None
     try:
+        rule = gate.plan_policy(pipeline_model)
         result = plan(
             pipeline_model,
             platform_model,
@@ -54,11 +66,15 @@ def plan_command(
             objective=goal,
             explain=explain,
             time_limit_s=time_limit,
-            policy=gate.plan_policy(pipeline_model),
+            policy=rule,
         )
+        if with_compare:
+            comparison = compare(pipeline_model, platform_model, catalog, goal, time_limit, rule)
     finally:
         gate.close()
     if as_json:
-        print_json(result.to_json())
-    else:
-        render_plan(console(), result, explain=explain)
+        print_json(result.to_json() | ({"compare": comparison.to_json()} if comparison else {}))
+        return
+    render_plan(console(), result, explain=explain)
+    if comparison is not None:
+        render_comparison(console(), comparison)
