@@ -224,7 +224,11 @@ def _best_region(
         tried.append(both("region", label, frozenset(members).__contains__, f"not in {provider}/{region}"))
     feasible = [r for r in tried if r.total_cost_usd is not None]
     if not feasible:
-        why = "; ".join(f"{r.label.removeprefix('one region: ')}: {r.infeasible}" for r in tried)
+        first = tried[0]
+        why = (
+            f"none of the {len(tried)} regions can run every step; "
+            f"{first.label.removeprefix('one region: ')}: {first.infeasible}"
+        )
         return Priced("region", "one region", None, None, None, None, None, infeasible=why)
     best = min(feasible, key=lambda r: _rank(objective, r))
     best_od = [r.on_demand_cost_usd for r in feasible if r.on_demand_cost_usd is not None]
