@@ -104,6 +104,8 @@ class Plan:
     # Sites a step may still use, where a policy denied some of its choices (offering, pricing).
     policy_denials: tuple[Rejection, ...] = ()
     alternatives: tuple[Alternative, ...] = field(default=(), compare=False)
+    # With explain: sites dropped before solving as exactly dominated (site, why); the optimum is unchanged.
+    pruned_sites: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def total_cost_usd(self) -> Decimal:
