@@ -50,7 +50,8 @@ def prune_dominated(problem: Problem, terms: Terms) -> Pruned:
     unary = terms.unary
     pair_matrices = _pair_matrices(problem, terms)
     vectors = [dataset_rates(problem, f) for f in terms.shared_datasets]
-    used = np.isfinite(unary).any(axis=0)  # a site no step may use needs no pruning: the solver never sees it
+    # A site no step may use needs no pruning: the solver never sees it.
+    used: npt.NDArray[np.bool_] = np.asarray(np.isfinite(unary).any(axis=0))
     removed: dict[int, int] = {}
     for s in range(n_sites):
         if not used[s]:
