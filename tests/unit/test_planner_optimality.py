@@ -242,3 +242,39 @@ def test_a_dearer_twin_is_pruned_with_its_reason_and_the_plan_says_so() -> None:
         "(exact pruning: the optimum is unchanged)"
     }
     assert plan(pipeline, platform, Catalog.bundled()).pruned_sites == ()  # recorded only with explain
+
+
+def test_time_objective_is_exact_where_highs_presolve_was_not() -> None:
+    # Found by hypothesis after the move to highspy (HiGHS 1.16): with presolve, the capped cost solve
+    # proved $0.035 optimal at makespan 1.5 h; every step at s2 costs $0.020 at the same makespan.
+    def site(price: float) -> dict[str, object]:
+        offering = {"name": "o0", "vcpus": 8, "memory_gb": 32, "price_per_hour_usd": price}
+        reserved = {"count": 1, "price_per_hour_usd": min(price, 0.02)}
+        return {"provider": "aws", "region": "r", "jurisdiction": "EU", "continent": "europe",
+                "storage": "memory://x", "offerings": [{**offering, "reserved": reserved}]}  # fmt: skip
+
+    names = ["s0", "s1", "s2"]
+    platform = Platform.model_validate(
+        {
+            "sites": {"s0": site(0.04), "s1": site(0.01), "s2": site(0.01)},
+            "egress": [{"from": a, "to": b, "usd_per_gb": 0.0} for a in names for b in names if a != b],
+            "transfer_gbps": 0.1,
+        }
+    )
+    step = {"run": "m:f", "estimated_hours": 0.5, "declassify": True}
+    pipeline = Pipeline.model_validate(
+        {
+            "name": "random",
+            "datasets": {"d0": {"site": "s0", "size_gb": 0.0, "residency": "EU"}},
+            "steps": {
+                "t0": {**step, "inputs": ["dataset:d0"], "outputs": {"o0": {"size_gb": 1.0}, "o1": {}}},
+                "t1": {**step, "inputs": ["t0.o0"], "outputs": {"o0": {"size_gb": 1.0}}},
+                "t2": {**step, "inputs": ["dataset:d0", "t0.o0"], "outputs": {"o0": {}}},
+                "t3": {**step, "inputs": ["t1.o0"], "outputs": {"o0": {}}},
+            },
+        }
+    )
+    problem = build_problem(pipeline, platform, Catalog.bundled(), "time")
+    found = evaluate(problem, solve(problem)[0])
+    assert found.makespan_hours == pytest.approx(1.5)
+    assert found.total_cost_usd == Decimal("0.020")

@@ -12,6 +12,7 @@ from stratus.planner.problem import Problem, build_problem
 from stratus.planner.prune import prune_dominated
 from stratus.planner.terms import split_terms
 from stratus.planner.tree import solve_tree, tree_shaped
+from stratus.planner.warm import forest_start
 
 __all__ = ["plan", "solve", "solve_pruned"]
 
@@ -80,7 +81,8 @@ def solve_pruned(
     reduced, terms = pruned.problem, pruned.terms
     if problem.objective == "cost" and tree_shaped(reduced, terms):
         return solve_tree(reduced, terms), "tree-dp", 0.0, pruned.reasons
-    assignment, gap = solve_milp(reduced, terms, time_limit_s)
+    start = forest_start(reduced, terms) if problem.objective == "cost" else None
+    assignment, gap = solve_milp(reduced, terms, time_limit_s, start)
     return assignment, "milp-highs", gap, pruned.reasons
 
 
