@@ -19,8 +19,9 @@ from scipy.sparse import csc_array
 
 __all__ = ["HIGHS_OPTIONS", "HighsOutcome", "run_highs"]
 
-#: Chosen by measurement on bench/planner's layered DAGs over 74 regions (bench/RESULTS.md): exact
-#: (mip_rel_gap 0), single-threaded (the planner runs beside other work), quiet.
+#: Exact (mip_rel_gap 0), single-threaded (the planner runs beside other work; the 2-core bench machine
+#: gains nothing from more), quiet. Measured on bench/planner's DAGs only against SciPy's HiGHS and with
+#: and without presolve; other options (heuristic effort, cuts) are not tuned yet.
 HIGHS_OPTIONS: dict[str, bool | int | float | str] = {
     "output_flag": False,
     "mip_rel_gap": 0.0,
