@@ -39,6 +39,7 @@ DEMO_PORT ?= 18080
 UI_PORT ?= 8501
 demo: $(STAMP)
 	$(BIN)/stratus run $(DEMO)/pipeline.yaml
+	$(BIN)/stratus plan $(DEMO)/pipeline.yaml --compare
 	$(BIN)/stratus storage verify --platform $(DEMO)/stratus.yaml
 	$(BIN)/stratus cost report --platform $(DEMO)/stratus.yaml
 	trap '$(BIN)/stratus serve stop --platform $(DEMO)/stratus.yaml' EXIT; \

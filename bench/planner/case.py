@@ -5,9 +5,9 @@ prints one JSON object per line as it goes (``event`` says which), so the parent
 problem and MILP size when it has to kill the case at its hard limit. ``--time-limit`` is the planner's
 own MILP limit (``solve(problem, time_limit_s)``), after which it returns its best plan and the gap.
 
-The HiGHS call is observed by replacing ``stratus.planner.milp.milp`` (SciPy's ``milp`` as the planner
-imported it) with a pass-through that reports the model's size before solving and the solver's
-statistics after. Nothing else in the planner is touched.
+The HiGHS call is observed by replacing ``stratus.planner.highs.run_highs`` (the planner's one call into
+highspy) with a pass-through that reports the model's size before solving and the solver's statistics
+after. Nothing else in the planner is touched.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-import stratus.planner.milp as planner_milp
+import stratus.planner.highs as planner_highs
 from bench.planner.instances import SHAPES, Shape, make_instance, make_platform
 from stratus.catalog import Catalog
 from stratus.planner import Problem, build_problem, evaluate, solve
@@ -89,15 +89,15 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     stats: list[dict[str, Any]] = []
-    scipy_milp = planner_milp.milp  # type: ignore[attr-defined]
-    planner_milp.milp = _observed_milp(scipy_milp, stats, args.model_only)  # type: ignore[attr-defined]
+    run_highs = planner_highs.run_highs
+    planner_highs.run_highs = _observed_milp(run_highs, stats, args.model_only)
     try:
         (assignment, solver, gap), solve_s = _best_of(args.repeats, lambda: solve(problem, args.time_limit))
     except _ModelOnlyError:
         emit("model_only", peak_mb=peak_mb())
         return
     finally:
-        planner_milp.milp = scipy_milp  # type: ignore[attr-defined]
+        planner_highs.run_highs = run_highs
     result = evaluate(problem, assignment)
     emit(
         "solved",
@@ -129,28 +129,30 @@ def _best_of(repeats: int, run: Callable[[], T]) -> tuple[T, float]:
 
 
 def _observed_milp(original: Callable[..., Any], stats: list[dict[str, Any]], model_only: bool) -> Any:
-    def observed(**kwargs: Any) -> Any:
-        matrix = kwargs["constraints"][0].A
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        cost, integer, _upper, matrix = args[:4]
         size = {
-            "vars": len(kwargs["c"]),
-            "binaries": int(np.sum(kwargs["integrality"])),
+            "vars": len(cost),
+            "binaries": int(np.sum(integer)),
             "rows": int(matrix.shape[0]),
             "nonzeros": int(matrix.nnz),
+            "warm_start": bool(args[7] if len(args) > 7 else kwargs.get("start")),
         }
         if not stats:
             emit("milp_model", **size)
         if model_only:
             raise _ModelOnlyError
         begun = time.perf_counter()
-        result = original(**kwargs)
+        result = original(*args, **kwargs)
+        objective, bound = result.objective, result.bound
         record = {
             "highs_s": time.perf_counter() - begun,
-            "status": int(result.status),
-            "message": str(result.message),
-            "nodes": getattr(result, "mip_node_count", None),
-            "gap": getattr(result, "mip_gap", None),
-            "objective": None if result.x is None else float(result.fun),
-            "bound": getattr(result, "mip_dual_bound", None),
+            "status": 0 if result.proven else 1,
+            "message": result.status,
+            "nodes": result.nodes,
+            "gap": (objective - bound) / objective if objective and bound is not None else None,
+            "objective": objective,
+            "bound": bound,
         }
         stats.append(record)
         if len(stats) == 1:

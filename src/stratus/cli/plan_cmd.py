@@ -12,11 +12,13 @@ from stratus.catalog import Catalog
 from stratus.cli.budget_view import ALLOW_OVER_BUDGET, enforce_budgets, plan_budgets, render_budgets
 from stratus.cli.inputs import OBJECTIVE, PIPELINE, PLATFORM, finite_flag, load_files, parse_objective
 from stratus.cli.output import console, print_json
+from stratus.cli.render_compare import render_comparison
 from stratus.cli.render_plan import render_plan
 from stratus.cli.state_db import open_existing
 from stratus.config import Pipeline, Platform
 from stratus.limits import MAX_FLAG_SECONDS
-from stratus.planner import Plan, plan
+from stratus.planner import Plan, compare, plan
+from stratus.planner.compare import Comparison
 from stratus.planner.plan import Objective
 from stratus.policy import policy_gate
 from stratus.state import STATE_URL_ENV, MeasuredSize, last_output_sizes, state_dir
@@ -59,6 +61,12 @@ def plan_command(
     objective: str = OBJECTIVE,
     explain: bool = typer.Option(False, "--explain", help="Also show runners-up and every rejected site."),
     as_json: bool = typer.Option(False, "--json", help="Print exactly one JSON object for scripts."),
+    with_compare: bool = typer.Option(
+        False,
+        "--compare",
+        help="Also price the best single-provider, single-region and SkyPilot-model plans, each with "
+        "spot on and off, and split the saving into spot and placement across providers.",
+    ),
     time_limit: float = typer.Option(
         60.0,
         "--time-limit",
@@ -79,6 +87,9 @@ def plan_command(
 
     Example: stratus plan examples/fraud-detection/pipeline.yaml --explain
 
+    With --compare, the same exact planner is re-run restricted to each provider, to each single region,
+    and under SkyPilot's model, with spot on and off: what multi-cloud saves, and why.
+
     The platform's `policies:` judge every candidate; what they deny shows with --explain, and in the
     error when nothing is left for a step. With `budgets:`, the plan is shown against this month's spend
     of the pipeline's team and project (from the ledger), with the alerts it reaches.
@@ -96,15 +107,22 @@ def plan_command(
         explain=explain,
         time_limit_s=time_limit,
     )
+    comparison = (
+        _compare(platform_file, platform_model, pipeline_model, goal, time_limit) if with_compare else None
+    )
     lines = plan_budgets(platform_file, platform_model, pipeline_model, result, state_url)
     if as_json:
         payload = result.to_json()
         if platform_model.budgets is not None:
             payload["budgets"] = [line.to_json() for line in lines]
             payload["over_budget"] = any(line.over for line in lines)
+        if comparison is not None:
+            payload["compare"] = comparison.to_json()
         print_json(payload)
     else:
         render_plan(console(), result, explain=explain)
+        if comparison is not None:
+            render_comparison(console(), comparison)
         render_budgets(console(), lines)
     enforce_budgets(
         lines,
@@ -124,3 +142,15 @@ def _measured_sizes(platform_file: Path, pipeline: str) -> dict[str, MeasuredSiz
         return last_output_sizes(db, pipeline)
     finally:
         db.engine.dispose()
+
+
+def _compare(
+    platform_file: Path, platform: Platform, pipeline: Pipeline, objective: Objective, time_limit_s: float
+) -> Comparison:
+    """The same planner restricted to each provider, region and SkyPilot's model (``--compare``)."""
+    catalog = Catalog.load(state_dir(platform_file) / "catalog")
+    gate = policy_gate(platform, platform_file.parent)
+    try:
+        return compare(pipeline, platform, catalog, objective, time_limit_s, gate.plan_policy(pipeline))
+    finally:
+        gate.close()

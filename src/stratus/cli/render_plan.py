@@ -143,6 +143,13 @@ def _render_explanation(out: Console, plan: Plan) -> None:
         for r in plan.rejections:
             rejected.add_row(r.step, r.site, "; ".join(r.reasons))
         out.print(rejected)
+    if plan.pruned_sites:
+        pruned = Table(title="Sites pruned before solving (exactly dominated)", title_justify="left")
+        pruned.add_column("site")
+        pruned.add_column("why")
+        for site, why in plan.pruned_sites:
+            pruned.add_row(site, why)
+        out.print(pruned)
     if plan.policy_denials:
         denied = Table(title="Choices denied by policy (the site stays usable)", title_justify="left")
         denied.add_column("step")

@@ -5,6 +5,7 @@ Pure: no I/O, no printing. ``plan`` returns a frozen :class:`Plan`; infeasibilit
 """
 
 from stratus.planner.candidates import SiteOfferings, site_offerings
+from stratus.planner.compare import Comparison, Priced, Saving, compare
 from stratus.planner.evaluate import Evaluation, evaluate
 from stratus.planner.plan import Alternative, Participant, Placement, Plan, Rejection, StoredCopy, Transfer
 from stratus.planner.problem import Problem, build_problem
@@ -15,19 +16,23 @@ from stratus.planner.solve import plan, solve
 __all__ = [
     "FAR_OFF_FACTOR",
     "Alternative",
+    "Comparison",
     "Evaluation",
     "Measurement",
     "Participant",
     "Placement",
     "Plan",
+    "Priced",
     "Problem",
     "Rejection",
+    "Saving",
     "SiteOfferings",
     "SizeEstimate",
     "StoredCopy",
     "Transfer",
     "artifact_residency",
     "build_problem",
+    "compare",
     "evaluate",
     "far_off",
     "plan",

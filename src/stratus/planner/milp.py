@@ -8,14 +8,13 @@ not over every pair of sites, with a correction for a reader placed at the produ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import LinearConstraint, milp
-from scipy.sparse import coo_array
+from scipy.sparse import coo_array, csc_array
 
 from stratus.errors import PlanError
+from stratus.planner import highs
 from stratus.planner.evaluate import duration, evaluate
 from stratus.planner.factor import Factored, factor_rates
 from stratus.planner.problem import Flow, Problem
@@ -55,42 +54,45 @@ class _Model:
         self.row_ub.append(ub)
 
     def solve(
-        self, objective: list[float], time_limit: float
+        self,
+        objective: list[float],
+        time_limit: float,
+        start: dict[int, float] | None = None,
+        presolve: bool = True,
     ) -> tuple[npt.NDArray[np.float64], float | None]:
         """Values of every variable, and None when HiGHS proved them optimal, else its proven lower bound."""
         n = len(self.cost)
-        matrix = coo_array((self.val, (self.row, self.col)), shape=(len(self.row_lb), n)).tocsr()
-        options = {"disp": False, "mip_rel_gap": 0.0, "time_limit": time_limit}
-
-        def run(presolve: bool) -> Any:
-            return milp(
-                c=np.array(objective),
-                integrality=np.array(self.integer),
-                bounds=(np.zeros(n), np.array(self.upper)),
-                constraints=[LinearConstraint(matrix, np.array(self.row_lb), np.array(self.row_ub))],
-                options={**options, "presolve": presolve},
-            )
-
-        result = run(presolve=True)
-        if result.status == 2:
-            # HiGHS's presolve (scipy 1.17) has called a feasible model infeasible: the time objective's
-            # second solve, capped at the makespan the first solve had just reached, on a 4-step case
-            # that hypothesis found. Every model here has a solution, so ask again without presolve.
-            result = run(presolve=False)
+        matrix = csc_array(coo_array((self.val, (self.row, self.col)), shape=(len(self.row_lb), n)))
+        arrays = (
+            np.array(objective),
+            np.array(self.integer),
+            np.array(self.upper),
+            matrix,
+            np.array(self.row_lb),
+            np.array(self.row_ub),
+        )
+        result = highs.run_highs(*arrays, time_limit, start, presolve)
+        if result.status == "Infeasible" and presolve:
+            # HiGHS's presolve has called a feasible model infeasible (scipy 1.17's HiGHS did, on the time
+            # objective's second solve capped at the makespan the first had just reached, on a 4-step
+            # case hypothesis found). Every model here has a solution, so ask again without presolve.
+            result = highs.run_highs(*arrays, time_limit, start, presolve=False)
         if result.x is None:
             raise PlanError(
-                f"the MILP solver found no placement within {time_limit:g} s ({result.message}); "
+                f"the MILP solver found no placement within {time_limit:g} s ({result.status}); "
                 "raise --time-limit"
             )
-        x: npt.NDArray[np.float64] = result.x
-        bound = None if result.status == 0 else float(getattr(result, "mip_dual_bound", float("-inf")))
-        return x, bound
+        return result.x, None if result.proven else (result.bound if result.bound is not None else -INF)
 
 
-def solve_milp(problem: Problem, terms: Terms, time_limit: float = 60.0) -> tuple[list[int], float | None]:
+def solve_milp(
+    problem: Problem, terms: Terms, time_limit: float = 60.0, start: list[int] | None = None
+) -> tuple[list[int], float | None]:
     """The optimal site per step (least cost, or least makespan then least cost for ``objective: time``).
 
-    Also returns the proven relative optimality gap: 0.0 when HiGHS proved the optimum; past
+    ``start``, a site per step that is feasible (e.g. the tree DP's on a spanning forest), is handed to
+    HiGHS as its first incumbent. Also returns the proven relative optimality gap: 0.0 when HiGHS
+    proved the optimum; past
     ``time_limit`` seconds, how far the returned placement (priced by ``evaluate``) may be above the
     proven lower bound; None when no useful bound was proven yet. Callers never mistake one for another.
     """
@@ -109,19 +111,23 @@ def solve_milp(problem: Problem, terms: Terms, time_limit: float = 60.0) -> tupl
     for flow in terms.shared_datasets:
         _add_shared_dataset(model, problem, flow, x)
 
+    warm = None if start is None else {x[i][site]: 1.0 for i, site in enumerate(start) if site in x[i]}
     fastest_proven = True
     if problem.objective == "time":
         makespan = _add_timing(model, problem, x)
         only_time = [0.0] * len(model.cost)
         only_time[makespan] = 1.0
-        fastest, time_bound = model.solve(only_time, time_limit)
+        # HiGHS 1.16's presolve returned a proven "optimum" 75% above the true one on the capped cost
+        # solve of a 4-step case hypothesis found (the same assignment without presolve: exact). Models
+        # with timing rows are solved without it.
+        fastest, time_bound = model.solve(only_time, time_limit, warm, presolve=False)
         fastest_proven = time_bound is None
         best = fastest[makespan]
         # HiGHS meets rows only to its feasibility tolerance (1e-7), so the makespan it reports can sit a
         # hair below what the same assignment needs; capping at exactly that value made the second solve
         # infeasible. A microsecond-scale slack admits only ties.
         model.add([(makespan, 1.0)], 0.0, best * (1 + 1e-7) + 1e-6)
-    values, bound = model.solve(model.cost, time_limit)
+    values, bound = model.solve(model.cost, time_limit, warm, presolve=problem.objective == "cost")
     assignment = [max(x[i], key=lambda s: values[x[i][s]]) for i in range(n)]
     if bound is None and fastest_proven:
         return assignment, 0.0

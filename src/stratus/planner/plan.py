@@ -135,6 +135,8 @@ class Plan:
     storage: tuple[StoredCopy, ...] = ()
     # The size each step output was priced at: declared, or the last measured one when far off.
     sizes: tuple[SizeEstimate, ...] = ()
+    # With explain: sites dropped before solving as exactly dominated (site, why); the optimum is unchanged.
+    pruned_sites: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def total_cost_usd(self) -> Decimal:

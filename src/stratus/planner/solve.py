@@ -11,12 +11,14 @@ from stratus.planner.evaluate import Evaluation, evaluate
 from stratus.planner.milp import solve_milp
 from stratus.planner.plan import Alternative, Objective, Plan, Rejection
 from stratus.planner.problem import Problem, build_problem
+from stratus.planner.prune import prune_dominated
 from stratus.planner.sizes import Measurement, choose_sizes, with_sizes
 from stratus.planner.storage import copies_left
 from stratus.planner.terms import split_terms
 from stratus.planner.tree import solve_tree, tree_shaped
+from stratus.planner.warm import forest_start
 
-__all__ = ["plan", "solve"]
+__all__ = ["plan", "solve", "solve_pruned"]
 
 RUNNERS_UP_PER_STEP = 3
 # Past this, a DAG's MILP returns its best placement with the proven gap rather than keep a user waiting.
@@ -44,7 +46,7 @@ def plan(
     sizes = choose_sizes(pipeline, measured or {})
     pipeline = with_sizes(pipeline, sizes)
     problem = build_problem(pipeline, platform, catalog, objective, policy)
-    assignment, solver, gap = solve(problem, time_limit_s)
+    assignment, solver, gap, pruned = solve_pruned(problem, time_limit_s)
     result = evaluate(problem, assignment)
     alternatives = _alternatives(problem, assignment, result) if explain else ()
     return Plan(
@@ -63,6 +65,7 @@ def plan(
         alternatives=alternatives,
         storage=copies_left(pipeline, platform, catalog.storage, result.placements, result.transfers),
         sizes=sizes,
+        pruned_sites=tuple(sorted(pruned.items())) if explain else (),
     )
 
 
@@ -78,11 +81,21 @@ def solve(
     problem: Problem, time_limit_s: float = DEFAULT_TIME_LIMIT_S
 ) -> tuple[list[int], str, float | None]:
     """A site per step, the method that chose it, and the proven gap (0.0: optimal; None: no bound yet)."""
-    terms = split_terms(problem)
-    if problem.objective == "cost" and tree_shaped(problem, terms):
-        return solve_tree(problem, terms), "tree-dp", 0.0
-    assignment, gap = solve_milp(problem, terms, time_limit_s)
-    return assignment, "milp-highs", gap
+    assignment, solver, gap, _pruned = solve_pruned(problem, time_limit_s)
+    return assignment, solver, gap
+
+
+def solve_pruned(
+    problem: Problem, time_limit_s: float = DEFAULT_TIME_LIMIT_S
+) -> tuple[list[int], str, float | None, dict[str, str]]:
+    """``solve``, plus the sites dropped as exactly dominated before solving and why (see ``prune``)."""
+    pruned = prune_dominated(problem, split_terms(problem))
+    reduced, terms = pruned.problem, pruned.terms
+    if problem.objective == "cost" and tree_shaped(reduced, terms):
+        return solve_tree(reduced, terms), "tree-dp", 0.0, pruned.reasons
+    start = forest_start(reduced, terms) if problem.objective == "cost" else None
+    assignment, gap = solve_milp(reduced, terms, time_limit_s, start)
+    return assignment, "milp-highs", gap, pruned.reasons
 
 
 def _alternatives(problem: Problem, assignment: list[int], chosen: Evaluation) -> tuple[Alternative, ...]:
