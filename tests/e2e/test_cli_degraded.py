@@ -81,7 +81,8 @@ def test_a_run_with_min_one_succeeds_and_storage_repair_completes_the_pending_re
     assert squares(repaired)["repaired"] == {"vault": size}
     assert squares(repaired)["replicas"] == {"backup": "verified", "cheap": "verified", "vault": "verified"}
     # Billed like any transfer, to the run whose write it completes, from the cheapest verified holder.
-    assert repair_rows(world, run["run_id"]) == [f"copy square.squares from cheap to vault ({size} bytes)"]
+    [row] = repair_rows(world, run["run_id"])
+    assert row.startswith(f"copy square.squares from cheap to vault ({size} bytes = "), row
     [copy] = [t for t in repo_of(world).transfers() if t.reason == "repair"]
     assert (copy.from_site, copy.to_site, copy.bytes, copy.run_id) == ("cheap", "vault", size, run["run_id"])
 
@@ -113,4 +114,5 @@ def test_the_next_run_of_any_pipeline_completes_pending_replicas_first_unless_to
     latest = repo_of(world).runs()[0].id
     size = squares(cli(world, "storage", "ls")[1])["size_bytes"]
     # Charged to the run that repaired it.
-    assert repair_rows(world, latest) == [f"copy square.squares from cheap to vault ({size} bytes)"]
+    [row] = repair_rows(world, latest)
+    assert row.startswith(f"copy square.squares from cheap to vault ({size} bytes = "), row

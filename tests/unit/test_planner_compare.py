@@ -35,7 +35,7 @@ def _brute_best(platform: Platform, pipeline: Pipeline, allowed: set[str]) -> De
     return min(costs, default=None)
 
 
-@SETTINGS
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])  # brute force
 @given(instances())
 def test_every_single_provider_row_is_the_brute_force_best_on_that_provider(
     instance: tuple[Platform, Pipeline],
@@ -62,7 +62,8 @@ def test_every_single_provider_row_is_the_brute_force_best_on_that_provider(
             # Narrower rules never beat the plan over every site; spot off never makes a plan cheaper.
             assert row.total_cost_usd >= stratus - TOLERANCE
             assert row.on_demand_cost_usd is not None
-            assert row.on_demand_cost_usd >= row.total_cost_usd - TOLERANCE
+            if row.kind != "skypilot":  # a heuristic's spot plan may cost more than its on-demand one
+                assert row.on_demand_cost_usd >= row.total_cost_usd - TOLERANCE
     if result.saving is not None:
         s = result.saving
         assert s.spot_usd + s.placement_usd == s.total_usd

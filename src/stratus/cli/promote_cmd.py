@@ -29,7 +29,7 @@ import typer
 from rich.markup import escape
 
 from stratus.cli.audit_cmd import actor
-from stratus.cli.inputs import JSON
+from stratus.cli.inputs import JSON, PLATFORM_ENV
 from stratus.cli.output import console, print_json
 from stratus.cli.serve_cmd import holder_opener, serving_folder
 from stratus.config import Platform, load_platform, resolve_platform_path
@@ -51,6 +51,7 @@ _PLATFORM = typer.Option(
     None,
     "--platform",
     "-p",
+    envvar=PLATFORM_ENV,
     help="The platform file (its registry, sites and deployments). Default: stratus.yaml here.",
 )
 

@@ -267,10 +267,10 @@ def record_transfer(
     unit = data_unit(provider)
     quantity = units.quantity_in(size_bytes, unit)
     usd = usd_per_gb * units.gb_from_bytes(size_bytes)
-    billed = f"{size_bytes} bytes = {_tidy(quantity)} {unit}"
+    billed = f"{size_bytes} bytes = {_plain(quantity)} {unit}"
     if unit != "GB":
         rate = usd_per_gb * units.bytes_per(unit) / units.BYTES_PER_GB
-        billed += f"; {provider} bills per {unit}: {_tidy(rate)} USD/{unit} (= {_tidy(usd_per_gb)} USD/GB)"
+        billed += f"; {provider} bills per {unit}: {_plain(rate)} USD/{unit} (= {_plain(usd_per_gb)} USD/GB)"
     charge = Charge(
         kind="transfer",
         pricing="on-demand",
@@ -335,7 +335,7 @@ def record_storage(
         resource_id=f"{site}/{artifact}",
         resource_name=artifact,
         description=(
-            f"store {artifact} ({size_bytes} bytes) at {site} for {_tidy(held_hours)} h at "
+            f"store {artifact} ({size_bytes} bytes) at {site} for {_plain(held_hours)} h at "
             f"{price.usd_per_unit_month} USD/{price.unit}-month ({price.note}; source: {price.source})"
         ),
         start=start,
@@ -354,3 +354,8 @@ def _aware(value: datetime, name: str) -> None:
 def _tidy(quantity: Decimal) -> Decimal:
     # Twelve places is finer than any meter (a picosecond-hour); it keeps 1/3600 from printing 28 digits.
     return quantity.quantize(Decimal("1e-12")).normalize() if quantity else Decimal(0)
+
+
+def _plain(quantity: Decimal) -> str:
+    """``_tidy`` as people read it in a description: 0.000000203, never 2.03E-7."""
+    return format(_tidy(quantity), "f")
