@@ -39,6 +39,10 @@ def test_a_size_estimate_far_off_is_reported_after_the_run_and_the_next_plan_use
     assert sizes["square.squares"]["used_gb"] == squares["size_bytes"] / 1e9
     assert sizes["square.squares"]["measured_run"] == report["run_id"]
     assert sizes["total.sum"]["used"] == "declared"  # declared 0: nothing to correct
+    compared = stratus_cli("plan", pipeline, "--compare", "--json", cwd=pipeline.parent)
+    assert compared.returncode == 0, compared.stderr
+    shown = one_json(compared.stdout)  # --compare's Stratus row is priced at the sizes the plan used
+    assert shown["compare"]["stratus"]["total_cost_usd"] == shown["total_cost_usd"]
 
     text = flat(stratus_cli("plan", pipeline, cwd=pipeline.parent).stdout)
     assert "Output sizes used (GB)" in text

@@ -20,6 +20,7 @@ from stratus.limits import MAX_FLAG_SECONDS
 from stratus.planner import Plan, compare, plan
 from stratus.planner.compare import Comparison
 from stratus.planner.plan import Objective
+from stratus.planner.sizes import with_sizes
 from stratus.policy import policy_gate
 from stratus.state import STATE_URL_ENV, MeasuredSize, last_output_sizes, state_dir
 
@@ -108,7 +109,9 @@ def plan_command(
         time_limit_s=time_limit,
     )
     comparison = (
-        _compare(platform_file, platform_model, pipeline_model, goal, time_limit) if with_compare else None
+        _compare(platform_file, platform_model, with_sizes(pipeline_model, result.sizes), goal, time_limit)
+        if with_compare
+        else None
     )
     lines = plan_budgets(platform_file, platform_model, pipeline_model, result, state_url)
     if as_json:
@@ -147,7 +150,11 @@ def _measured_sizes(platform_file: Path, pipeline: str) -> dict[str, MeasuredSiz
 def _compare(
     platform_file: Path, platform: Platform, pipeline: Pipeline, objective: Objective, time_limit_s: float
 ) -> Comparison:
-    """The same planner restricted to each provider, region and SkyPilot's model (``--compare``)."""
+    """The same planner restricted to each provider, region and SkyPilot's model (``--compare``).
+
+    ``pipeline`` carries the output sizes the plan used (measured where the declared ones were far
+    off), so the comparison's Stratus row is the plan just shown.
+    """
     catalog = Catalog.load(state_dir(platform_file) / "catalog")
     gate = policy_gate(platform, platform_file.parent)
     try:
