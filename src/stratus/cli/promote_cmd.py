@@ -29,7 +29,7 @@ import typer
 from rich.markup import escape
 
 from stratus.cli.audit_cmd import actor
-from stratus.cli.inputs import JSON, PLATFORM_ENV
+from stratus.cli.inputs import JSON, PLATFORM_HERE
 from stratus.cli.output import console, print_json
 from stratus.cli.serve_cmd import holder_opener, serving_folder
 from stratus.config import Platform, load_platform, resolve_platform_path
@@ -46,14 +46,6 @@ from stratus.serving.source import RegistryAccess, check_sites, resolve_model, s
 from stratus.state import Repository, open_database, state_dir, state_url
 
 __all__ = ["promote_command"]
-
-_PLATFORM = typer.Option(
-    None,
-    "--platform",
-    "-p",
-    envvar=PLATFORM_ENV,
-    help="The platform file (its registry, sites and deployments). Default: stratus.yaml here.",
-)
 
 
 def promote_command(
@@ -96,7 +88,7 @@ def promote_command(
     timeout_s: float = typer.Option(
         600.0, "--timeout", min=1.0, help="Seconds to wait for the deployment's supervisor to finish."
     ),
-    platform: Path | None = _PLATFORM,
+    platform: Path | None = PLATFORM_HERE,
     tracking_uri: str | None = typer.Option(
         None, "--tracking-uri", help="MLflow tracking URI to use instead of the platform's."
     ),
