@@ -77,7 +77,47 @@ def run_highs(
     presolve: bool = True,
 ) -> HighsOutcome:
     """Minimise ``cost @ x`` subject to the rows and bounds, ``x >= 0``; ``start`` may set the integer
-    variables of a known feasible point (HiGHS completes the rest)."""
+    variables of a known feasible point (HiGHS completes the rest).
+
+    highspy 1.16 given a partial start can answer "Optimal" with the start's values beside another
+    point's objective (found by hypothesis: a 3-step plan returned at $1.91 "proven" at $1.90). An
+    outcome whose values do not price at its objective, or break a row, is not trusted: the model is
+    solved again from scratch.
+    """
+    outcome = _run_once(cost, integer, upper, matrix, row_lower, row_upper, time_limit_s, start, presolve)
+    if start and not _self_consistent(outcome, cost, matrix, row_lower, row_upper):
+        outcome = _run_once(cost, integer, upper, matrix, row_lower, row_upper, time_limit_s, None, presolve)
+    return outcome
+
+
+def _self_consistent(
+    outcome: HighsOutcome,
+    cost: npt.NDArray[np.float64],
+    matrix: csc_array,
+    row_lower: npt.NDArray[np.float64],
+    row_upper: npt.NDArray[np.float64],
+) -> bool:
+    """Whether the values price at the reported objective and meet every row (to HiGHS's tolerances)."""
+    if outcome.x is None or outcome.objective is None:
+        return True
+    tolerance = 1e-6 * max(1.0, abs(outcome.objective))
+    if abs(float(cost @ outcome.x) - outcome.objective) > tolerance:
+        return False
+    activity = matrix @ outcome.x
+    return bool(np.all(activity >= row_lower - 1e-6) and np.all(activity <= row_upper + 1e-6))
+
+
+def _run_once(
+    cost: npt.NDArray[np.float64],
+    integer: npt.NDArray[np.int_],
+    upper: npt.NDArray[np.float64],
+    matrix: csc_array,
+    row_lower: npt.NDArray[np.float64],
+    row_upper: npt.NDArray[np.float64],
+    time_limit_s: float,
+    start: dict[int, float] | None,
+    presolve: bool,
+) -> HighsOutcome:
     solver = _quiet_highs()
     for name, value in HIGHS_OPTIONS.items():
         solver.setOptionValue(name, value)
