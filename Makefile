@@ -127,7 +127,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 test: lint typecheck $(AZURITE) $(CHROMIUM)
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=30
 
 bench: $(STAMP) bench-replication bench-serving bench-training bench-dr bench-policy bench-engines
 	$(BIN)/python -m bench.planner
