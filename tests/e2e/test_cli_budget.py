@@ -106,7 +106,7 @@ def test_under_budget_the_plan_shows_this_months_spend_of_its_team_only(tmp_path
     assert table.returncode == 0, table.stderr
     assert "Budgets this month" in table.stdout
     assert "team tests" in table.stdout
-    assert "$100.00" in table.stdout
+    assert "$100.000000" in table.stdout
 
 
 def test_a_plan_that_crosses_an_alert_says_so_and_still_plans(tmp_path: Path) -> None:
@@ -129,8 +129,8 @@ def test_over_budget_plan_and_run_refuse_with_exit_7_naming_budget_spent_planned
     assert team_line(payload)["over"] is True
     message = " ".join(stderr.split())
     assert "error: over budget: team tests's monthly budget (" in message
-    assert "spent $9.99 + planned $" in message
-    assert "over the limit of $10.00 by $" in message
+    assert "spent $9.990000 + planned $" in message
+    assert "over the limit of $10.000000 by $" in message
     assert "--allow-over-budget" in message
     assert "project flow" not in message  # within its own budget
 
@@ -155,8 +155,8 @@ def test_the_override_plans_and_is_recorded_in_the_audit_trail(tmp_path: Path) -
     assert override["outcome"] == "ok"
     assert override["arguments"][0] == f"plan {path}"
     assert override["arguments"][1].startswith("team tests (")
-    assert "spent $9.99 + planned $" in override["arguments"][1]
-    assert "of $10.00" in override["arguments"][1]
+    assert "spent $9.990000 + planned $" in override["arguments"][1]
+    assert "of $10.000000" in override["arguments"][1]
     flagged = next(r for r in records if r["command"] == "plan")  # the command line itself, flag and all
     assert "--allow-over-budget" in flagged["arguments"]
 

@@ -61,15 +61,15 @@ def test_gpu_training_compare_table_splits_spot_and_placement_across_providers(t
     assert result.returncode == 0, result.stderr[-2000:]
     out = _flat(result.stdout)
     assert "What multi-cloud saves on gpu-training (objective: cost)" in out
-    assert "aws only $70.770 $27.004 (38.2%)" in out
-    assert "azure only $66.267 $22.500 (34.0%)" in out
+    assert "aws only $70.770420 $27.003701 (38.2%)" in out
+    assert "azure only $66.266719 $22.500000 (34.0%)" in out
     assert (
         "gcp only — — — — infeasible: train: resources: no offering with ≥64 vCPUs, ≥512 GB, A100-80GB:8"
         in out
     )
     assert (
-        "Against the best single-provider plan on on-demand prices (aws only, $221.47), Stratus saves "
-        "$177.70 (80.2%): spot $155.20, placement across providers $22.500." in out
+        "Against the best single-provider plan on on-demand prices (aws only, $221.468820), Stratus saves "
+        "$177.702101 (80.2%): spot $155.202101, placement across providers $22.500000." in out
     )
 
 

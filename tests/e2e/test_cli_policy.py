@@ -95,8 +95,8 @@ def test_the_library_denies_with_each_policy_s_message_in_explain(tmp_path: Path
         "(allowed: dc-cheap, dc-backup, dc-us, dc-gpu)" in out
     )
     assert (
-        "policy: max_price: step square on node-vault (on-demand) costs $5.0000/h; "
-        "team tests allows at most $0.90/h per step" in out
+        "policy: max_price: step square on node-vault (on-demand) costs $5.000000/h; "
+        "team tests allows at most $0.900000/h per step" in out
     )
     plan = one_json(stratus_cli("plan", world, "--json", cwd=tmp_path).stdout)
     assert {(s["step"], s["pricing"]) for s in plan["steps"]} >= {("total", "on-demand")}

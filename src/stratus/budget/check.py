@@ -16,6 +16,7 @@ from typing import Any
 from stratus.config.budgets import Budgets
 from stratus.errors import OverBudgetError
 from stratus.ledger import Month, Scope, from_micros, to_micros
+from stratus.units import format_usd
 
 __all__ = ["BudgetLine", "budget_lines", "over_budget_error", "usd_text"]
 
@@ -149,10 +150,8 @@ def over_budget_error(lines: Sequence[BudgetLine]) -> OverBudgetError | None:
 
 
 def usd_text(micros: int) -> str:
-    """``$1,234.50`` for people; under a dollar four places (``$0.0534``), under a cent-hundredth six."""
-    value = from_micros(micros)
-    places = 2 if abs(value) >= 1 or value == 0 else (4 if abs(value) >= Decimal("0.0001") else 6)
-    return f"{'-' if value < 0 else ''}${abs(value):,.{places}f}"
+    """Micro-dollars for people, printed like every other amount (``$1,234.500000``: see ``format_usd``)."""
+    return format_usd(from_micros(micros))
 
 
 def _share(limit_micro_usd: int, fraction: float) -> Decimal:

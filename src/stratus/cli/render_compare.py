@@ -8,16 +8,13 @@ from rich.console import Console
 from rich.table import Table
 
 from stratus.planner.compare import Comparison, Priced
+from stratus.units import format_usd
 
 __all__ = ["render_comparison"]
 
 
 def _usd(value: Decimal | None) -> str:
-    if value is None:
-        return "—"
-    if abs(value) < 1:
-        return f"${value:,.4f}"
-    return f"${value:,.3f}" if abs(value) < 100 else f"${value:,.2f}"
+    return "—" if value is None else format_usd(value)
 
 
 def _hours(value: float | None) -> str:

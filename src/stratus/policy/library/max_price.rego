@@ -8,5 +8,5 @@ deny contains msg if {
 	places_compute
 	limit := team_rules.max_usd_per_hour
 	input.price_per_hour_usd > limit
-	msg := sprintf("max_price: step %s on %s (%s) costs $%.4f/h; team %s allows at most $%.2f/h per step", [input.step.name, input.offering.name, input.pricing, input.price_per_hour_usd, input.tags.team, limit])
+	msg := sprintf("max_price: step %s on %s (%s) costs $%.6f/h; team %s allows at most $%.6f/h per step", [input.step.name, input.offering.name, input.pricing, input.price_per_hour_usd, input.tags.team, limit])
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from stratus.ledger import format_usd, to_micros
+from stratus.units import format_usd
 
 __all__ = ["duration", "human_bytes", "timestamp", "usd"]
 
@@ -28,8 +28,7 @@ def usd(amount: Decimal | float | int | None) -> str:
     """Six places, as the CLI and the FOCUS export write money: ``$0.053458``, ``-$1.143970``."""
     if amount is None:
         return "-"
-    micros = to_micros(Decimal(str(amount)))
-    return ("-$" if micros < 0 else "$") + format_usd(abs(micros))
+    return format_usd(amount if isinstance(amount, Decimal | float) else Decimal(amount))
 
 
 def duration(seconds: float | None) -> str:
