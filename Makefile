@@ -116,9 +116,11 @@ demo-scale: $(STAMP)
 	$(BIN)/python $(DEMO)/demo_scale.py
 	$(MAKE) --no-print-directory demo-k8s-render
 
+# lint-imports checks the package layering (the contracts in pyproject.toml, docs/architecture.md).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -230,6 +230,58 @@ def test_a_huge_content_length_is_refused_before_the_body(short: Target) -> None
     assert b"request body exceeds the %s" % short.name.encode() in answer
 
 
+def _oversize_content_length(sock: socket.socket) -> None:
+    sock.sendall(_large_body_header(10**12))
+
+
+def _oversize_chunked(sock: socket.socket) -> None:
+    """A chunked body (no Content-Length to refuse up front) sent past the limit: 16 KiB chunks."""
+    head = b"POST %s HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n" % INFER.encode()
+    chunk = b"%x\r\n%s\r\n" % (16 * KIB, b" " * 16 * KIB)
+    sock.sendall(head + chunk * (TIGHT["max_body_bytes"] // (16 * KIB) + 1))
+
+
+OVERSIZE: dict[str, Callable[[socket.socket], None]] = {
+    "content-length": _oversize_content_length,
+    "chunked": _oversize_chunked,
+}
+
+
+def _comparable(answer: bytes, who: str) -> tuple[int, dict[bytes, bytes], bytes]:
+    """(status, headers, body) of an answer, without what differs by design between the processes:
+    the Date and Server headers and the process's name in the message (hence its length)."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.split(b"\r\n")
+    headers = dict(line.lower().split(b": ", 1) for line in lines)
+    for own in (b"date", b"server", b"content-length"):
+        headers.pop(own, None)
+    return int(status_line.split(b" ")[1]), headers, body.replace(who.encode(), b"<process>")
+
+
+@pytest.mark.parametrize("oversize", list(OVERSIZE))
+def test_an_oversize_body_gets_the_same_413_from_the_server_and_the_gateway(
+    processes: dict[str, Target], oversize: str
+) -> None:
+    """One body reader for both: the same 413, then the connection closed, whether the size is announced
+    (refused before the body) or only found by reading a chunked body past ``max_body_bytes``."""
+    answers = {}
+    for kind in KINDS:
+        target = processes[f"{kind}-tight"]
+        with target.connect() as sock:
+            OVERSIZE[oversize](sock)
+            status, answer = _read_response(sock)
+            with contextlib.suppress(ConnectionResetError):
+                assert _until_closed(sock) == b""
+        assert status == 413, answer
+        limit = b"request body exceeds the %s's limit of %d bytes" % (
+            target.name.encode(),
+            TIGHT["max_body_bytes"],
+        )
+        assert limit in answer, answer
+        answers[kind] = _comparable(answer, target.name)
+    assert answers["server"] == answers["gateway"]
+
+
 def test_the_admin_api_refuses_a_body_before_checking_the_token(processes: dict[str, Target]) -> None:
     """It takes no body: anything past 4 KiB is a 413 from the header, not 16 MiB read per caller."""
     gateway = processes["gateway-short"]

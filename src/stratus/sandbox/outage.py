@@ -29,11 +29,11 @@ from stratus.sandbox.servers import (
     stop_server,
 )
 
-__all__ = ["SiteStore", "bring_back", "find_site_store", "refuses_connections", "take_down"]
+__all__ = ["SandboxStore", "bring_back", "find_site_store", "refuses_connections", "take_down"]
 
 
 @dataclass
-class SiteStore:
+class SandboxStore:
     """A site's store as a sandbox server: where it is recorded, and the bucket/prefix the site uses."""
 
     site: str
@@ -51,7 +51,7 @@ class SiteStore:
         return {"kind": self.server.kind, "endpoint": self.server.endpoint, "data_dir": self.server.data_dir}
 
 
-def find_site_store(platform_file: Path, site: str, storage: str, options: Mapping[str, Any]) -> SiteStore:
+def find_site_store(platform_file: Path, site: str, storage: str, options: Mapping[str, Any]) -> SandboxStore:
     """The sandbox server ``site`` stores to; ConfigError (exit 2) saying why when there is none to stop."""
     scheme, _, rest = storage.partition("://")
     if scheme == "file" or not rest:
@@ -65,7 +65,7 @@ def find_site_store(platform_file: Path, site: str, storage: str, options: Mappi
     servers = load_servers(state)[0] if state.exists() else {}
     for name, server in servers.items():
         if _points_at(options, server.endpoint):
-            return SiteStore(site, state, name, server, rest.strip("/"))
+            return SandboxStore(site, state, name, server, rest.strip("/"))
     recorded = ", ".join(s.endpoint for s in servers.values()) or "none"
     raise ConfigError(
         f"site {site} stores to {storage}, which is not a server `stratus sandbox up` started (recorded in "
@@ -87,7 +87,7 @@ def _points_at(options: Any, endpoint: str) -> bool:
     return False
 
 
-def take_down(store: SiteStore, timeout_s: float = 10.0) -> int:
+def take_down(store: SandboxStore, timeout_s: float = 10.0) -> int:
     """SIGKILL the store's server (a crash, not a shutdown) and wait until its port refuses; its PID.
 
     A killed multi-threaded server's command line vanishes as soon as its main thread exits, while its
@@ -101,7 +101,7 @@ def take_down(store: SiteStore, timeout_s: float = 10.0) -> int:
     return pid
 
 
-def refuses_connections(store: SiteStore) -> bool:
+def refuses_connections(store: SandboxStore) -> bool:
     """True when nothing accepts connections on the store's port: clients see it unreachable."""
     try:
         with socket.create_connection(("127.0.0.1", store.server.port), timeout=0.5):
@@ -110,7 +110,7 @@ def refuses_connections(store: SiteStore) -> bool:
         return True
 
 
-def bring_back(store: SiteStore, timeout_s: float = 90.0) -> Server:
+def bring_back(store: SandboxStore, timeout_s: float = 90.0) -> Server:
     """Start the same server again (same port, same data) and record its new PID in the state file."""
     if not is_up(store.server):
         restart_server(store.server, timeout_s=timeout_s)

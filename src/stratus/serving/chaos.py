@@ -25,7 +25,7 @@ from typing import Any
 from stratus.config import load_platform
 from stratus.errors import ConfigError, ServingError
 from stratus.processes import is_running
-from stratus.sandbox.outage import SiteStore, bring_back, find_site_store, refuses_connections, take_down
+from stratus.sandbox.outage import SandboxStore, bring_back, find_site_store, refuses_connections, take_down
 from stratus.serving.chaos_targets import Target, gateway_targets, server_target, site_gateways
 from stratus.serving.deployment import SUPERVISOR_MARKER, Deployment, load_deployment
 from stratus.serving.fleet import http_ready
@@ -160,7 +160,7 @@ def _running_deployment(folder: Path, site: str) -> Deployment:
     return deployment
 
 
-def _site_store(platform_file: Path, site: str) -> SiteStore:
+def _site_store(platform_file: Path, site: str) -> SandboxStore:
     platform = load_platform(platform_file)
     if site not in platform.sites:
         raise ConfigError(
@@ -256,7 +256,7 @@ class _Drill:
     result: DrillResult
     server: Target | None
     doors: list[Target]
-    store: SiteStore | None
+    store: SandboxStore | None
     survivors: list[Target]
     sig: signal.Signals
 

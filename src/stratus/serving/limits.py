@@ -4,29 +4,26 @@ Without these, a client that opens connections and sends nothing, half a header,
 them (and their buffers) for as long as it likes, and concurrent large bodies grow the process without
 bound. :class:`ServingLimits` is the one set of knobs both processes take (the server as CLI flags, the
 gateway under ``limits:`` in its config); :mod:`stratus.serving.http_guard` enforces the timeouts and the
-connection cap in the HTTP protocol layer, and :class:`ByteBudget` bounds the request-body bytes held.
+connection cap in the HTTP protocol layer, and :class:`ByteBudget` bounds the request-body bytes held
+(:func:`stratus.serving.asgi.read_body` holds them).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "RETRY_AFTER_S",
-    "BodyRefusedError",
     "BodyReservation",
     "ByteBudget",
     "ServingLimits",
     "add_limit_flags",
-    "declared_length",
     "limit_flags",
     "limits_from_flags",
-    "read_body",
 ]
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -152,63 +149,3 @@ class ByteBudget:
     def give(self, size: int) -> None:
         """Give back bytes counted by :meth:`take`."""
         self.used -= size
-
-
-class BodyRefusedError(Exception):
-    """A request body the process will not read: ``status`` 400, 413 or 503, with a message and headers."""
-
-    def __init__(self, status: int, message: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = list(headers)
-
-
-def declared_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
-    """The request's Content-Length, or None when it has none (chunked) or it is not a number."""
-    for name, value in headers:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
-
-
-async def read_body(
-    headers: Iterable[tuple[bytes, bytes]],
-    receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
-    max_bytes: int,
-    reservation: BodyReservation,
-    who: str,
-) -> bytes:
-    """The whole request body, held against ``reservation``; ``who`` names the process in refusals.
-
-    A Content-Length over ``max_bytes`` is a 413 before a byte of the body is read, and one that does
-    not fit in the process's budget a 503 with Retry-After, so a client announcing 10^12 bytes costs
-    nothing. A chunked body is counted as it arrives, with the same answers.
-    """
-    too_big = BodyRefusedError(413, f"request body exceeds {who}'s limit of {max_bytes} bytes")
-    busy = BodyRefusedError(
-        503,
-        f"{who} is holding as many request bytes as it may ({reservation.limit} bytes); retry shortly",
-        [(b"retry-after", RETRY_AFTER_S)],
-    )
-    declared = declared_length(headers)
-    if declared is not None:
-        if declared > max_bytes:
-            raise too_big
-        if not reservation.grow(declared):
-            raise busy
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BodyRefusedError(400, "client disconnected before sending the whole body")
-        chunk: bytes = message.get("body", b"")
-        size += len(chunk)
-        if size > max_bytes:
-            raise too_big
-        if not reservation.grow(size):
-            raise busy
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -23,7 +23,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import metadata, resources
 from pathlib import Path
 from types import FrameType
@@ -33,39 +33,37 @@ import orjson
 import uvicorn
 
 from stratus.errors import ServingError
+from stratus.serving.asgi import (
+    JSON,
+    AnswerError,
+    Receive,
+    Scope,
+    Send,
+    error_answer,
+    only,
+    read_body,
+    respond,
+)
 from stratus.serving.batching import DEFAULT_MAX_BATCH_ROWS, Batcher
 from stratus.serving.binary import HEADER, header_length
 from stratus.serving.http_guard import uvicorn_config
 from stratus.serving.limits import (
     DEFAULT_MAX_BODY_BYTES,
-    BodyRefusedError,
     BodyReservation,
     ByteBudget,
     ServingLimits,
     add_limit_flags,
     limits_from_flags,
-    read_body,
 )
 from stratus.serving.metrics import Metrics
 from stratus.serving.model import Model
 from stratus.serving.protocol import encode_response, parse_infer_request
-from stratus.serving.routes import (
-    EXTENSIONS,
-    method_not_allowed,
-    model_path,
-    parse_index_request,
-    unknown_model,
-)
+from stratus.serving.routes import EXTENSIONS, model_path, parse_index_request, unknown_model
 from stratus.serving.stats import ModelStats
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "ServingApp", "main", "openapi_document"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-_JSON = [(b"content-type", b"application/json")]
+_JSON = [JSON]
 _BINARY = (b"content-type", b"application/octet-stream")
 # Scope key where a handler notes its route template as soon as it knows it, so that an error answered
 # later is counted under the route rather than "unknown".
@@ -73,15 +71,6 @@ _ROUTE = "stratus.route"
 # Scope key of the request's hold on the byte budget, released once the answer is sent.
 _RESERVATION = "stratus.reservation"
 log = logging.getLogger("stratus.serving")
-
-
-class _AnswerError(Exception):
-    """Raised inside a handler to answer at once with ``status``, a JSON ``body`` and extra ``headers``."""
-
-    def __init__(self, status: int, body: Any, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
-        self.status = status
-        self.body = body
-        self.headers = list(headers)
 
 
 def openapi_document(model_names: Sequence[str] = ()) -> dict[str, Any]:
@@ -102,14 +91,7 @@ def openapi_document(model_names: Sequence[str] = ()) -> dict[str, Any]:
 def _only(scope: Scope, route: str, allowed: str) -> None:
     """Note ``route`` as the request's route, and answer 405 unless the method is ``allowed``."""
     scope[_ROUTE] = route
-    method = scope["method"]
-    if method != allowed:
-        # RFC 9110 requires the Allow header on a 405.
-        raise _AnswerError(
-            405,
-            {"error": method_not_allowed(method, allowed)},
-            [(b"allow", allowed.encode())],
-        )
+    only(scope["method"], allowed)
 
 
 class ServingApp:
@@ -151,24 +133,12 @@ class ServingApp:
         route = "unknown"
         reservation = scope[_RESERVATION] = self.budget.reserve()
         try:
-            route, status, body, content_type = await self._dispatch(scope, receive)
-        except BodyRefusedError as refused:
-            status, body = refused.status, orjson.dumps({"error": refused.message})
-            content_type, route = [*_JSON, *refused.headers], scope.get(_ROUTE, route)
-        except _AnswerError as answer:
-            status, body, content_type = answer.status, orjson.dumps(answer.body), [*_JSON, *answer.headers]
+            route, status, body, headers = await self._dispatch(scope, receive)
+        except Exception as exc:
+            status, body, headers = error_answer(exc, log, "internal error")
             route = scope.get(_ROUTE, route)
-        except ServingError as exc:
-            status, body, content_type = exc.status, orjson.dumps({"error": str(exc)}), _JSON
-            route = scope.get(_ROUTE, route)
-        except Exception as exc:  # a bug of ours: answer 500 with the reason, keep serving
-            log.exception("internal error")
-            status, body, content_type = 500, orjson.dumps({"error": f"internal error: {exc}"}), _JSON
-            route = scope.get(_ROUTE, route)
-        headers = [*content_type, (b"content-length", str(len(body)).encode())]
         try:
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await respond(send, status, [*headers], body)
         finally:
             reservation.release()
         self.metrics.observe(route, status, time.perf_counter() - started)
@@ -209,7 +179,7 @@ class ServingApp:
                 [(b"content-type", self.metrics.content_type.encode())],
             )
         if not parts or parts[0] != "v2":
-            raise _AnswerError(
+            raise AnswerError(
                 404, {"error": f"no route {scope['path']!r}: this server speaks the V2 protocol"}
             )
         if parts == ["v2", "openapi.json"]:
@@ -239,7 +209,7 @@ class ServingApp:
             parse_index_request(body)  # every model is loaded and ready: the filter changes nothing
             index = [{"name": m.name, "version": m.version, "state": "READY"} for m in self.models.values()]
             return "/v2/repository/index", 200, sorted(index, key=lambda entry: entry["name"])
-        raise _AnswerError(404, {"error": f"no route {scope['path']!r}"})
+        raise AnswerError(404, {"error": f"no route {scope['path']!r}"})
 
     async def _model_path(
         self, parts: list[str], scope: Scope, receive: Receive
@@ -248,7 +218,7 @@ class ServingApp:
         method is a 405 even for a model or version that does not exist; then an unknown one is a 404."""
         path = model_path(parts)
         if path is None:
-            raise _AnswerError(404, {"error": f"no route {scope['path']!r}"})
+            raise AnswerError(404, {"error": f"no route {scope['path']!r}"})
         route = path.route
         _only(scope, route, path.method)
         if not path.model:

@@ -19,7 +19,7 @@ from stratus.storage.backend import Backend, LocalBackend, MemoryBackend
 from stratus.storage.remote import FsspecBackend, S3Backend
 from stratus.storage.timeouts import S3FS_WRAPPER_TRIES, Timeouts, gcs_filesystem, limit_azure, s3_options
 
-__all__ = ["Location", "locate"]
+__all__ = ["BackendRoot", "locate"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ KNOWN_SCHEMES = ("file", "memory", *_SCHEMES)
 
 
 @dataclass(frozen=True)
-class Location:
+class BackendRoot:
     """A parsed storage URL: the backend to talk to and the root key under which the store lives."""
 
     backend: Backend
@@ -48,21 +48,21 @@ class Location:
     scheme: str
 
 
-def _local(url: str, base_dir: Path | None) -> Location:
+def _local(url: str, base_dir: Path | None) -> BackendRoot:
     raw = url[len("file://") :]
     path = Path(raw)
     if not path.is_absolute():
         path = (base_dir or Path.cwd()) / path
     root = path.resolve()
-    return Location(LocalBackend(tmp_dir=root / "tmp"), str(root), "file")
+    return BackendRoot(LocalBackend(tmp_dir=root / "tmp"), str(root), "file")
 
 
-def _memory(url: str) -> Location:
+def _memory(url: str) -> BackendRoot:
     fsspec = importlib.import_module("fsspec")
     name = url[len("memory://") :].strip("/")
     if not name:
         raise StorageError("memory:// needs a name, e.g. memory://site-a", url=url)
-    return Location(MemoryBackend(fsspec.filesystem("memory")), f"/{name}", "memory")
+    return BackendRoot(MemoryBackend(fsspec.filesystem("memory")), f"/{name}", "memory")
 
 
 def _import_sdk(scheme: _Scheme, url: str) -> None:
@@ -108,7 +108,7 @@ def _filesystem(scheme: _Scheme, kwargs: dict[str, Any], limits: Timeouts) -> An
     return fs
 
 
-def _remote(url: str, scheme: _Scheme, options: Mapping[str, Any], limits: Timeouts) -> Location:
+def _remote(url: str, scheme: _Scheme, options: Mapping[str, Any], limits: Timeouts) -> BackendRoot:
     _import_sdk(scheme, url)
     parts = urlsplit(url)
     # Each instance gets its own timeouts, so none is shared through fsspec's instance cache.
@@ -129,7 +129,7 @@ def _remote(url: str, scheme: _Scheme, options: Mapping[str, Any], limits: Timeo
         raise StorageError(f"cannot open the store with the given options: {exc}", url=url) from exc
     root = f"{container}/{parts.path.strip('/')}".rstrip("/")
     backend: Backend = S3Backend(fs) if scheme.module == "s3fs" else FsspecBackend(fs)
-    return Location(backend, root, parts.scheme)
+    return BackendRoot(backend, root, parts.scheme)
 
 
 def locate(
@@ -137,7 +137,7 @@ def locate(
     options: Mapping[str, Any] | None = None,
     base_dir: Path | None = None,
     timeouts: Timeouts | None = None,
-) -> Location:
+) -> BackendRoot:
     """Parse ``url`` and build its backend; ``file://`` paths that are relative resolve against base_dir.
 
     Network stores get ``timeouts`` (default :class:`Timeouts`): bounded connects, reads and retries.

@@ -12,8 +12,8 @@ from stratus.serving.gateway.config import (
     HealthCheck,
     ModelRoute,
     OutlierDetection,
-    RetryPolicy,
     Upstream,
+    UpstreamRetry,
     load_gateway_config,
 )
 from stratus.serving.gateway.runner import serve
@@ -24,8 +24,8 @@ __all__ = [
     "HealthCheck",
     "ModelRoute",
     "OutlierDetection",
-    "RetryPolicy",
     "Upstream",
+    "UpstreamRetry",
     "load_gateway_config",
     "serve",
 ]

@@ -17,13 +17,25 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from importlib import metadata
 from typing import Any
 
 import orjson
 
-from stratus.errors import ServingError
+from stratus.serving.asgi import (
+    JSON,
+    AnswerError,
+    Header,
+    Receive,
+    Scope,
+    Send,
+    error_answer,
+    header,
+    only,
+    read_body,
+    respond,
+)
 from stratus.serving.gateway.admin import Admin
 from stratus.serving.gateway.backends import Backends
 from stratus.serving.gateway.config import TOKEN_ENV, GatewayConfig
@@ -33,26 +45,14 @@ from stratus.serving.gateway.metrics import GatewayMetrics
 from stratus.serving.gateway.policies import Route
 from stratus.serving.gateway.retry import RetryBudget
 from stratus.serving.gateway.upstream import ConnectionPool, UpstreamError, UpstreamResponse
-from stratus.serving.limits import BodyRefusedError, BodyReservation, ByteBudget, read_body
-from stratus.serving.routes import (
-    EXTENSIONS,
-    method_not_allowed,
-    model_path,
-    parse_index_request,
-    unknown_model,
-)
+from stratus.serving.limits import BodyReservation, ByteBudget
+from stratus.serving.routes import EXTENSIONS, model_path, parse_index_request, unknown_model
 
 __all__ = ["ADMIN_MAX_BODY_BYTES", "GatewayApp"]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 # The admin API takes no body: anything bigger than this is refused before the token is even checked.
 ADMIN_MAX_BODY_BYTES = 4096
 RETRYABLE_STATUS = frozenset((502, 503, 504))
-_JSON = (b"content-type", b"application/json")
 # Hop-by-hop headers, and those the gateway sets itself, are not forwarded in either direction.
 _NOT_FORWARDED = frozenset(
     (
@@ -72,15 +72,6 @@ _NOT_FORWARDED = frozenset(
 _NOT_RETURNED = frozenset((*_NOT_FORWARDED, b"date", b"server"))
 _SITE_HEADER = b"x-stratus-site"
 log = logging.getLogger("stratus.gateway")
-
-
-class _AnswerError(Exception):
-    """Raised inside a handler to answer at once with ``status`` and a JSON ``body``."""
-
-    def __init__(self, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-        self.status = status
-        self.body = body
-        self.headers = headers or []
 
 
 class GatewayApp:
@@ -179,19 +170,11 @@ class GatewayApp:
                 await self._model_request(scope, receive, send, path, reservation)
                 return
             status, body, headers = await self._local(scope, receive, path, reservation)
-        except _AnswerError as answer:
-            status, body, headers = answer.status, orjson.dumps(answer.body), [_JSON, *answer.headers]
-        except BodyRefusedError as refused:
-            status, body = refused.status, orjson.dumps({"error": refused.message})
-            headers = [_JSON, *refused.headers]
-        except ServingError as exc:
-            status, body, headers = exc.status, orjson.dumps({"error": str(exc)}), [_JSON]
-        except Exception as exc:  # a bug of ours: answer 500 with the reason, keep serving
-            log.exception("internal error")
-            status, body, headers = 500, orjson.dumps({"error": f"gateway internal error: {exc}"}), [_JSON]
+        except Exception as exc:
+            status, body, headers = error_answer(exc, log, "gateway internal error")
         finally:
             reservation.release()  # after a proxied answer is sent; before a local one (it holds no body)
-        await _respond(send, status, headers, body)
+        await respond(send, status, headers, body)
 
     async def _local(
         self, scope: Scope, receive: Receive, path: str, reservation: BodyReservation
@@ -203,37 +186,37 @@ class GatewayApp:
             body = await read_body(
                 scope["headers"], receive, ADMIN_MAX_BODY_BYTES, reservation, "the admin API"
             )
-            auth = _header(scope, b"authorization")
+            auth = header(scope, b"authorization")
             status, doc, headers = self.admin.handle(method, parts[1:], auth, body)
-            return status, orjson.dumps(doc), [_JSON, *headers]
+            return status, orjson.dumps(doc), [JSON, *headers]
         if parts == ["metrics"]:
-            _only(method, "GET")
+            only(method, "GET")
             now = self.clock()
             for name, site in self.sites.items():
                 self.metrics.site_healthy.labels(name).set(1 if site.routable(now) else 0)
             return 200, self.metrics.render(), [(b"content-type", self.metrics.content_type.encode())]
         if parts == ["v2"]:
-            _only(method, "GET")
+            only(method, "GET")
             meta = {"name": "stratus-gateway", "version": self.version, "extensions": list(EXTENSIONS)}
-            return 200, orjson.dumps(meta), [_JSON]
+            return 200, orjson.dumps(meta), [JSON]
         if parts == ["v2", "repository", "index"]:
-            _only(method, "POST")
+            only(method, "POST")
             limit = self.config.limits.max_body_bytes
             ready_only = parse_index_request(
                 await read_body(scope["headers"], receive, limit, reservation, "the gateway")
             )
-            return 200, orjson.dumps(self._index(ready_only)), [_JSON]
+            return 200, orjson.dumps(self._index(ready_only)), [JSON]
         if parts == ["v2", "health", "live"]:
-            _only(method, "GET")
-            return 200, orjson.dumps({"live": True}), [_JSON]
+            only(method, "GET")
+            return 200, orjson.dumps({"live": True}), [JSON]
         if parts == ["v2", "health", "ready"]:
-            _only(method, "GET")
+            only(method, "GET")
             now = self.clock()
             ready = any(site.routable(now) for site in self.sites.values())
-            return (200 if ready else 503), orjson.dumps({"ready": ready}), [_JSON]
+            return (200 if ready else 503), orjson.dumps({"ready": ready}), [JSON]
         if parts and parts[0] == "v2":  # as the model server says it
-            raise _AnswerError(404, {"error": f"no route {path!r}"})
-        raise _AnswerError(404, {"error": f"no route {path!r}: this gateway speaks the V2 protocol"})
+            raise AnswerError(404, {"error": f"no route {path!r}"})
+        raise AnswerError(404, {"error": f"no route {path!r}: this gateway speaks the V2 protocol"})
 
     async def _model_request(
         self, scope: Scope, receive: Receive, send: Send, path: str, reservation: BodyReservation
@@ -246,11 +229,9 @@ class GatewayApp:
         """
         parsed = model_path([p for p in path.split("/") if p][2:]) if path[10:11] in ("", "/") else None
         if parsed is None:
-            raise _AnswerError(404, {"error": f"no route {path!r}"})
+            raise AnswerError(404, {"error": f"no route {path!r}"})
         method: str = scope["method"]
-        if method != parsed.method:
-            allow = [(b"allow", parsed.method.encode())]
-            raise _AnswerError(405, {"error": method_not_allowed(method, parsed.method)}, allow)
+        only(method, parsed.method)
         if not parsed.model:
             await self._stats(
                 send, list(self.routes), self._routable_sites(list(self.routes.values())), scope
@@ -260,7 +241,7 @@ class GatewayApp:
         route = self.routes.get(model)
         if route is None:
             self.metrics.request("unknown", "none", "404")  # not the name: clients could add any label
-            raise _AnswerError(404, {"error": unknown_model(model, list(self.routes))})
+            raise AnswerError(404, {"error": unknown_model(model, list(self.routes))})
         if parsed.action == "stats":
             await self._stats(send, [model], self._routable_sites([route]), scope)
             return
@@ -271,7 +252,7 @@ class GatewayApp:
         if not candidates:
             self.metrics.request(model, "none", "503")
             reasons = ", ".join(f"{site.name}: {site.reason(now)}" for site in route.sites)
-            raise _AnswerError(503, {"error": f"no healthy site for model {model!r}: {reasons}"})
+            raise AnswerError(503, {"error": f"no healthy site for model {model!r}: {reasons}"})
         target = scope.get("raw_path") or path.encode()
         if scope.get("query_string"):
             target += b"?" + scope["query_string"]
@@ -308,21 +289,21 @@ class GatewayApp:
             self.metrics.latency(site.name, elapsed)
             if status < 500:
                 site.on_success(elapsed)
-                await _respond(send, status, _passed_headers(response, site), response.body)
+                await respond(send, status, _passed_headers(response, site), response.body)
                 return
             self._failed(site, f"HTTP {status}")
             if status not in RETRYABLE_STATUS:
                 # A 500 is the model failing on this input: another site would fail the same way.
-                await _respond(send, status, _passed_headers(response, site), response.body)
+                await respond(send, status, _passed_headers(response, site), response.body)
                 return
             last = (site, response)
             errors.append(f"{site.name}: HTTP {status}")
         if last is not None:  # a site's own 502/503/504 says more than a summary of ours
             site, response = last
-            await _respond(send, response.status, _passed_headers(response, site), response.body)
+            await respond(send, response.status, _passed_headers(response, site), response.body)
             return
         status = 504 if timed_out else 502
-        raise _AnswerError(status, {"error": f"model {model!r}: no site answered: {'; '.join(errors)}"})
+        raise AnswerError(status, {"error": f"model {model!r}: no site answered: {'; '.join(errors)}"})
 
     def _routable_sites(self, routes: list[Route]) -> list[SiteState]:
         now = self.clock()
@@ -335,9 +316,7 @@ class GatewayApp:
     async def _stats(self, send: Send, models: list[str], sites: list[SiteState], scope: Scope) -> None:
         """Triton's statistics of ``models``, summed over ``sites`` (see :mod:`.fanout`)."""
         if not sites:
-            raise _AnswerError(
-                503, {"error": f"no healthy site to ask for statistics of {', '.join(models)}"}
-            )
+            raise AnswerError(503, {"error": f"no healthy site to ask for statistics of {', '.join(models)}"})
         target = scope.get("raw_path") or scope["path"].encode()
         status, body, headers = await summed_stats(
             [(site.name, self.pools[site.name]) for site in sites],
@@ -346,7 +325,7 @@ class GatewayApp:
             self._timeout,
             models,
         )
-        await _respond(send, status, headers, body)
+        await respond(send, status, headers, body)
 
     def _index(self, ready_only: bool) -> list[dict[str, str]]:
         """The repository index: each routed model, READY while some site of it is routable."""
@@ -372,27 +351,7 @@ def _forwarded(scope: Scope) -> bytes:
     )
 
 
-def _passed_headers(response: UpstreamResponse, site: SiteState) -> list[tuple[bytes, bytes]]:
+def _passed_headers(response: UpstreamResponse, site: SiteState) -> list[Header]:
     headers = [(name, value) for name, value in response.headers if name.lower() not in _NOT_RETURNED]
     headers.append((_SITE_HEADER, site.site.encode()))  # the site, whichever of its replicas answered
     return headers
-
-
-async def _respond(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
-    headers.append((b"content-length", b"%d" % len(body)))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
-
-
-def _only(method: str, allowed: str) -> None:
-    if method != allowed:
-        raise _AnswerError(
-            405, {"error": method_not_allowed(method, allowed)}, [(b"allow", allowed.encode())]
-        )

@@ -35,8 +35,8 @@ __all__ = [
     "HealthCheck",
     "ModelRoute",
     "OutlierDetection",
-    "RetryPolicy",
     "Upstream",
+    "UpstreamRetry",
     "load_gateway_config",
     "reference_problems",
 ]
@@ -76,7 +76,7 @@ class OutlierDetection(_Frozen):
         return self
 
 
-class RetryPolicy(_Frozen):
+class UpstreamRetry(_Frozen):
     """Retries on another site, bounded by a budget so that a sick fleet is not hammered by them."""
 
     max_attempts: int = Field(default=3, ge=1)
@@ -156,7 +156,7 @@ class GatewayConfig(_Frozen):
     admin_token: str | None = Field(default=None, min_length=1, repr=False)
     health: HealthCheck = HealthCheck()
     outlier: OutlierDetection = OutlierDetection()
-    retry: RetryPolicy = RetryPolicy()
+    retry: UpstreamRetry = UpstreamRetry()
     # Timeouts, the connection cap, the body size limit and the bytes in flight (docs/hardening.md).
     limits: ServingLimits = ServingLimits()
     # Off unless given: gRPC requests routed to the sites' ``grpc_port`` (docs/serving.md, "gRPC").

@@ -28,14 +28,14 @@ from typing import Any, Literal, Protocol, TypeVar
 from stratus.serving.gateway.config import Upstream
 from stratus.serving.gateway.health import SiteState
 
-__all__ = ["EXPLORE", "POLICIES", "Candidate", "Route", "order_sites"]
+__all__ = ["EXPLORE", "POLICIES", "Route", "RoutingSite", "order_sites"]
 
 EXPLORE = 0.05
 POLICIES = ("failover", "latency", "weighted", "cost")
 Policy = Literal["failover", "latency", "weighted", "cost"]
 
 
-class Candidate(Protocol):
+class RoutingSite(Protocol):
     """What a policy looks at: the site's config and its latency estimate (seconds, None if unmeasured)."""
 
     @property
@@ -45,7 +45,7 @@ class Candidate(Protocol):
     def ewma_s(self) -> float | None: ...
 
 
-C = TypeVar("C", bound=Candidate)
+C = TypeVar("C", bound=RoutingSite)
 
 
 def order_sites(
