@@ -8,6 +8,7 @@ from pathlib import Path
 from stratus.executors import StepRequest
 from stratus.runner.context import RunContext
 from stratus.runner.events import RunEvent
+from stratus.step import ENV_RUN_ID, ENV_SITE, ENV_STEP
 
 __all__ = ["stage_inputs", "step_request"]
 
@@ -53,7 +54,7 @@ def step_request(
         inputs=inputs,
         outputs={out: workdir / "outputs" / out for out in spec.outputs},
         workdir=workdir,
-        env={"STRATUS_RUN_ID": ctx.run_id, "STRATUS_STEP": step, "STRATUS_SITE": site, **(env or {})},
+        env={ENV_RUN_ID: ctx.run_id, ENV_STEP: step, ENV_SITE: site, **(env or {})},
         resources=spec.resources,
         python_path=[ctx.pipeline_dir],
         params=spec.params,
