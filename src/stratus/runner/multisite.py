@@ -54,8 +54,13 @@ def run_multi_site(
     attempt: int,
     inputs: Mapping[str, str],
     workdir: Path,
+    machines: list[str],
 ) -> tuple[StepResult, Mapping[str, Path]]:
-    """Run every process of the step; the combined result, and where the coordinator wrote the outputs."""
+    """Run every process of the step; the combined result, and where the coordinator wrote the outputs.
+
+    ``machines`` (every site taking part, coordinator first) is what the attempt records as its sites;
+    the step's metrics show it too, as ``sites``.
+    """
     spec = ctx.pipeline.steps[step]
     if spec.kind == "distributed":
         result, outputs = _distributed(ctx, step, placement, attempt, inputs, workdir)
@@ -63,8 +68,6 @@ def run_multi_site(
         result, outputs = _federated(ctx, step, placement, attempt, inputs, workdir)
     if result.ok:
         _record_exchange(ctx, step, placement.site, result.metrics)
-        # Which machines made the outputs: the lineage of anything registered downstream names them.
-        machines = list(dict.fromkeys([placement.site, *participant_sites(ctx, step, placement)]))
         result = replace(result, metrics={**result.metrics, "sites": machines})
     return result, outputs
 
