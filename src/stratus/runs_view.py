@@ -11,7 +11,6 @@ statements, with ``:name`` parameters, serve both.
 from __future__ import annotations
 
 import itertools
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,6 +21,7 @@ from typing import Any
 
 from stratus.errors import ConfigError, StratusError
 from stratus.redact import display_url
+from stratus.state import jsontext
 
 __all__ = [
     "Attempt",
@@ -357,7 +357,7 @@ def _attempt(r: Mapping[str, Any]) -> Attempt:
         started=_utc(r["started_at"]),
         finished=_maybe_utc(r["finished_at"]),
         duration_s=None if r["duration_s"] is None else float(r["duration_s"]),
-        metrics=json.loads(r["metrics_json"] or "{}"),
+        metrics=jsontext.load(r["metrics_json"], {}),
         error=r["error"],
         log_path=Path(r["log_path"]) if r["log_path"] else None,
         cached_from=r["cached_from"],

@@ -2,6 +2,10 @@
 
 Step code never sees clouds, buckets or credentials: the executor fetches inputs to local paths before
 the call and publishes the outputs after it, so the same function runs on any site.
+
+The ``STRATUS_*`` environment a step's process receives is named here, at the bottom of the package, so
+the runner that sets it, the executors and Kubernetes manifests that pass it on, and the training code
+that reads it (:mod:`stratus.training.cluster` says what each value means) spell it once.
 """
 
 from __future__ import annotations
@@ -12,7 +16,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StepContext"]
+__all__ = [
+    "ENV_COORDINATOR",
+    "ENV_RANK",
+    "ENV_RUN_ID",
+    "ENV_SITE",
+    "ENV_SITES",
+    "ENV_STEP",
+    "ENV_TIMEOUT",
+    "ENV_WORLD_SIZE",
+    "StepContext",
+]
+
+#: Every step process: the run, the step and the site it runs at.
+ENV_RUN_ID = "STRATUS_RUN_ID"
+ENV_STEP = "STRATUS_STEP"
+ENV_SITE = "STRATUS_SITE"
+#: Each rank of a multi-site step: its rank, how many there are, where rank 0 listens (``host:port``),
+#: the sites by rank (comma-separated), and the seconds a rendezvous or collective may take.
+ENV_RANK = "STRATUS_RANK"
+ENV_WORLD_SIZE = "STRATUS_WORLD_SIZE"
+ENV_COORDINATOR = "STRATUS_COORDINATOR"
+ENV_SITES = "STRATUS_SITES"
+ENV_TIMEOUT = "STRATUS_DIST_TIMEOUT_S"
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,8 @@ def spend(folder: Path, run: str, at: datetime, usd: str, tags: dict[str, str]) 
     db = open_database(default_url(folder / ".stratus"))
     ledger.record_compute(
         db,
-        run_id=run,
+        ledger.Where(run, "cheap", "onprem", "dc-cheap", tags),
         step="square",
-        site="cheap",
-        provider="onprem",
-        region="dc-cheap",
         offering="node-cheap",
         pricing="on-demand",
         price_per_hour_usd=Decimal(usd),
@@ -59,7 +56,6 @@ def spend(folder: Path, run: str, at: datetime, usd: str, tags: dict[str, str]) 
         seconds=3600.0,
         started=at,
         ended=at + timedelta(hours=1),
-        tags=tags,
     )
     db.engine.dispose()
 
@@ -207,11 +203,8 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = open_database(default_url(folder / ".stratus"))
     ledger.record_compute(
         db,
-        run_id="m2",
+        ledger.Where("m2", "aws-gpu", "aws", "us-east-1", TAGS),
         step="train",
-        site="aws-gpu",
-        provider="aws",
-        region="us-east-1",
         offering="g6.xlarge",
         pricing="spot",
         price_per_hour_usd=Decimal("6"),
@@ -219,22 +212,17 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
         seconds=7200.0,
         started=march,
         ended=march + timedelta(hours=2),
-        tags=TAGS,
         accelerator="L4:1",
     )
     ledger.record_transfer(
         db,
-        run_id="m2",
+        ledger.Where("m2", "cheap", "onprem", "dc-cheap", TAGS),
         step="train",
         artifact="square.squares",
-        from_site="cheap",
         to_site="aws-gpu",
-        provider="onprem",
-        region="dc-cheap",
         size_bytes=10**9,  # one decimal GB, the unit usd_per_gb prices
         usd_per_gb=Decimal("0.5"),
         at=march,
-        tags=TAGS,
     )
     db.engine.dispose()
     spend(folder, "m3", march, "5", {"team": "others", "project": "flow"})

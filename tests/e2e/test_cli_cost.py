@@ -77,11 +77,8 @@ def populate(folder: Path) -> dict[str, int]:
         )
         ledger.record_compute(
             db,
-            run_id=run,
+            ledger.Where(run, "gcp-eu-west", "gcp", "europe-west4", tags),
             step="train",
-            site="gcp-eu-west",
-            provider="gcp",
-            region="europe-west4",
             offering="g2-standard-4",
             pricing="spot",
             price_per_hour_usd=Decimal("0.3153"),
@@ -89,49 +86,36 @@ def populate(folder: Path) -> dict[str, int]:
             seconds=9000.0,
             started=start,
             ended=start + timedelta(hours=2.5),
-            tags=tags,
             accelerator="L4:1",
         )
     ledger.record_function(
         db,
-        run_id="r-new",
+        ledger.Where("r-new", "gcp-eu-functions", "gcp", "europe-west4", tags),
         step="preprocess",
-        site="gcp-eu-functions",
-        provider="gcp",
-        region="europe-west4",
         gb_seconds=1200.0,
         requests=1,
         usd_per_gb_second=Decimal("0.000024"),
         usd_per_request=Decimal("0.0000004"),
         started=T0,
         ended=T0 + timedelta(minutes=5),
-        tags=tags,
     )
     ledger.record_transfer(
         db,
-        run_id="r-new",
+        ledger.Where("r-new", "gcp-eu-west", "gcp", "europe-west4", tags),
         step="ingest",
         artifact="ingest.transactions",
-        from_site="gcp-eu-west",
         to_site="onprem-eu-gpu",
-        provider="gcp",
-        region="europe-west4",
         size_bytes=1_500_000_000,  # 1.5 GB (decimal): 0.03 USD at 0.02/GB
         usd_per_gb=Decimal("0.02"),
         at=T0,
-        tags=tags,
     )
     ledger.record_storage(
         db,
-        run_id="r-new",
-        site="gcp-eu-west",
-        provider="gcp",
-        region="europe-west4",
+        ledger.Where("r-new", "gcp-eu-west", "gcp", "europe-west4", tags),
         artifact="ingest.transactions",
         size_bytes=3 * GIB // 2,
         start=T0,
         end=T0 + timedelta(hours=730),
-        tags=tags,
     )
     db.engine.dispose()
     planned = (

@@ -181,11 +181,8 @@ def seed(folder: Path) -> None:
     def compute(run: str, at: datetime, usd_per_hour: str, tags: dict[str, str]) -> None:
         ledger.record_compute(
             db,
-            run_id=run,
+            ledger.Where(run, "a", "onprem", "dc", tags),
             step="train",
-            site="a",
-            provider="onprem",
-            region="dc",
             offering="node",
             pricing="on-demand",
             price_per_hour_usd=Decimal(usd_per_hour),
@@ -193,7 +190,6 @@ def seed(folder: Path) -> None:
             seconds=3600.0,
             started=at,
             ended=at + timedelta(hours=1),
-            tags=tags,
         )
 
     compute("r1", datetime(2025, 3, 1, 0, 0, tzinfo=UTC), "4", TAGS)  # first instant of March
@@ -203,6 +199,7 @@ def seed(folder: Path) -> None:
     compute("r4", datetime(2025, 3, 10, tzinfo=UTC), "7", {"team": "other", "project": "fraud"})
     compute("r5", datetime(2025, 3, 10, tzinfo=UTC), "9", {})  # untagged
     forecast = Charge(  # a plan row is a forecast, never spend
+        step="train",
         kind="planned",
         pricing="on-demand",
         effective_usd=Decimal(1000),
@@ -218,7 +215,7 @@ def seed(folder: Path) -> None:
         start=datetime(2025, 3, 2, tzinfo=UTC),
         end=datetime(2025, 3, 2, 1, tzinfo=UTC),
     )
-    write_rows(db, [build_row(Where("r1", "a", "onprem", "dc", "train", TAGS), forecast)])
+    write_rows(db, [build_row(Where("r1", "a", "onprem", "dc", TAGS), forecast)])
     db.engine.dispose()
 
 

@@ -66,11 +66,8 @@ def db(tmp_path: Path) -> Iterator[Database]:
     ledger.record_plan(database, run_id="r1", plan=plan, tags=TAGS, at=T0)
     ledger.record_compute(
         database,
-        run_id="r1",
+        ledger.Where("r1", "gcp-eu-west", "gcp", "europe-west4", TAGS),
         step="train",
-        site="gcp-eu-west",
-        provider="gcp",
-        region="europe-west4",
         offering="g2-standard-4",
         pricing="spot",
         price_per_hour_usd=Decimal("0.3153"),
@@ -78,7 +75,6 @@ def db(tmp_path: Path) -> Iterator[Database]:
         seconds=9000.0,
         started=T0,
         ended=T0 + timedelta(hours=2.5),
-        tags=TAGS,
         accelerator="L4:1",
     )
     yield database

@@ -7,6 +7,7 @@ engine, so each assertion is about what a later process would see.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +19,7 @@ from stratus import ledger
 from stratus.catalog import Catalog, Location, StorageRate
 from stratus.errors import CatalogError
 from stratus.ledger import LedgerRow
+from stratus.ledger.record import build_row
 from stratus.state import Database, open_database
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -47,13 +49,10 @@ def read_rows(url: str) -> list[LedgerRow]:
         other.engine.dispose()
 
 
-def vm(db: Database, **overrides: object) -> None:
+def vm(db: Database, where: ledger.Where | None = None, **overrides: object) -> None:
+    where = where or ledger.Where("r1", "gcp-eu-west", "gcp", "europe-west4", TAGS)
     args: dict[str, object] = {
-        "run_id": "r1",
         "step": "ingest",
-        "site": "gcp-eu-west",
-        "provider": "gcp",
-        "region": "europe-west4",
         "offering": "n2-standard-4",
         "pricing": "on-demand",
         "price_per_hour_usd": Decimal("0.213832"),
@@ -61,10 +60,9 @@ def vm(db: Database, **overrides: object) -> None:
         "seconds": 900.0,
         "started": T0,
         "ended": T0 + timedelta(seconds=900),
-        "tags": TAGS,
     }
     args.update(overrides)
-    ledger.record_compute(db, **args)  # type: ignore[arg-type]
+    ledger.record_compute(db, where, **args)  # type: ignore[arg-type]
 
 
 # --- compute on machines ------------------------------------------------------------------------------------
@@ -126,9 +124,7 @@ def test_spot_pays_the_spot_rate_and_lists_the_on_demand_one(db: Database, url: 
 def test_reserved_capacity_is_committed_pricing(db: Database, url: str) -> None:
     vm(
         db,
-        site="onprem-eu-gpu",
-        provider="onprem",
-        region="frankfurt-dc1",
+        ledger.Where("r1", "onprem-eu-gpu", "onprem", "frankfurt-dc1", TAGS),
         offering="gpu-node-l4",
         pricing="reserved",
         price_per_hour_usd=Decimal("0.70"),
@@ -167,18 +163,14 @@ def test_times_come_back_in_utc_whatever_zone_they_went_in(db: Database, url: st
 def test_a_function_is_priced_per_gb_second_and_per_request(db: Database, url: str) -> None:
     ledger.record_function(
         db,
-        run_id="r1",
+        ledger.Where("r1", "gcp-eu-functions", "gcp", "europe-west4", TAGS),
         step="preprocess",
-        site="gcp-eu-functions",
-        provider="gcp",
-        region="europe-west4",
         gb_seconds=1200.0,
         requests=3,
         usd_per_gb_second=Decimal("0.000024"),
         usd_per_request=Decimal("0.0000004"),
         started=T0,
         ended=T0 + timedelta(seconds=300),
-        tags=TAGS,
         offering="function-4GB",
     )
     memory, calls = read_rows(url)
@@ -199,18 +191,14 @@ def test_a_function_is_priced_per_gb_second_and_per_request(db: Database, url: s
 def test_a_function_without_requests_writes_one_row(db: Database, url: str) -> None:
     ledger.record_function(
         db,
-        run_id="r1",
+        ledger.Where("r1", "fn", "aws", "us-east-1", {}),
         step="preprocess",
-        site="fn",
-        provider="aws",
-        region="us-east-1",
         gb_seconds=Decimal("0.5"),
         requests=0,
         usd_per_gb_second=Decimal("0.0000166667"),
         usd_per_request=Decimal("0.0000002"),
         started=T0,
         ended=T0,
-        tags={},
     )
     (row,) = read_rows(url)
     assert row.effective_cost_micro_usd == 8  # 8.33335 µ$ rounds to 8
@@ -223,17 +211,13 @@ def test_a_function_without_requests_writes_one_row(db: Database, url: str) -> N
 def test_a_transfer_is_networking_charged_to_the_sending_site(db: Database, url: str) -> None:
     ledger.record_transfer(
         db,
-        run_id="r1",
+        ledger.Where("r1", "aws-eu", "aws", "eu-west-1", TAGS),
         step="ingest",
         artifact="ingest.transactions",
-        from_site="aws-eu",
         to_site="onprem-eu-gpu",
-        provider="aws",
-        region="eu-west-1",
         size_bytes=1_500_000_000,
         usd_per_gb=Decimal("0.02"),
         at=T0,
-        tags=TAGS,
     )
     (row,) = read_rows(url)
     assert row.effective_cost_micro_usd == 30_000  # 1.5 GB × 0.02
@@ -250,17 +234,13 @@ DEMO_BYTES = 33_600_490
 def test_transfer_quantity_is_decimal_gb_for_a_provider_billing_per_gb(db: Database, url: str) -> None:
     ledger.record_transfer(
         db,
-        run_id="r1",
+        ledger.Where("r1", "aws-us-east", "aws", "us-east-1", TAGS),
         step="ingest",
         artifact="ingest.transactions",
-        from_site="aws-us-east",
         to_site="gcp-eu-west",
-        provider="aws",
-        region="us-east-1",
         size_bytes=DEMO_BYTES,
         usd_per_gb=Decimal("0.09"),
         at=T0,
-        tags=TAGS,
     )
     (row,) = read_rows(url)
     assert (row.pricing_quantity, row.pricing_unit) == (Decimal("0.03360049"), "GB")
@@ -277,17 +257,13 @@ def test_transfer_from_a_provider_billing_per_gib_is_recorded_in_gib_and_says_so
     assert per_gb == Decimal("0.12") * 10**9 / 2**30  # Google lists 0.12 per GiB
     ledger.record_transfer(
         db,
-        run_id="r1",
+        ledger.Where("r1", "gcp-eu-west", "gcp", "europe-west4", TAGS),
         step="ingest",
         artifact="ingest.transactions",
-        from_site="gcp-eu-west",
         to_site="aws-eu",
-        provider="gcp",
-        region="europe-west4",
         size_bytes=DEMO_BYTES,
         usd_per_gb=per_gb,
         at=T0,
-        tags=TAGS,
     )
     (row,) = read_rows(url)
     assert row.pricing_unit == "GiB"
@@ -301,17 +277,13 @@ def test_transfer_from_a_provider_billing_per_gib_is_recorded_in_gib_and_says_so
 def test_a_copy_of_nothing_writes_nothing(db: Database, url: str) -> None:
     ledger.record_transfer(
         db,
-        run_id="r1",
+        ledger.Where("r1", "x", "aws", "us-east-1", {}),
         step=None,
         artifact="a",
-        from_site="x",
         to_site="y",
-        provider="aws",
-        region="us-east-1",
         size_bytes=0,
         usd_per_gb=Decimal("0.09"),
         at=T0,
-        tags={},
     )
     assert read_rows(url) == []
 
@@ -321,15 +293,11 @@ def test_storage_is_prorated_in_gb_months_at_the_catalog_price_with_its_source(
 ) -> None:
     ledger.record_storage(
         db,
-        run_id="r1",
-        site="aws-us-east",
-        provider="aws",
-        region="us-east-1",
+        ledger.Where("r1", "aws-us-east", "aws", "us-east-1", TAGS),
         artifact="train.model",
         size_bytes=10 * 10**9,
         start=T0,
         end=T0 + timedelta(hours=73),
-        tags=TAGS,
     )
     (row,) = read_rows(url)
     # 10 GB for a tenth of a 730-hour month at S3 Standard's 0.023 $/GB-month.
@@ -345,15 +313,11 @@ def test_storage_is_prorated_in_gb_months_at_the_catalog_price_with_its_source(
 def test_gcp_storage_is_recorded_in_gib_months_at_its_regional_rate(db: Database, url: str) -> None:
     ledger.record_storage(
         db,
-        run_id="r1",
-        site="gcp-frankfurt",
-        provider="gcp",
-        region="europe-west3",
+        ledger.Where("r1", "gcp-frankfurt", "gcp", "europe-west3", TAGS),
         artifact="a",
         size_bytes=2 * GIB,
         start=T0,
         end=T0 + timedelta(hours=730),
-        tags=TAGS,
     )
     (row,) = read_rows(url)
     assert (row.pricing_quantity, row.pricing_unit) == (Decimal(2), "GiB-months")
@@ -367,15 +331,11 @@ def test_storage_takes_an_explicit_rate_and_owned_disks_write_no_row(db: Databas
     for site, provider, rate in (("s1", "gcp", negotiated), ("s2", "onprem", None)):
         ledger.record_storage(
             db,
-            run_id="r1",
-            site=site,
-            provider=provider,
-            region="r",
+            ledger.Where("r1", site, provider, "r", TAGS),
             artifact="a",
             size_bytes=2 * 10**9,
             start=T0,
             end=month,
-            tags=TAGS,
             rate=rate,
         )
     (paid,) = read_rows(url)
@@ -421,7 +381,7 @@ def test_naive_datetimes_are_refused_with_the_fix(db: Database, url: str) -> Non
     [
         ({"seconds": -1.0}, "seconds -1.0 is negative"),
         ({"ended": T0 - timedelta(seconds=1)}, "charge period ends .* before it starts"),
-        ({"run_id": ""}, "run_id is empty"),
+        ({"where": ledger.Where("", "gcp-eu-west", "gcp", "europe-west4", TAGS)}, "run_id is empty"),
         ({"price_per_hour_usd": Decimal("-1")}, "cost -0.25 is negative"),
     ],
 )
@@ -431,3 +391,67 @@ def test_bad_compute_calls_say_what_is_wrong(
     with pytest.raises(ValueError, match=message):
         vm(db, **overrides)
     assert read_rows(url) == []
+
+
+# --- Where and Charge ---------------------------------------------------------------------------------------
+
+
+def test_one_where_gives_every_kind_of_row_at_a_site_its_run_place_and_tags(db: Database, url: str) -> None:
+    where = ledger.Where("r9", "aws-eu", "aws", "eu-west-1", TAGS)
+    vm(db, where, step="train")
+    ledger.record_transfer(
+        db,
+        where,
+        step="train",
+        artifact="train.model",
+        to_site="onprem-eu-gpu",
+        size_bytes=10**9,
+        usd_per_gb=Decimal("0.02"),
+        at=T0,
+    )
+    ledger.record_storage(
+        db, where, artifact="train.model", size_bytes=10**9, start=T0, end=T0 + timedelta(hours=730)
+    )
+    rows = read_rows(url)
+    assert [(r.kind, r.step) for r in rows] == [
+        ("compute", "train"),
+        ("transfer", "train"),
+        ("storage", None),
+    ]
+    for row in rows:
+        assert (row.run_id, row.site, row.provider_name, row.region_id) == (
+            "r9",
+            "aws-eu",
+            "aws",
+            "eu-west-1",
+        )
+        assert (row.team, row.project, row.tags) == ("risk-ml", "fraud", dict(sorted(TAGS.items())))
+    assert rows[0].resource_id == "aws-eu/r9/train"
+    assert rows[1].resource_id == "aws-eu->onprem-eu-gpu/train.model"  # egress is billed at the sender
+
+
+def test_a_charge_is_built_into_a_row_with_its_step_at_its_where() -> None:
+    where = ledger.Where("r1", "a", "onprem", "dc", {"team": "t"})
+    charge = ledger.Charge(
+        step="train",
+        kind="planned",
+        pricing="spot",
+        effective_usd=Decimal("1.5"),
+        list_usd=Decimal(2),
+        quantity=Decimal(3),
+        unit="hours",
+        service_category="Compute",
+        service_name="Virtual Machines",
+        sku="node",
+        resource_id="a/r1/train",
+        resource_name="train",
+        description="plan",
+        start=T0,
+        end=T0 + timedelta(hours=3),
+    )
+    row = build_row(where, charge, now=T0)
+    assert (row.run_id, row.site, row.step, row.team) == ("r1", "a", "train", "t")
+    assert (row.effective_cost_micro_usd, row.list_cost_micro_usd) == (1_500_000, 2_000_000)
+    assert (row.pricing_category, row.to_site) == ("Dynamic", None)
+    with pytest.raises(FrozenInstanceError):
+        where.site = "b"  # type: ignore[misc]

@@ -64,11 +64,8 @@ def compute(
 ) -> None:
     ledger.record_compute(
         db,
-        run_id=run,
+        ledger.Where(run, site, provider, "us-east-1" if provider == "aws" else "europe-west4", tags),
         step=step,
-        site=site,
-        provider=provider,
-        region="us-east-1" if provider == "aws" else "europe-west4",
         offering="m6i.xlarge",
         pricing=pricing,
         price_per_hour_usd=Decimal(usd_per_hour),
@@ -76,7 +73,6 @@ def compute(
         seconds=hours * 3600,
         started=start,
         ended=start + timedelta(hours=hours),
-        tags=tags,
     )
 
 
@@ -206,17 +202,13 @@ def populate(db: Database) -> None:
     compute(db, "r2", "report", usd_per_hour="0.2", start=later + timedelta(hours=3), tags=GROWTH)
     ledger.record_transfer(
         db,
-        run_id="r2",
+        ledger.Where("r2", "gcp-eu-west", "gcp", "europe-west4", GROWTH),
         step="report",
         artifact="train.model",
-        from_site="gcp-eu-west",
         to_site="aws-us-east",
-        provider="gcp",
-        region="europe-west4",
         size_bytes=250_000_000,  # 0.25 GB (decimal) x 0.12 = 0.03
         usd_per_gb=Decimal("0.12"),
         at=later + timedelta(hours=3),
-        tags=GROWTH,
     )
 
 

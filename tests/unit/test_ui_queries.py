@@ -71,10 +71,9 @@ def db(tmp_path: Path) -> Database:
                       reason="replica (dual-write)", run_id="r1", step="prep")  # fmt: skip
     for day, (site, provider, usd_) in enumerate((("eu", "gcp", "0.50"), ("us", "aws", "0.25"))):
         ledger.record_compute(
-            database, run_id="r1", step="prep", site=site, provider=provider, region="x", offering="n",
+            database, ledger.Where("r1", site, provider, "x", TAGS), step="prep", offering="n",
             pricing="on-demand", price_per_hour_usd=Decimal(usd_), list_price_per_hour_usd=Decimal(usd_),
             seconds=3600.0, started=T0 + timedelta(days=day), ended=T0 + timedelta(days=day, hours=1),
-            tags=TAGS,
         )  # fmt: skip
     return database
 

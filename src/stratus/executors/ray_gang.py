@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from stratus.step import ENV_COORDINATOR
+
 __all__ = ["MARKER", "main"]
 
 #: Prefix of the per-rank outcome lines: ``::stratus-rank N exit CODE`` or ``::stratus-rank N lost WHY``.
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, (node, ip, _) in enumerate(where):
         print(f"[rank {i}] on node {node} ({ip}); coordinator {coordinator}", flush=True)
     runs = {
-        i: actor.run.remote(rank["request"], {**rank["env"], "STRATUS_COORDINATOR": coordinator})
+        i: actor.run.remote(rank["request"], {**rank["env"], ENV_COORDINATOR: coordinator})
         for i, (actor, rank) in enumerate(zip(actors, ranks, strict=True))
     }
     outcomes: dict[int, str] = {}

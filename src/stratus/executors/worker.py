@@ -28,7 +28,7 @@ from typing import Any
 import psutil
 
 from stratus.failures import classify_exception
-from stratus.step import StepContext
+from stratus.step import ENV_RANK, StepContext
 from stratus.units import format_gb
 
 __all__ = ["main"]
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     _limit_memory(None)
     # Of a distributed step's ranks only rank 0 publishes; the others need not write the outputs.
-    publishes = os.environ.get("STRATUS_RANK", "0") == "0"
+    publishes = os.environ.get(ENV_RANK, "0") == "0"
     problem = (_check_outputs(outputs) if publishes else None) or _check_metrics(returned)
     if problem:
         print(problem, file=sys.stderr)

@@ -18,6 +18,7 @@ from pathlib import Path
 from stratus.executors.base import StepRequest
 from stratus.executors.process import worker_payload
 from stratus.export.spec import Task
+from stratus.step import ENV_SITE, ENV_STEP
 
 __all__ = ["WORK_DIR", "container", "task_env"]
 
@@ -68,4 +69,4 @@ def task_env(task: Task) -> dict[str, str]:
 
     The run id is in the request only: KFP substitutes its placeholders in arguments, not in env.
     """
-    return {**task.env, "STRATUS_STEP": task.ref, "STRATUS_SITE": task.site}
+    return {**task.env, ENV_STEP: task.ref, ENV_SITE: task.site}

@@ -19,6 +19,7 @@ from stratus.config import Resources
 from stratus.kubernetes.names import owner_labels
 from stratus.kubernetes.render import COORDINATOR_PORT, Workload, pod_spec, rank_env
 from stratus.kubernetes.target import Target
+from stratus.step import ENV_COORDINATOR, ENV_RANK, ENV_SITE, ENV_SITES, ENV_WORLD_SIZE
 
 __all__ = ["JOBSET", "PYTORCHJOB", "RAYCLUSTER", "render_jobset", "render_pytorchjob", "render_raycluster"]
 
@@ -74,11 +75,11 @@ def render_pytorchjob(work: Workload, target: Target, world_size: int) -> Namesp
     name = work.name()
     labels = _labels(work, target)
     bridge = (
-        'export STRATUS_RANK="$RANK" STRATUS_WORLD_SIZE="$WORLD_SIZE" '
-        'STRATUS_COORDINATOR="$MASTER_ADDR:$MASTER_PORT"; exec "$@"'
+        f'export {ENV_RANK}="$RANK" {ENV_WORLD_SIZE}="$WORLD_SIZE" '
+        f'{ENV_COORDINATOR}="$MASTER_ADDR:$MASTER_PORT"; exec "$@"'
     )
     bridged = replace(work, command=["sh", "-c", bridge, "sh", *work.command])
-    sites = EnvVar(name="STRATUS_SITES", value=",".join([target.site] * world_size))
+    sites = EnvVar(name=ENV_SITES, value=",".join([target.site] * world_size))
     spec = pod_spec(bridged, target, container="pytorch", extra_env=[sites])
     replicas: dict[str, Any] = {
         "Master": {"replicas": 1, "restartPolicy": "Never", "template": _template(labels, spec)}
@@ -150,4 +151,4 @@ def render_raycluster(
 
 def _no_step_env(container: Container) -> None:
     # A Ray node is not one step's run: the per-step variables pod_spec adds would mislead.
-    container.env = [e for e in container.env or [] if e.name == "STRATUS_SITE"] or None
+    container.env = [e for e in container.env or [] if e.name == ENV_SITE] or None

@@ -44,6 +44,15 @@ from stratus.config import Resources
 from stratus.kubernetes.names import dns_name, owner_labels
 from stratus.kubernetes.nodes import node_requirements
 from stratus.kubernetes.target import Target
+from stratus.step import (
+    ENV_COORDINATOR,
+    ENV_RANK,
+    ENV_RUN_ID,
+    ENV_SITE,
+    ENV_SITES,
+    ENV_STEP,
+    ENV_WORLD_SIZE,
+)
 
 __all__ = [
     "COORDINATOR_PORT",
@@ -129,9 +138,9 @@ def pod_spec(
     needs = node_requirements(target.provider, work.resources.accelerators, work.spot)
     env = [EnvVar(name=k, value=v) for k, v in sorted(work.env.items())]
     env += [
-        EnvVar(name="STRATUS_RUN_ID", value=work.run_id),
-        EnvVar(name="STRATUS_STEP", value=work.step),
-        EnvVar(name="STRATUS_SITE", value=target.site),
+        EnvVar(name=ENV_RUN_ID, value=work.run_id),
+        EnvVar(name=ENV_STEP, value=work.step),
+        EnvVar(name=ENV_SITE, value=target.site),
         *extra_env,
     ]
     volumes: list[Volume] | None = None
@@ -207,10 +216,10 @@ def rank_env(work: Workload, target: Target, world_size: int, coordinator: str) 
     """The ``STRATUS_*`` rendezvous contract (stratus.training.cluster), rank from the completion index."""
     index = EnvVarSource(fieldRef=ObjectFieldSelector(fieldPath=_COMPLETION_INDEX))
     return [
-        EnvVar(name="STRATUS_RANK", valueFrom=index),
-        EnvVar(name="STRATUS_WORLD_SIZE", value=str(world_size)),
-        EnvVar(name="STRATUS_COORDINATOR", value=coordinator),
-        EnvVar(name="STRATUS_SITES", value=",".join([target.site] * world_size)),
+        EnvVar(name=ENV_RANK, valueFrom=index),
+        EnvVar(name=ENV_WORLD_SIZE, value=str(world_size)),
+        EnvVar(name=ENV_COORDINATOR, value=coordinator),
+        EnvVar(name=ENV_SITES, value=",".join([target.site] * world_size)),
     ]
 
 

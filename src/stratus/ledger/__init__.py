@@ -1,7 +1,8 @@
 """The cost ledger: every compute-second, stored byte-month and moved byte as a FOCUS 1.3 row.
 
 The runner records usage as it happens (:func:`record_compute`, :func:`record_function`,
-:func:`record_transfer`, :func:`record_storage`) and the plan it started from (:func:`record_plan`);
+:func:`record_transfer`, :func:`record_storage`, each given the :class:`Where` of the site that bills it)
+and the plan it started from (:func:`record_plan`);
 :func:`report` sums planned next to actual by any grouping, and :func:`focus_records` exports raw rows.
 Money is integer micro-dollars in the database and :class:`~decimal.Decimal` everywhere else.
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from stratus.ledger.planned import record_plan
     from stratus.ledger.record import (
         FOCUS_PRICING_CATEGORY,
+        Charge,
+        Where,
         record_compute,
         record_function,
         record_storage,
@@ -50,6 +53,7 @@ __all__ = [
     "FOCUS_PRICING_CATEGORY",
     "GROUP_BY",
     "KINDS",
+    "Charge",
     "Kind",
     "LedgerRow",
     "Month",
@@ -57,6 +61,7 @@ __all__ = [
     "ReportRow",
     "Scope",
     "StratusPricing",
+    "Where",
     "allocation_json",
     "allocation_rows",
     "check_group_by",
@@ -100,6 +105,8 @@ _SOURCES: dict[str, tuple[str, str]] = {
     "Month": ("stratus.ledger.period", "Month"),
     "record_plan": ("stratus.ledger.planned", "record_plan"),
     "FOCUS_PRICING_CATEGORY": ("stratus.ledger.record", "FOCUS_PRICING_CATEGORY"),
+    "Charge": ("stratus.ledger.record", "Charge"),
+    "Where": ("stratus.ledger.record", "Where"),
     "record_compute": ("stratus.ledger.record", "record_compute"),
     "record_function": ("stratus.ledger.record", "record_function"),
     "record_storage": ("stratus.ledger.record", "record_storage"),

@@ -76,6 +76,7 @@ def _placement_row(
     begin = at + timedelta(hours=p.start_hours)
     finish = at + timedelta(hours=max(p.finish_hours, p.start_hours + p.hours))
     charge = Charge(
+        step=p.step,
         kind="planned",
         pricing=pricing,
         effective_usd=p.cost_usd,
@@ -91,7 +92,7 @@ def _placement_row(
         start=begin,
         end=finish,
     )
-    return build_row(Where(run_id, p.site, p.provider, p.region, p.step, tags), charge)
+    return build_row(Where(run_id, p.site, p.provider, p.region, tags), charge)
 
 
 def _transfer_row(
@@ -105,6 +106,7 @@ def _transfer_row(
     provider, region = _provider_region(t.from_site, plan, sites)
     gb = Decimal(str(t.size_gb))
     charge = Charge(
+        step=transfer_step(t),
         kind="planned",
         pricing="on-demand",
         effective_usd=t.cost_usd,
@@ -121,7 +123,7 @@ def _transfer_row(
         end=at,
         to_site=t.to_site,
     )
-    return build_row(Where(run_id, t.from_site, provider, region, transfer_step(t), tags), charge)
+    return build_row(Where(run_id, t.from_site, provider, region, tags), charge)
 
 
 def _storage_row(
@@ -135,6 +137,7 @@ def _storage_row(
     provider, region = _provider_region(c.site, plan, sites)
     step = c.artifact.split(".", 1)[0] if not c.artifact.startswith("dataset:") else None
     charge = Charge(
+        step=step,
         kind="planned",
         pricing="on-demand",
         effective_usd=c.monthly_usd,
@@ -150,7 +153,7 @@ def _storage_row(
         start=at,
         end=at + timedelta(hours=730),
     )
-    return build_row(Where(run_id, c.site, provider, region, step, tags), charge)
+    return build_row(Where(run_id, c.site, provider, region, tags), charge)
 
 
 def transfer_step(t: Transfer) -> str | None:

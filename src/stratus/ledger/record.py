@@ -20,6 +20,8 @@ from stratus.state import Database
 
 __all__ = [
     "FOCUS_PRICING_CATEGORY",
+    "Charge",
+    "Where",
     "record_compute",
     "record_function",
     "record_storage",
@@ -46,20 +48,26 @@ CATEGORY_STORAGE = "Storage"
 
 @dataclass(frozen=True)
 class Where:
-    """Who and where a charge belongs to: the columns every ledger row shares."""
+    """Whose and where: the run a row belongs to, its tags, and the site that bills it with that site's
+    provider and region (whose price list and FOCUS ProviderName/RegionId the row carries).
+
+    The same for every row one run writes at one site, so a caller builds it once per site
+    (the runner's biller does) and passes it with each charge.
+    """
 
     run_id: str
     site: str
     provider: str
     region: str
-    step: str | None
     tags: Mapping[str, str]
 
 
 @dataclass(frozen=True)
 class Charge:
-    """What was bought, how much, for how long, and at what price (effective and on-demand list)."""
+    """What was bought, for which step, how much, for how long, and at what price (effective and
+    on-demand list): the part of a row that differs from charge to charge at one :class:`Where`."""
 
+    step: str | None
     kind: Kind
     pricing: StratusPricing
     effective_usd: Decimal
@@ -116,7 +124,7 @@ def build_row(where: Where, charge: Charge, *, now: datetime | None = None) -> L
         site=where.site,
         to_site=charge.to_site,
         run_id=where.run_id,
-        step=where.step,
+        step=charge.step,
         team=tags.get("team"),
         project=tags.get("project"),
         kind=charge.kind,
@@ -133,12 +141,9 @@ def write_rows(db: Database, rows: Iterable[LedgerRow]) -> None:
 
 def record_compute(
     db: Database,
+    where: Where,
     *,
-    run_id: str,
     step: str,
-    site: str,
-    provider: str,
-    region: str,
     offering: str,
     pricing: StratusPricing,
     price_per_hour_usd: Decimal,
@@ -146,10 +151,9 @@ def record_compute(
     seconds: float,
     started: datetime,
     ended: datetime,
-    tags: Mapping[str, str],
     accelerator: str | None = None,
 ) -> None:
-    """Record one attempt of a step on a machine, billed per hour of ``seconds``.
+    """Record one attempt of a step on a machine at ``where``, billed per hour of ``seconds``.
 
     ``price_per_hour_usd`` is what was paid (spot or reserved rate); ``list_price_per_hour_usd`` the
     on-demand price of the same offering, so ListCost − EffectiveCost shows what spot/reserved saved.
@@ -163,6 +167,7 @@ def record_compute(
     serverless = pricing == "serverless"
     category = CATEGORY_AI if accelerator else CATEGORY_COMPUTE
     charge = Charge(
+        step=step,
         kind="compute",
         pricing=pricing,
         effective_usd=price_per_hour_usd * hours,
@@ -172,34 +177,30 @@ def record_compute(
         service_category=category,
         service_name=SERVICE_FUNCTIONS if serverless else SERVICE_VMS,
         sku=offering,
-        resource_id=f"{site}/{run_id}/{step}",
+        resource_id=f"{where.site}/{where.run_id}/{step}",
         resource_name=step,
-        description=f"{step} on {offering} ({pricing}) at {site}",
+        description=f"{step} on {offering} ({pricing}) at {where.site}",
         start=started,
         end=ended,
     )
-    where = Where(run_id, site, provider, region, step, tags)
     write_rows(db, [build_row(where, charge)])
 
 
 def record_function(
     db: Database,
+    where: Where,
     *,
-    run_id: str,
     step: str,
-    site: str,
-    provider: str,
-    region: str,
     gb_seconds: Decimal | float,
     requests: int,
     usd_per_gb_second: Decimal,
     usd_per_request: Decimal,
     started: datetime,
     ended: datetime,
-    tags: Mapping[str, str],
     offering: str = "function",
 ) -> None:
-    """Record a serverless invocation: one GB-seconds row and, when ``requests`` > 0, one requests row.
+    """Record a serverless invocation at ``where``: one GB-seconds row and, when ``requests`` > 0, one
+    requests row.
 
     Both rows are written together; the requests row takes the rounding remainder so that the two
     sum to the invocation's cost rounded once (a single request, 0.2 µ$, would otherwise vanish).
@@ -207,13 +208,13 @@ def record_function(
     memory_time = Decimal(str(gb_seconds))
     if memory_time < 0 or requests < 0:
         raise ValueError(f"gb_seconds {gb_seconds} and requests {requests} must not be negative")
-    where = Where(run_id, site, provider, region, step, tags)
     compute_usd = usd_per_gb_second * memory_time
     total_micros = money.to_micros(compute_usd + usd_per_request * requests)
     compute_micros = money.to_micros(compute_usd)
 
     def charge(usd: Decimal, quantity: Decimal, unit: str, what: str) -> Charge:
         return Charge(
+            step=step,
             kind="compute",
             pricing="serverless",
             effective_usd=usd,
@@ -223,9 +224,9 @@ def record_function(
             service_category=CATEGORY_COMPUTE,
             service_name=SERVICE_FUNCTIONS,
             sku=offering,
-            resource_id=f"{site}/{run_id}/{step}",
+            resource_id=f"{where.site}/{where.run_id}/{step}",
             resource_name=step,
-            description=f"{step} as {offering} at {site}: {what}",
+            description=f"{step} as {offering} at {where.site}: {what}",
             start=started,
             end=ended,
         )
@@ -239,22 +240,18 @@ def record_function(
 
 def record_transfer(
     db: Database,
+    where: Where,
     *,
-    run_id: str,
     step: str | None,
     artifact: str,
-    from_site: str,
     to_site: str,
-    provider: str,
-    region: str,
     size_bytes: int,
     usd_per_gb: Decimal,
     at: datetime,
-    tags: Mapping[str, str],
 ) -> None:
     """Record bytes copied between sites, charged to the sending site (egress is billed at the source).
 
-    ``provider``/``region`` are the sending site's; ``step`` is the step the copy was made for, if any;
+    ``where`` is the sending site; ``step`` is the step the copy was made for, if any;
     ``usd_per_gb`` is per decimal GB (Stratus's unit). The row's PricingUnit is the unit the sender
     bills in: ``GB`` (10^9 bytes), or ``GiB`` for a provider that bills per GiB (gcp), in which case
     PricingQuantity is in GiB and the description gives the per-GiB rate. The cost is the same either way.
@@ -264,6 +261,7 @@ def record_transfer(
         raise ValueError(f"size_bytes {size_bytes} is negative")
     if size_bytes == 0:
         return
+    from_site, provider = where.site, where.provider
     unit = data_unit(provider)
     quantity = units.quantity_in(size_bytes, unit)
     usd = usd_per_gb * units.gb_from_bytes(size_bytes)
@@ -272,6 +270,7 @@ def record_transfer(
         rate = usd_per_gb * units.bytes_per(unit) / units.BYTES_PER_GB
         billed += f"; {provider} bills per {unit}: {_plain(rate)} USD/{unit} (= {_plain(usd_per_gb)} USD/GB)"
     charge = Charge(
+        step=step,
         kind="transfer",
         pricing="on-demand",
         effective_usd=usd,
@@ -288,33 +287,30 @@ def record_transfer(
         end=at,
         to_site=to_site,
     )
-    write_rows(db, [build_row(Where(run_id, from_site, provider, region, step, tags), charge)])
+    write_rows(db, [build_row(where, charge)])
 
 
 def record_storage(
     db: Database,
+    where: Where,
     *,
-    run_id: str,
-    site: str,
-    provider: str,
-    region: str,
     artifact: str,
     size_bytes: int,
     start: datetime,
     end: datetime,
-    tags: Mapping[str, str],
     rate: StorageRate | None = None,
     step: str | None = None,
 ) -> None:
-    """Record ``size_bytes`` held at ``site`` from ``start`` to ``end``, in unit-months at ``rate``.
+    """Record ``size_bytes`` held at ``where`` from ``start`` to ``end``, in unit-months at ``rate``.
 
-    ``rate`` defaults to the bundled catalog's price for ``provider``/``region``; the row's PricingUnit
+    ``rate`` defaults to the bundled catalog's price for the site's provider and region; the row's PricingUnit
     is that rate's unit (``GB-months``, or ``GiB-months`` for gcp) and its description names the source.
     A month is 730 hours, as the clouds prorate. A free rate (owned disks) writes no row: the ledger
     holds charges, and a zero row would read as a price nobody set.
     """
     if size_bytes < 0:
         raise ValueError(f"size_bytes {size_bytes} is negative")
+    site, provider, region = where.site, where.provider, where.region
     price = rate if rate is not None else Catalog.bundled().storage.rate(provider, region)
     _aware(start, "start")
     _aware(end, "end")
@@ -323,6 +319,7 @@ def record_storage(
     held_hours = Decimal(str((end - start).total_seconds())) / 3600
     months = units.quantity_in(size_bytes, price.unit) * held_hours / money.HOURS_PER_MONTH
     charge = Charge(
+        step=step,
         kind="storage",
         pricing="on-demand",
         effective_usd=price.usd_per_unit_month * months,
@@ -341,7 +338,7 @@ def record_storage(
         start=start,
         end=end,
     )
-    write_rows(db, [build_row(Where(run_id, site, provider, region, step, tags), charge)])
+    write_rows(db, [build_row(where, charge)])
 
 
 def _aware(value: datetime, name: str) -> None:

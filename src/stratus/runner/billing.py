@@ -13,7 +13,14 @@ from decimal import ROUND_CEILING, Decimal
 from stratus.catalog import Catalog, StorageTable
 from stratus.config import Platform, Resources
 from stratus.executors import Executor, PricedPerUse, ServerlessExecutor
-from stratus.ledger import record_compute, record_function, record_plan, record_storage, record_transfer
+from stratus.ledger import (
+    Where,
+    record_compute,
+    record_function,
+    record_plan,
+    record_storage,
+    record_transfer,
+)
 from stratus.planner import Placement, Plan
 from stratus.state import Database
 
@@ -41,6 +48,11 @@ class Biller:
         self.platform = platform
         self.tags = dict(tags)
         self.storage_rates = storage if storage is not None else Catalog.bundled().storage
+        # Whose and where every row of this run at a site is: built once per site, passed with each charge.
+        self.where = {
+            name: Where(run_id, name, site.provider, site.region, self.tags)
+            for name, site in platform.sites.items()
+        }
 
     def plan(self, plan: Plan, accelerated: set[str]) -> None:
         """The plan the run starts from, so the report shows planned next to actual."""
@@ -67,24 +79,20 @@ class Biller:
         ended: datetime,
     ) -> None:
         """One attempt: per GB-second and request on a function site, else per hour of the offering."""
-        site = self.platform.sites[placement.site]
+        where = self.where[placement.site]
         if isinstance(executor, ServerlessExecutor):
             spec = executor.spec
             billed_s = Decimal(str(seconds)).quantize(_MS, rounding=ROUND_CEILING)
             record_function(
                 self.db,
-                run_id=self.run_id,
+                where,
                 step=step,
-                site=placement.site,
-                provider=site.provider,
-                region=site.region,
                 gb_seconds=Decimal(str(executor.memory_gb(resources))) * billed_s,
                 requests=1,
                 usd_per_gb_second=spec.usd_per_gb_second,
                 usd_per_request=spec.usd_per_request,
                 started=started,
                 ended=ended,
-                tags=self.tags,
                 offering=placement.offering,
             )
             return
@@ -92,11 +100,8 @@ class Biller:
             raise TypeError(f"no ledger mapping for the per-use executor {type(executor).__name__}")
         record_compute(
             self.db,
-            run_id=self.run_id,
+            where,
             step=step,
-            site=placement.site,
-            provider=site.provider,
-            region=site.region,
             offering=placement.offering,
             pricing=placement.pricing,
             price_per_hour_usd=placement.price_per_hour_usd,
@@ -104,7 +109,6 @@ class Biller:
             seconds=seconds,
             started=started,
             ended=ended,
-            tags=self.tags,
             accelerator=accelerator,
         )
 
@@ -120,20 +124,15 @@ class Biller:
         at: datetime,
     ) -> None:
         """A copy between sites, charged to the sender at the platform's egress price."""
-        site = self.platform.sites[from_site]
         record_transfer(
             self.db,
-            run_id=self.run_id,
+            self.where[from_site],
             step=step,
             artifact=artifact,
-            from_site=from_site,
             to_site=to_site,
-            provider=site.provider,
-            region=site.region,
             size_bytes=size_bytes,
             usd_per_gb=usd_per_gb,
             at=at,
-            tags=self.tags,
         )
 
     def storage(
@@ -141,18 +140,14 @@ class Biller:
     ) -> None:
         """A replica the run leaves at a site: its first month of storage from when it was written,
         priced from the catalog's storage rate for the site's provider and region (with its source)."""
-        where = self.platform.sites[site]
+        where = self.where[site]
         record_storage(
             self.db,
-            run_id=self.run_id,
-            site=site,
-            provider=where.provider,
-            region=where.region,
+            where,
             artifact=artifact,
             size_bytes=size_bytes,
             start=start,
             end=start + STORAGE_PERIOD,
-            tags=self.tags,
             rate=self.storage_rates.rate(where.provider, where.region),
             step=step,
         )

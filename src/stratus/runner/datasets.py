@@ -10,13 +10,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 from stratus.config import DatasetSpec
-from stratus.errors import ExecutorError, RunError, StorageError
-from stratus.executors import StepRequest
+from stratus.errors import RunError
+from stratus.executors import StepResult
 from stratus.planner import Placement
 from stratus.runner.cache import code_version, module_file
 from stratus.runner.context import RunContext
 from stratus.runner.events import RunEvent
 from stratus.runner.execution import run_request
+from stratus.runner.lifecycle import Attempt, Published, run_attempt
+from stratus.runner.staging import step_request
 
 __all__ = ["bind_datasets", "make_keys"]
 
@@ -79,6 +81,8 @@ def _still_held(ctx: RunContext, sha256: str, site: str) -> bool:
 
 
 def _make(ctx: RunContext, name: str, spec: DatasetSpec) -> str:
+    """Run the dataset's ``make:`` at its site (an attempt of step ``dataset:NAME``, not billed), up to
+    :data:`MAKE_ATTEMPTS` times; the sha256 of what it made, published at the site and its replicas."""
     ref = f"dataset:{name}"
     assert spec.make is not None
     site = ctx.platform.sites[spec.site]
@@ -93,56 +97,29 @@ def _make(ctx: RunContext, name: str, spec: DatasetSpec) -> str:
         hours=0.0,
         cost_usd=Decimal(0),
     )
+
+    def work(run: Attempt) -> StepResult | Published:
+        run.state("making", f"{spec.make}")
+        request = step_request(ctx, ref, spec.site, run.workdir, {})
+        result = run_request(ctx, request, placement, preempt=False, attempt=run.number)
+        if not result.ok:
+            return result
+        sha = ctx.data.publish(
+            request.outputs[name],
+            [spec.site, *spec.replicas],
+            artifact=ref,
+            step=None,
+            residency=ctx.residency.get(ref, frozenset()),
+        )
+        return Published(result, {name: sha}, refs={}, message=f"made by {spec.make}")
+
     error = ""
     for attempt in range(1, MAKE_ATTEMPTS + 1):
-        workdir = ctx.workdir(ref, attempt)
-        attempt_id = ctx.repo.start_attempt(
-            ctx.run_id,
-            ref,
-            attempt=attempt,
-            site=spec.site,
-            offering="make",
-            pricing="on-demand",
-            cache_key="",
-            log_path=str(workdir / "step.log"),
-        )
-        ctx.emit(RunEvent("step", f"{spec.make}", step=ref, state="making", site=spec.site, attempt=attempt))
-        request = StepRequest(
-            run_id=ctx.run_id,
-            step=ref,
-            entrypoint=spec.make,
-            inputs={},
-            outputs={name: workdir / "outputs" / name},
-            workdir=workdir,
-            python_path=[ctx.pipeline_dir],
-            params=spec.params,
-        )
-        try:
-            result = run_request(ctx, request, placement, preempt=False, attempt=attempt)
-            if result.ok:
-                sha = ctx.data.publish(
-                    request.outputs[name],
-                    [spec.site, *spec.replicas],
-                    artifact=ref,
-                    step=None,
-                    residency=ctx.residency.get(ref, frozenset()),
-                )
-                ctx.repo.succeed_attempt(
-                    attempt_id,
-                    ctx.run_id,
-                    duration_s=result.duration_s,
-                    peak_memory_bytes=result.peak_memory_bytes,
-                    metrics=result.metrics,
-                    outputs={name: sha},
-                    refs={},
-                )
-                ctx.emit(
-                    RunEvent("step", f"made by {spec.make}", step=ref, state="succeeded", site=spec.site)
-                )
-                return sha
-            error = f"{result.error} (log: {result.log_path})"
-        except (ExecutorError, StorageError) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        ctx.repo.fail_attempt(attempt_id, "failed", error)
+        outcome = run_attempt(ctx, ref, placement, attempt, "", work)
+        if outcome.kind == "succeeded":
+            return outcome.outputs[name]
+        error = outcome.error or outcome.kind
         ctx.emit(RunEvent("step", error, step=ref, state="failed", site=spec.site, attempt=attempt))
+        if outcome.kind == "refused":  # residency or policy: the same make would be refused again
+            raise RunError(f"making dataset {name!r} with {spec.make} was refused: {error}")
     raise RunError(f"making dataset {name!r} with {spec.make} failed {MAKE_ATTEMPTS} times: {error}")

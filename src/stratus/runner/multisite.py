@@ -32,6 +32,7 @@ from stratus.processes import free_ports
 from stratus.runner.context import RunContext
 from stratus.runner.execution import Member, bill, run_group
 from stratus.runner.staging import stage_inputs, step_request
+from stratus.step import ENV_COORDINATOR, ENV_RANK, ENV_SITES, ENV_TIMEOUT, ENV_WORLD_SIZE
 
 __all__ = ["DEFAULT_TIMEOUT_S", "participant_sites", "run_multi_site"]
 
@@ -53,8 +54,13 @@ def run_multi_site(
     attempt: int,
     inputs: Mapping[str, str],
     workdir: Path,
+    machines: list[str],
 ) -> tuple[StepResult, Mapping[str, Path]]:
-    """Run every process of the step; the combined result, and where the coordinator wrote the outputs."""
+    """Run every process of the step; the combined result, and where the coordinator wrote the outputs.
+
+    ``machines`` (every site taking part, coordinator first) is what the attempt records as its sites;
+    the step's metrics show it too, as ``sites``.
+    """
     spec = ctx.pipeline.steps[step]
     if spec.kind == "distributed":
         result, outputs = _distributed(ctx, step, placement, attempt, inputs, workdir)
@@ -62,8 +68,6 @@ def run_multi_site(
         result, outputs = _federated(ctx, step, placement, attempt, inputs, workdir)
     if result.ok:
         _record_exchange(ctx, step, placement.site, result.metrics)
-        # Which machines made the outputs: the lineage of anything registered downstream names them.
-        machines = list(dict.fromkeys([placement.site, *participant_sites(ctx, step, placement)]))
         result = replace(result, metrics={**result.metrics, "sites": machines})
     return result, outputs
 
@@ -78,11 +82,11 @@ def _distributed(
     for rank, site in enumerate(ranks):
         folder = workdir if rank == 0 else workdir / f"rank-{rank}"
         env = {
-            "STRATUS_RANK": str(rank),
-            "STRATUS_WORLD_SIZE": str(len(ranks)),
-            "STRATUS_COORDINATOR": f"127.0.0.1:{port}",
-            "STRATUS_SITES": ",".join(ranks),
-            "STRATUS_DIST_TIMEOUT_S": timeout,
+            ENV_RANK: str(rank),
+            ENV_WORLD_SIZE: str(len(ranks)),
+            ENV_COORDINATOR: f"127.0.0.1:{port}",
+            ENV_SITES: ",".join(ranks),
+            ENV_TIMEOUT: timeout,
             "OMP_NUM_THREADS": "1",  # one thread per rank: on a shared machine more threads ran 10x slower
         }
         local = stage_inputs(ctx, step, site, inputs, folder / "inputs")

@@ -11,7 +11,6 @@ sites holding verified bytes, so losing the registry's own file, or one site, lo
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Mapping
 from decimal import Decimal
@@ -126,7 +125,7 @@ def _run_cost(ctx: RunContext) -> Decimal:
 def _upstream_sites(ctx: RunContext, step: str) -> list[str]:
     """Every site that ran a step this one depends on, transitively: where the model was really made.
 
-    A multi-site ancestor counts every machine it ran on (the runner records them as its ``sites``).
+    A multi-site ancestor counts every machine it ran on (its attempt's ``sites``).
     """
     deps = step_dependencies({name: spec.inputs for name, spec in ctx.pipeline.steps.items()})
     ancestors: set[str] = set()
@@ -140,6 +139,5 @@ def _upstream_sites(ctx: RunContext, step: str) -> list[str]:
     for row in ctx.repo.attempts(ctx.run_id):
         if row.step in ancestors and row.status in DONE:
             sites.append(row.site)
-            machines = json.loads(row.metrics_json or "{}").get("sites", [])  # a multi-site step's
-            sites.extend(s for s in machines if isinstance(s, str) and s in ctx.platform.sites)
+            sites.extend(s for s in row.sites if s in ctx.platform.sites)
     return sites

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -184,7 +183,7 @@ def _step_report(name: str, attempts: list[StepRunRow], failure: StepFailure | N
         status=last.status,
         attempts=tries,
         duration_s=last.duration_s or 0.0,
-        metrics=json.loads(last.metrics_json or "{}"),
+        metrics=last.metrics,
         cached_from=last.cached_from,
         error_class=failure.error_class if failed and failure else None,
         error=last.error if failed else None,

@@ -10,7 +10,6 @@ for every step not yet started.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -159,7 +158,7 @@ class Scheduler:
         ctx = self.ctx
         step = ctx.pipeline.steps[name]
         for source in ctx.repo.cached(key):
-            outputs: dict[str, str] = json.loads(source.outputs_json)
+            outputs = source.outputs
             if set(outputs) != set(step.outputs) or not all(self._held(sha) for sha in outputs.values()):
                 continue
             try:

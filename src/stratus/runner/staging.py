@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from stratus.config import Resources, parse_input
 from stratus.executors import StepRequest
 from stratus.runner.context import RunContext
 from stratus.runner.events import RunEvent
+from stratus.step import ENV_RUN_ID, ENV_SITE, ENV_STEP
 
 __all__ = ["stage_inputs", "step_request"]
 
@@ -44,18 +46,29 @@ def step_request(
     env: Mapping[str, str] | None = None,
     participants: Mapping[str, Mapping[str, Path]] | None = None,
 ) -> StepRequest:
-    """The request for one process of ``step`` at ``site``, working in ``workdir``."""
-    spec = ctx.pipeline.steps[step]
+    """The request for one process of ``step`` at ``site``, working in ``workdir``.
+
+    Step ``dataset:NAME`` is making that dataset: its ``make:`` function, its params, and one output
+    named after the dataset, on the site's default resources.
+    """
+    if step in ctx.pipeline.steps:
+        spec = ctx.pipeline.steps[step]
+        entrypoint, outputs, resources, params = spec.run, list(spec.outputs), spec.resources, spec.params
+    else:
+        _, name = parse_input(step)
+        dataset = ctx.pipeline.datasets[name]
+        assert dataset.make is not None, f"dataset {name!r} has no make: and is never made"
+        entrypoint, outputs, resources, params = dataset.make, [name], Resources(), dataset.params
     return StepRequest(
         run_id=ctx.run_id,
         step=step,
-        entrypoint=spec.run,
+        entrypoint=entrypoint,
         inputs=inputs,
-        outputs={out: workdir / "outputs" / out for out in spec.outputs},
+        outputs={out: workdir / "outputs" / out for out in outputs},
         workdir=workdir,
-        env={"STRATUS_RUN_ID": ctx.run_id, "STRATUS_STEP": step, "STRATUS_SITE": site, **(env or {})},
-        resources=spec.resources,
+        env={ENV_RUN_ID: ctx.run_id, ENV_STEP: step, ENV_SITE: site, **(env or {})},
+        resources=resources,
         python_path=[ctx.pipeline_dir],
-        params=spec.params,
+        params=params,
         participants=participants or {},
     )

@@ -1,23 +1,36 @@
 """One SQLAlchemy database for all run state: SQLite beside the platform file, or any URL (PostgreSQL).
 
 Every package that persists something declares its tables on :class:`Base`; ``open_database`` creates
-what is missing, so a fresh platform folder needs no migration step.
+what is missing, so a fresh platform folder needs no migration step, and adds the columns newer versions
+declare to an older database (:mod:`stratus.state.upgrade`).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, create_engine, event, make_url
+from sqlalchemy import DateTime, Dialect, Engine, Text, TypeDecorator, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from stratus.errors import ConfigError, StratusError
 from stratus.redact import display_url, register_url
+from stratus.state import jsontext
 from stratus.state.location import default_url
+from stratus.state.upgrade import add_missing_columns
 
-__all__ = ["TABLE_MODULES", "Base", "Database", "UtcDateTime", "default_url", "open_database"]
+__all__ = [
+    "TABLE_MODULES",
+    "Base",
+    "Database",
+    "JsonText",
+    "UtcDateTime",
+    "default_url",
+    "open_database",
+]
 
 #: The modules that declare tables on :class:`Base`. Packages load their names lazily (stratus._lazy), so
 #: a table is not declared just because its package was imported: every database gets them all here.
@@ -47,6 +60,26 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class JsonText(TypeDecorator[Any]):
+    """A JSON value kept as text: Python values in, decoded values out (``empty()`` for a NULL column).
+
+    Text, not a JSON column type, so the columns existing databases have keep their type and bytes.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, empty: Callable[[], Any]) -> None:
+        super().__init__()
+        self.empty = empty
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else jsontext.dump(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return jsontext.load(value, self.empty())
 
 
 class Database:
@@ -100,6 +133,7 @@ def open_database(url: str) -> Database:
         importlib.import_module(module)
     try:
         Base.metadata.create_all(engine)
+        add_missing_columns(engine, Base.metadata)
     except SQLAlchemyError as exc:
         raise StratusError(f"cannot open the state database {shown}: {exc}") from exc
     return Database(engine)

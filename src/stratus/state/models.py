@@ -9,12 +9,12 @@ UPDATE that a ``kill -9`` either committed or did not.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import BigInteger, Boolean, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from stratus.state.db import Base, UtcDateTime
+from stratus.state.db import Base, JsonText, UtcDateTime
 
 __all__ = [
     "ArtifactName",
@@ -77,7 +77,12 @@ class CancelRow(Base):
 
 
 class StepRunRow(Base):
-    """One attempt of one step (or of making a dataset, step ``make:NAME``) in a run."""
+    """One attempt of one step (or of making a dataset, step ``dataset:NAME``) in a run.
+
+    Its JSON columns read back as values: ``metrics`` (what the step returned), ``outputs`` (output name →
+    sha256) and ``sites`` (every site a multi-site attempt ran a process at, coordinator first; empty for
+    a single-site attempt, whose one site is ``site``).
+    """
 
     __tablename__ = "step_runs"
     __table_args__ = (
@@ -100,10 +105,12 @@ class StepRunRow(Base):
     peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    metrics_json: Mapped[str] = mapped_column(Text, default="{}")
-    outputs_json: Mapped[str] = mapped_column(Text, default="{}")  # output name → sha256
+    metrics: Mapped[dict[str, Any]] = mapped_column("metrics_json", JsonText(dict), default=dict)
+    outputs: Mapped[dict[str, str]] = mapped_column("outputs_json", JsonText(dict), default=dict)
     cached_from: Mapped[str | None] = mapped_column(String(64), nullable=True)  # run id reused
     log_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Added after the first release: stratus.state.upgrade adds it to older databases.
+    sites: Mapped[list[str]] = mapped_column("sites_json", JsonText(list), default=list, server_default="[]")
 
 
 class ArtifactRow(Base):

@@ -7,8 +7,7 @@ Inserts of content-addressed rows are idempotent: producing the same bytes twice
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -198,8 +197,12 @@ class Repository:
         metrics: Mapping[str, Any],
         outputs: Mapping[str, str],
         refs: Mapping[str, str],
+        sites: Sequence[str] = (),
     ) -> None:
-        """Mark the attempt succeeded and name its outputs in the run, together or not at all."""
+        """Mark the attempt succeeded and name its outputs in the run, together or not at all.
+
+        ``sites``: every site a multi-site attempt ran at (what a registered model's lineage names).
+        """
         with self.db.session() as session, session.begin():
             session.execute(
                 update(StepRunRow)
@@ -210,8 +213,9 @@ class Repository:
                     duration_s=duration_s,
                     peak_memory_bytes=peak_memory_bytes,
                     exit_code=0,
-                    metrics_json=json.dumps(dict(metrics)),
-                    outputs_json=json.dumps(dict(outputs)),
+                    metrics=dict(metrics),
+                    outputs=dict(outputs),
+                    sites=list(sites),
                 )
             )
             _name_all(session, run_id, refs)
@@ -239,8 +243,9 @@ class Repository:
             finished_at=now,
             duration_s=0.0,
             exit_code=0,
-            metrics_json=source.metrics_json,
-            outputs_json=source.outputs_json,
+            metrics=source.metrics,
+            outputs=source.outputs,
+            sites=source.sites,
             cached_from=source.cached_from or source.run_id,
             log_path=source.log_path,
         )

@@ -26,6 +26,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from stratus.errors import ExecutorError
+from stratus.step import (
+    ENV_COORDINATOR,
+    ENV_RANK,
+    ENV_SITE,
+    ENV_SITES,
+    ENV_TIMEOUT,
+    ENV_WORLD_SIZE,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
@@ -39,12 +47,6 @@ __all__ = [
     "DistributedError",
 ]
 
-ENV_RANK = "STRATUS_RANK"
-ENV_WORLD_SIZE = "STRATUS_WORLD_SIZE"
-ENV_COORDINATOR = "STRATUS_COORDINATOR"
-ENV_SITES = "STRATUS_SITES"
-ENV_SITE = "STRATUS_SITE"
-ENV_TIMEOUT = "STRATUS_DIST_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 60.0
 _REQUIRED = (ENV_RANK, ENV_WORLD_SIZE, ENV_COORDINATOR, ENV_SITES)
 

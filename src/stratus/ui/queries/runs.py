@@ -6,7 +6,6 @@ the same values feed the pages and the JSON endpoint that the run page polls whi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -207,7 +206,7 @@ def step_views(db: Database, run_id: str, order: Sequence[str] = ()) -> list[Ste
                 offering=last.offering if last else None,
                 attempts=len([a for a in mine if a.status != "cached"]),
                 duration_s=_duration(last) if last else None,
-                metrics=_metrics(last.metrics_json) if last else {},
+                metrics=last.metrics if last else {},
                 error=last.error if last else None,
                 planned_usd=cost.planned_usd if cost else Decimal(0),
                 actual_usd=cost.actual_usd if cost else Decimal(0),
@@ -232,7 +231,7 @@ def step_attempts(db: Database, run_id: str, step: str) -> list[AttemptView]:
             error=a.error,
             cached_from=a.cached_from,
             log_path=a.log_path,
-            metrics=_metrics(a.metrics_json),
+            metrics=a.metrics,
         )
         for a in Repository(db).attempts(run_id)
         if a.step == step
@@ -292,14 +291,6 @@ def _duration(attempt: StepRunRow) -> float | None:
     if attempt.status == "running":
         return max(0.0, (utcnow() - attempt.started_at).total_seconds())
     return None
-
-
-def _metrics(text: str | None) -> dict[str, Any]:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _transfer(t: TransferRow) -> TransferView:
