@@ -137,8 +137,8 @@ def test_one_micro_dollar_over_is_refused_with_budget_spent_planned_and_limit_na
     assert error.exit_code not in (1, 2, 3, 4, 6)  # distinct from every other refusal
     assert not isinstance(error, PolicyError)
     assert str(error).startswith(
-        "over budget: project fraud's monthly budget (2025-03): spent $9.000000 + planned $1.000001 = $10.000001, "
-        "over the limit of $10.000000 by $0.000001"
+        "over budget: project fraud's monthly budget (2025-03): spent $9.000000 + planned $1.000001 = "
+        "$10.000001, over the limit of $10.000000 by $0.000001"
     )
     assert "team risk-ml" not in str(error)  # only the budgets exceeded are named
     assert "--allow-over-budget" in str(error)
