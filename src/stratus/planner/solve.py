@@ -18,7 +18,7 @@ from stratus.planner.terms import split_terms
 from stratus.planner.tree import solve_tree, tree_shaped
 from stratus.planner.warm import forest_start
 
-__all__ = ["plan", "solve", "solve_pruned"]
+__all__ = ["plan", "sized_problem", "solve", "solve_pruned"]
 
 RUNNERS_UP_PER_STEP = 3
 # Past this, a DAG's MILP returns its best placement with the proven gap rather than keep a user waiting.
@@ -34,18 +34,27 @@ def plan(
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     policy: CandidatePolicy | None = None,
     measured: Mapping[str, Measurement] | None = None,
+    problem: Problem | None = None,
 ) -> Plan:
     """Place every step on a site and offering, optimally for ``objective``; pure, no I/O beyond the catalog.
 
     ``policy`` may deny candidates (see :func:`build_problem`). ``measured`` (``"step.output"`` → the
     last measured size) replaces declared sizes that are far off (:mod:`stratus.planner.sizes`); the
-    plan's ``sizes`` say which was used. Raises InfeasibleError (with per-step, per-site reasons) when no
-    placement satisfies the constraints.
+    plan's ``sizes`` say which was used. ``problem``: the one :func:`sized_problem` built from these same
+    arguments, for a caller that also reads its candidates (the runner's placer) and so need not have
+    it built twice. Raises InfeasibleError (with per-step, per-site reasons) when no placement
+    satisfies the constraints.
     """
     catalog = catalog or Catalog.bundled()
     sizes = choose_sizes(pipeline, measured or {})
     pipeline = with_sizes(pipeline, sizes)
-    problem = build_problem(pipeline, platform, catalog, objective, policy)
+    if problem is None:
+        problem = build_problem(pipeline, platform, catalog, objective, policy)
+    elif (problem.pipeline, problem.objective) != (pipeline.name, objective):
+        raise ValueError(
+            f"the problem was built for {problem.pipeline!r} ({problem.objective}), "
+            f"not {pipeline.name!r} ({objective})"
+        )
     assignment, solver, gap, pruned = solve_pruned(problem, time_limit_s)
     result = evaluate(problem, assignment)
     alternatives = _alternatives(problem, assignment, result) if explain else ()
@@ -67,6 +76,20 @@ def plan(
         sizes=sizes,
         pruned_sites=tuple(sorted(pruned.items())) if explain else (),
     )
+
+
+def sized_problem(
+    pipeline: Pipeline,
+    platform: Platform,
+    catalog: Catalog,
+    objective: Objective,
+    policy: CandidatePolicy | None = None,
+    measured: Mapping[str, Measurement] | None = None,
+) -> Problem:
+    """The problem :func:`plan` solves for these arguments: ``pipeline`` at the sizes it would price
+    (measured where the declared ones are far off), indexed by :func:`build_problem`."""
+    sized = with_sizes(pipeline, choose_sizes(pipeline, measured or {}))
+    return build_problem(sized, platform, catalog, objective, policy)
 
 
 def _rejections(per_step: dict[str, dict[str, list[str]]]) -> tuple[Rejection, ...]:
