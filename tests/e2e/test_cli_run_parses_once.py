@@ -7,14 +7,12 @@ files, whatever reads them.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.run_world import cli_env, one_json, write_world
+from tests.run_world import one_json, run_python, write_world
 
 COUNTING = textwrap.dedent(
     """
@@ -42,15 +40,7 @@ def test_run_opens_each_file_once(tmp_path: Path) -> None:
     platform = tmp_path / "stratus.yaml"
     script = tmp_path / "count_opens.py"
     script.write_text(COUNTING, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, str(script), str(pipeline), str(platform), "run", str(pipeline), "--json"],
-        cwd=tmp_path,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python(script, pipeline, platform, "run", pipeline, "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert one_json(result.stdout)["status"] == "succeeded"
     assert result.stderr.splitlines()[-1] == "OPENED 1 1"  # pipeline, platform

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ from stratus.config import PLATFORM_ENV
 from stratus.errors import ConfigError
 from stratus.state import STATE_URL_ENV
 from stratus.workspace import Workspace
-from tests.run_world import REPO, cli_env, stratus_cli, write_world
+from tests.run_world import REPO, run_python, stratus_cli, write_world
 from tests.unit.test_cli_startup import HEAVY
 
 
@@ -115,15 +113,8 @@ def test_a_bad_platform_path_is_the_same_clear_exit_2(args: list[str], tmp_path:
 
 
 def test_importing_it_loads_no_heavy_library() -> None:
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import stratus.workspace"],
-        cwd=REPO,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    result = run_python("-X", "importtime", "-c", "import stratus.workspace", cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
     modules = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert "stratus.workspace" in modules
     assert sorted(m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY) == []

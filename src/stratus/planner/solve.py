@@ -18,7 +18,7 @@ from stratus.planner.terms import split_terms
 from stratus.planner.tree import solve_tree, tree_shaped
 from stratus.planner.warm import forest_start
 
-__all__ = ["plan", "sized_problem", "solve", "solve_pruned"]
+__all__ = ["plan", "solve", "solve_pruned"]
 
 RUNNERS_UP_PER_STEP = 3
 # Past this, a DAG's MILP returns its best placement with the proven gap rather than keep a user waiting.
@@ -40,10 +40,10 @@ def plan(
 
     ``policy`` may deny candidates (see :func:`build_problem`). ``measured`` (``"step.output"`` → the
     last measured size) replaces declared sizes that are far off (:mod:`stratus.planner.sizes`); the
-    plan's ``sizes`` say which was used. ``problem``: the one :func:`sized_problem` built from these same
-    arguments, for a caller that also reads its candidates (the runner's placer) and so need not have
-    it built twice. Raises InfeasibleError (with per-step, per-site reasons) when no placement
-    satisfies the constraints.
+    plan's ``sizes`` say which was used. ``problem``: the one :func:`build_problem` built from these
+    same arguments, ``pipeline`` at the sizes :func:`choose_sizes` picks, for a caller that also reads
+    its candidates (the runner's placer) and so need not have it built twice. Raises InfeasibleError
+    (with per-step, per-site reasons) when no placement satisfies the constraints.
     """
     catalog = catalog or Catalog.bundled()
     sizes = choose_sizes(pipeline, measured or {})
@@ -76,20 +76,6 @@ def plan(
         sizes=sizes,
         pruned_sites=tuple(sorted(pruned.items())) if explain else (),
     )
-
-
-def sized_problem(
-    pipeline: Pipeline,
-    platform: Platform,
-    catalog: Catalog,
-    objective: Objective,
-    policy: CandidatePolicy | None = None,
-    measured: Mapping[str, Measurement] | None = None,
-) -> Problem:
-    """The problem :func:`plan` solves for these arguments: ``pipeline`` at the sizes it would price
-    (measured where the declared ones are far off), indexed by :func:`build_problem`."""
-    sized = with_sizes(pipeline, choose_sizes(pipeline, measured or {}))
-    return build_problem(sized, platform, catalog, objective, policy)
 
 
 def _rejections(per_step: dict[str, dict[str, list[str]]]) -> tuple[Rejection, ...]:

@@ -14,10 +14,10 @@ from decimal import Decimal
 from stratus.catalog import Catalog, Offering
 from stratus.config import Pipeline, Platform, Step
 from stratus.errors import InfeasibleError
-from stratus.planner import Measurement, Placement, Plan, Problem, plan
+from stratus.planner import Measurement, Placement, Plan, Problem, build_problem, plan
 from stratus.planner.candidates import CandidatePolicy
 from stratus.planner.plan import Objective
-from stratus.planner.solve import sized_problem
+from stratus.planner.sizes import choose_sizes, with_sizes
 
 __all__ = ["PlacementPrice", "Placer"]
 
@@ -98,8 +98,10 @@ class Placer:
         )
 
     def _build(self, pipeline: Pipeline) -> Problem:
-        measured = self.measured
-        return sized_problem(pipeline, self.platform, self.catalog, self.objective, self.policy, measured)
+        """The problem :func:`plan` would build: ``pipeline`` at the sizes it prices (measured ones where
+        the declared sizes are far off)."""
+        sized = with_sizes(pipeline, choose_sizes(pipeline, self.measured))
+        return build_problem(sized, self.platform, self.catalog, self.objective, self.policy)
 
     def _constrained(self, pinned: dict[str, str]) -> Pipeline:
         """The pipeline with each step's ``constraints.sites`` narrowed to what it may still use."""
