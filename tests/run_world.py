@@ -165,8 +165,18 @@ def stratus_cli(
 
     ``preexec_fn`` runs in the child before it starts (e.g. to cap its memory with setrlimit).
     """
+    return run_python("-m", "stratus", *args, cwd=cwd, timeout=timeout, preexec_fn=preexec_fn)
+
+
+def run_python(
+    *args: str | Path,
+    cwd: Path,
+    timeout: float = 120,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in the CLI's environment (:func:`cli_env`), output captured, never raising."""
     return subprocess.run(
-        [sys.executable, "-m", "stratus", *map(str, args)],
+        [sys.executable, *map(str, args)],
         cwd=cwd,
         env=cli_env(),
         capture_output=True,

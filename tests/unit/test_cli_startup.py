@@ -8,15 +8,13 @@ Also: a mistyped command gets one suggestion, not Typer's and Click's both.
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from stratus.cli.app import COMMANDS, app
-from tests.run_world import cli_env
+from tests.run_world import run_python
 
 #: Never imported by `--help` or `runs ls` (SQLAlchemy and pydantic included: the default SQLite state
 #: file is read with the standard library, and no file is parsed).
@@ -26,15 +24,7 @@ HEAVY = ("pandas", "pyarrow", "scipy", "numpy", "onnxruntime", "mlflow", "torch"
 
 def imported(args: list[str], cwd: Path) -> set[str]:
     """Every module ``python -m stratus ARGS`` imported, from ``-X importtime``."""
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "stratus", *args],
-        cwd=cwd,
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_python("-X", "importtime", "-m", "stratus", *args, cwd=cwd)
     assert result.returncode == 0, result.stderr[-2000:]
     return {
         line.rsplit("|", 1)[-1].strip()

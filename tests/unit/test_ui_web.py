@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from stratus.state import Repository, open_database, state_url
 from stratus.ui import Dashboard, create_app
+from stratus.workspace import Workspace
 
 XSS = '<script>alert("x")</script>'
 ATTR = '"><img src=x onerror=alert(1)>'
@@ -51,7 +52,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     repo.add_transfer("a" * 64, artifact=f"{step}.out{XSS}", from_site="eu", to_site="eu", size_bytes=1,
                       reason=XSS, run_id="r1", step=step)  # fmt: skip
     repo.finish_run("r1", "failed", ATTR)
-    dashboard = Dashboard.open(platform_file)
+    dashboard = Dashboard.open(Workspace(platform_file))
     with TestClient(create_app(dashboard), base_url="http://127.0.0.1") as test_client:
         yield test_client
 

@@ -20,9 +20,8 @@ from rich.table import Table
 
 from stratus.cli.inputs import JSON, PLATFORM_HERE
 from stratus.cli.output import console, print_json, stderr
-from stratus.config.locate import resolve_platform_path
 from stratus.errors import ConfigError, StratusError
-from stratus.state.location import state_url
+from stratus.workspace import Workspace
 
 __all__ = ["ACTOR_ENV", "AUDITED", "app", "audited", "record"]
 
@@ -87,8 +86,7 @@ def _state_url_for(args: list[str]) -> str:
     explicit = _option(args, "--state-url")
     platform = _option(args, "--platform", "-p")
     pipeline = next((Path(a) for a in args if a.endswith((".yaml", ".yml")) and Path(a).is_file()), None)
-    platform_file = resolve_platform_path(Path(platform) if platform else None, pipeline)
-    return state_url(platform_file, explicit)
+    return Workspace.find(Path(platform) if platform else None, pipeline, state_url=explicit).state_url()
 
 
 def actor() -> str:
@@ -151,11 +149,10 @@ def ls_command(
 
     Example: stratus audit ls --since 1h --json
     """
-    from stratus.state import open_database
     from stratus.state.audit import audit_records
 
     start = parse_since(since) if since else None
-    db = open_database(state_url(resolve_platform_path(platform), state_url_option))
+    db = Workspace.find(platform, state_url=state_url_option).database
     records = audit_records(db, start)
     if as_json:
         print_json({"records": [r.to_json() for r in records]})

@@ -8,8 +8,6 @@ figures it overrode.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -19,11 +17,12 @@ from stratus.budget import BudgetLine, budget_lines, over_budget_error, usd_text
 from stratus.cli.audit_cmd import actor
 from stratus.cli.output import stderr
 from stratus.cli.state_db import open_existing
-from stratus.config import Pipeline, Platform
+from stratus.config import Pipeline
 from stratus.ledger import Month, Scope, month_spend
 from stratus.planner import Plan
-from stratus.state import open_database, state_url
+from stratus.state import open_database
 from stratus.state.audit import append_audit
+from stratus.workspace import Workspace
 
 __all__ = ["ALLOW_OVER_BUDGET", "enforce_budgets", "plan_budgets", "render_budgets"]
 
@@ -35,22 +34,21 @@ ALLOW_OVER_BUDGET = typer.Option(
 )
 
 
-def plan_budgets(
-    platform_file: Path, platform: Platform, pipeline: Pipeline, plan: Plan, explicit_url: str | None
-) -> list[BudgetLine]:
+def plan_budgets(workspace: Workspace, pipeline: Pipeline, plan: Plan) -> list[BudgetLine]:
     """The budgets ``pipeline`` falls under, each with this month's spend and ``plan``'s cost."""
-    if platform.budgets is None:
+    budgets = workspace.platform.budgets
+    if budgets is None:
         return []
     month = Month.current()
     spent: dict[Scope, dict[str, int]] = {}
-    db, _ = open_existing(platform_file, explicit_url)
+    db, _ = open_existing(workspace, workspace.explicit_state_url)
     if db is not None:
         try:
             spent = {"team": month_spend(db, month, "team"), "project": month_spend(db, month, "project")}
         finally:
             db.engine.dispose()
     return budget_lines(
-        platform.budgets, month=month, spent=spent, tags=pipeline.tags, planned_usd=plan.total_cost_usd
+        budgets, month=month, spent=spent, tags=pipeline.tags, planned_usd=plan.total_cost_usd
     )
 
 
@@ -99,8 +97,7 @@ def enforce_budgets(
     lines: list[BudgetLine],
     *,
     allow_over_budget: bool,
-    platform_file: Path,
-    explicit_url: str | None,
+    workspace: Workspace,
     what: str,
 ) -> None:
     """Raise OverBudgetError (exit 7) for a plan over budget; with the override, warn and audit it."""
@@ -114,7 +111,7 @@ def enforce_budgets(
         "[yellow]warning:[/] over budget, going ahead because of --allow-over-budget (recorded): "
         + escape("; ".join(line.summary() for line in over))
     )
-    db = open_database(state_url(platform_file, explicit_url))
+    db = open_database(workspace.state_url())  # its own: this one is disposed of at once
     try:
         append_audit(
             db,

@@ -20,6 +20,7 @@ from stratus.config.env import PLATFORM_ENV
 from stratus.errors import ConfigError
 from stratus.resources import parse_accelerator
 from stratus.units import format_usd
+from stratus.workspace import Workspace
 
 __all__ = ["Listing", "app", "select_offerings"]
 
@@ -35,11 +36,6 @@ _PLATFORM_HELP = (
     "Platform file whose folder holds .stratus/catalog/ (imported catalogs). "
     "Example: --platform team/stratus.yaml"
 )
-
-
-def user_catalog_dir(platform: Path) -> Path:
-    """Where imported catalogs live: ``.stratus/catalog/`` beside the platform file."""
-    return platform.parent / ".stratus" / "catalog"
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -239,7 +235,7 @@ def list_offerings(
     """
     if ctx.invoked_subcommand is not None:
         return
-    catalog = Catalog.load(user_catalog_dir(platform))
+    catalog = Catalog.load(Workspace(platform).catalog_dir)
     listing = select_offerings(
         catalog, provider=provider, accelerator=accelerator, region=region, spot=spot, limit=limit
     )
@@ -271,7 +267,7 @@ def import_command(
             "create it or pass --platform",
             field="--platform",
         )
-    dest = user_catalog_dir(platform)
+    dest = Workspace(platform).catalog_dir
     rows = import_catalog(src_dir, dest)
     if as_json:
         typer.echo(json.dumps({"imported": rows, "destination": str(dest)}))

@@ -8,15 +8,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from stratus.cli.inputs import JSON, PLATFORM_HERE, finite_flag
+from stratus.cli.inputs import DEPLOYMENT, JSON, PLATFORM_HERE, finite_flag, workspace_here
 from stratus.cli.output import console, print_json
-from stratus.cli.serve_admin_cmd import NAME
-from stratus.cli.serve_cmd import serving_folder
-from stratus.config import resolve_platform_path
 from stratus.limits import MAX_CLIENT_THREADS, MAX_FLAG_SECONDS
 from stratus.serving.chaos import SCOPES, DrillResult, kill_site
 from stratus.serving.chaos_net import network_drill
 from stratus.serving.deployments import choose_deployment
+from stratus.workspace import Workspace
 
 __all__ = ["app"]
 
@@ -36,9 +34,9 @@ app = typer.Typer(
 )
 
 
-def _folder(platform_file: Path, name: str | None) -> Path:
+def _folder(workspace: Workspace, name: str | None) -> Path:
     """The chosen deployment's folder; the serving folder itself (no record) when none runs."""
-    root = serving_folder(platform_file)
+    root = workspace.serve_dir
     chosen = choose_deployment(root, name)
     return chosen.folder if chosen is not None else root
 
@@ -119,7 +117,7 @@ def kill_site_command(
         callback=finite_flag,
         help="Seconds to wait for each phase.",
     ),
-    name: str | None = NAME,
+    name: str | None = DEPLOYMENT,
     platform: Path | None = PLATFORM_HERE,
     as_json: bool = JSON,
 ) -> None:
@@ -134,12 +132,12 @@ def kill_site_command(
         raise typer.BadParameter(f"{signal_name!r}: expected KILL or TERM", param_hint="--signal")
     if scope not in SCOPES:
         raise typer.BadParameter(f"{scope!r}: expected one of {', '.join(SCOPES)}", param_hint="--scope")
-    platform_file = resolve_platform_path(platform)
+    workspace = workspace_here(platform)
     result = kill_site(
-        _folder(platform_file, name),
+        _folder(workspace, name),
         site,
         scope=scope,
-        platform_file=platform_file,
+        platform_file=workspace.platform_file,
         sig=chosen,
         down_for_s=down_for,
         gateways=gateway,
@@ -168,7 +166,7 @@ _NAMESPACED = (
 def _network(site: str, mode: str, down_for: float, delay_ms: float, concurrency: int, timeout_s: float,
              name: str | None, platform: Path | None, as_json: bool) -> None:  # fmt: skip
     result = network_drill(
-        _folder(resolve_platform_path(platform), name),
+        _folder(workspace_here(platform), name),
         site,
         mode=mode,
         down_for_s=down_for,
@@ -195,7 +193,7 @@ def partition_command(
     down_for: float = _FOR,
     concurrency: int = _CONCURRENCY,
     timeout_s: float = _TIMEOUT,
-    name: str | None = NAME,
+    name: str | None = DEPLOYMENT,
     platform: Path | None = PLATFORM_HERE,
     as_json: bool = JSON,
 ) -> None:
@@ -210,7 +208,7 @@ def delay_command(
     down_for: float = _FOR,
     concurrency: int = _CONCURRENCY,
     timeout_s: float = _TIMEOUT,
-    name: str | None = NAME,
+    name: str | None = DEPLOYMENT,
     platform: Path | None = PLATFORM_HERE,
     as_json: bool = JSON,
 ) -> None:

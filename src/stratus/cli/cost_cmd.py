@@ -17,7 +17,6 @@ from rich.table import Table
 from stratus.budget import BudgetLine, budget_lines, usd_text
 from stratus.cli.output import console, print_json
 from stratus.cli.state_db import open_existing
-from stratus.config import load_platform
 from stratus.config.env import PLATFORM_ENV
 from stratus.errors import ConfigError
 from stratus.ledger import (
@@ -41,6 +40,7 @@ from stratus.ledger import (
 )
 from stratus.state import Database
 from stratus.units import format_usd as money_text
+from stratus.workspace import Workspace
 
 __all__ = ["app", "export_command", "report_command"]
 
@@ -112,8 +112,9 @@ def report_command(
     except ValueError as exc:
         raise ConfigError(str(exc), field="--by") from exc
     chosen_month = _parse_month(month)
-    budgets_of = load_platform(platform).budgets if platform.is_file() else None
-    db, where = open_existing(platform, state_url)
+    workspace = Workspace(platform)
+    budgets_of = workspace.platform.budgets if platform.is_file() else None
+    db, where = open_existing(workspace, state_url)
     result = Report(groups, None, (), ReportRow((), 0, 0, 0))
     spent: dict[Scope, dict[str, int]] = {}
     budget_month = chosen_month or Month.current()
@@ -182,7 +183,7 @@ def export_command(
             f"{export_format!r} is not an export format; expected focus or allocation", field="--format"
         )
     chosen_month = _parse_month(month)
-    db, _ = open_existing(platform, state_url)
+    db, _ = open_existing(Workspace(platform), state_url)
     records: list[dict[str, Any]] = []
     if db is not None:
         try:

@@ -14,14 +14,12 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from stratus.catalog import Catalog
 from stratus.cli.inputs import JSON, PIPELINE, PLATFORM, load_files
 from stratus.cli.output import console, print_json, stderr
 from stratus.export.gaps import Gap, find_gaps
 from stratus.export.spec import ExportSpec, build_spec, parse_secret
 from stratus.planner import plan
 from stratus.policy import policy_gate
-from stratus.state import state_dir
 
 __all__ = ["app"]
 
@@ -64,11 +62,13 @@ def _export(
 ) -> tuple[ExportSpec, list[Gap]]:
     """Plan ``pipeline`` (its platform's catalog and policies, as ``stratus plan``) and build the tasks."""
     parsed = [parse_secret(s) for s in secrets or []]
-    platform_file, platform_model, pipeline_model = load_files(pipeline, platform)
-    catalog = Catalog.load(state_dir(platform_file) / "catalog")
-    gate = policy_gate(platform_model, platform_file.parent)
+    workspace, pipeline_model = load_files(pipeline, platform)
+    platform_model = workspace.platform
+    gate = policy_gate(platform_model, workspace.platform_file.parent)
     try:
-        result = plan(pipeline_model, platform_model, catalog, policy=gate.plan_policy(pipeline_model))
+        result = plan(
+            pipeline_model, platform_model, workspace.catalog, policy=gate.plan_policy(pipeline_model)
+        )
     finally:
         gate.close()
     spec = build_spec(

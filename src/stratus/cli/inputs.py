@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Literal
 import typer
 
 from stratus.config.env import PLATFORM_ENV
-from stratus.config.locate import resolve_platform_path
 from stratus.errors import ConfigError
+from stratus.workspace import Workspace
 
 if TYPE_CHECKING:  # the loaders import pydantic and the catalog: only commands that parse files pay
-    from stratus.config import Pipeline, Platform
+    from stratus.config import Pipeline
 
 __all__ = [
+    "DEPLOYMENT",
     "JSON",
     "OBJECTIVE",
     "PIPELINE",
@@ -25,6 +26,7 @@ __all__ = [
     "finite_flag",
     "load_files",
     "parse_objective",
+    "workspace_here",
 ]
 
 PIPELINE = typer.Argument(..., help="The pipeline file (YAML).", show_default=False)
@@ -45,6 +47,10 @@ PLATFORM_HERE = typer.Option(
     help="The platform file. Default: $STRATUS_PLATFORM, then stratus.yaml in the working directory.",
 )
 JSON = typer.Option(False, "--json", help="Print exactly one JSON object for scripts.")
+# The serving commands' and the drills' choice among the platform's deployments (.stratus/serve/NAME/).
+DEPLOYMENT = typer.Option(
+    None, "--name", help="The deployment (its model's name, or its --name). Default: the only one."
+)
 OBJECTIVE = typer.Option(
     "cost",
     "--objective",
@@ -71,12 +77,18 @@ def finite_flag(value: float) -> float:
     return value
 
 
-def load_files(pipeline: Path, platform: Path | None) -> tuple[Path, Platform, Pipeline]:
-    """The platform file found for ``pipeline``, and both files parsed and checked against each other."""
-    from stratus.config import load_pipeline, load_platform
-
+def load_files(
+    pipeline: Path, platform: Path | None, state_url: str | None = None
+) -> tuple[Workspace, Pipeline]:
+    """The workspace of the platform file found for ``pipeline``, with both files parsed and checked
+    against each other (once: the workspace keeps them for whatever the command does next)."""
     if not pipeline.exists():  # not is_file(): a FIFO or /dev/zero gets read_yaml's precise refusal
         raise ConfigError("pipeline file not found; check the path", file=str(pipeline))
-    platform_file = resolve_platform_path(platform, pipeline)
-    platform_model = load_platform(platform_file)
-    return platform_file, platform_model, load_pipeline(pipeline, platform_model)
+    workspace = Workspace.find(platform, pipeline, state_url=state_url)
+    return workspace, workspace.pipeline(pipeline)
+
+
+def workspace_here(platform: Path | None, state_url: str | None = None) -> Workspace:
+    """The workspace of a command with no pipeline: ``--platform``, ``$STRATUS_PLATFORM``, else
+    ``stratus.yaml`` in the working directory. Nothing is parsed yet."""
+    return Workspace.find(platform, state_url=state_url)

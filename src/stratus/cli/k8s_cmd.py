@@ -14,9 +14,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stratus.cli.inputs import JSON, PLATFORM, load_files
+from stratus.cli.inputs import JSON, PLATFORM, load_files, workspace_here
 from stratus.cli.output import console, print_json, stderr
-from stratus.config import Platform, load_platform, resolve_platform_path
+from stratus.config import Platform
 from stratus.errors import ConfigError
 
 __all__ = ["app"]
@@ -49,7 +49,7 @@ def _targets(platform: Platform, sites: str | None) -> list[Any]:
 
 
 def _platform_only(platform: Path | None) -> Platform:
-    return load_platform(resolve_platform_path(platform, None))
+    return workspace_here(platform).platform
 
 
 def _bundle(
@@ -69,7 +69,8 @@ def _bundle(
             "give either a PIPELINE file or --serve MODEL (one of them)", param_hint="PIPELINE"
         )
     if pipeline is not None:
-        _, platform_model, pipeline_model = load_files(pipeline, platform)
+        workspace, pipeline_model = load_files(pipeline, platform)
+        platform_model = workspace.platform
         return pipeline_bundle(pipeline_model, _targets(platform_model, sites), run_id), platform_model
     assert serve is not None
     if high < low:
@@ -219,7 +220,8 @@ def delete_command(
         )
     bundle: str | None = None
     if pipeline is not None:
-        _, platform_model, pipeline_model = load_files(pipeline, platform)
+        workspace, pipeline_model = load_files(pipeline, platform)
+        platform_model = workspace.platform
         bundle = label_value(f"pipeline-{pipeline_model.name}")
     else:
         platform_model = _platform_only(platform)

@@ -15,12 +15,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from stratus.cli import promote_cmd
-from stratus.cli.inputs import JSON, PLATFORM_ENV
+from stratus.cli.inputs import JSON, PLATFORM_ENV, workspace_here
 from stratus.cli.output import console, print_json
-from stratus.config import Platform, load_platform, resolve_platform_path
 from stratus.registry import ModelDetails, ModelVersionInfo, Registry
-from stratus.state import state_dir
 from stratus.units import format_usd
+from stratus.workspace import Workspace
 
 __all__ = ["app", "ls_command", "promote_command", "show_command"]
 
@@ -111,14 +110,8 @@ def _open(platform: Path | None, tracking_uri: str | None) -> Registry:
     With --tracking-uri the platform file is optional: a team's server is usable from any folder.
     """
     if tracking_uri is not None:
-        return Registry.open(tracking_uri, state_dir(platform or Path("stratus.yaml")))
-    platform_file = resolve_platform_path(platform)
-    return Registry.open(platform_tracking_uri(load_platform(platform_file)), state_dir(platform_file))
-
-
-def platform_tracking_uri(model: Platform) -> str | None:
-    """The platform file's ``registry.tracking_uri``, or None when it has no ``registry`` block."""
-    return model.registry.tracking_uri if model.registry else None
+        return Workspace(platform or Path("stratus.yaml")).registry(tracking_uri)
+    return workspace_here(platform).registry()
 
 
 def _aliases(aliases: dict[str, int]) -> str:

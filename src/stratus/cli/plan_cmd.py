@@ -8,28 +8,27 @@ from pathlib import Path
 import typer
 
 from stratus.budget import check_quotas
-from stratus.catalog import Catalog
 from stratus.cli.budget_view import ALLOW_OVER_BUDGET, enforce_budgets, plan_budgets, render_budgets
 from stratus.cli.inputs import OBJECTIVE, PIPELINE, PLATFORM, finite_flag, load_files, parse_objective
 from stratus.cli.output import console, print_json
 from stratus.cli.render_compare import render_comparison
 from stratus.cli.render_plan import render_plan
 from stratus.cli.state_db import open_existing
-from stratus.config import Pipeline, Platform
+from stratus.config import Pipeline
 from stratus.limits import MAX_FLAG_SECONDS
 from stratus.planner import Plan, compare, plan
 from stratus.planner.compare import Comparison
 from stratus.planner.plan import Objective
 from stratus.planner.sizes import with_sizes
 from stratus.policy import policy_gate
-from stratus.state import STATE_URL_ENV, MeasuredSize, last_output_sizes, state_dir
+from stratus.state import STATE_URL_ENV, MeasuredSize, last_output_sizes
+from stratus.workspace import Workspace
 
 __all__ = ["make_plan", "plan_command"]
 
 
 def make_plan(
-    platform_file: Path,
-    platform: Platform,
+    workspace: Workspace,
     pipeline: Pipeline,
     *,
     objective: Objective,
@@ -37,18 +36,18 @@ def make_plan(
     time_limit_s: float = 60.0,
 ) -> Plan:
     """The plan ``stratus plan`` shows (policies applied), checked against the team's quotas."""
-    catalog = Catalog.load(state_dir(platform_file) / "catalog")
-    gate = policy_gate(platform, platform_file.parent)
+    platform = workspace.platform
+    gate = policy_gate(platform, workspace.platform_file.parent)
     try:
         result = plan(
             pipeline,
             platform,
-            catalog,
+            workspace.catalog,
             objective=objective,
             explain=explain,
             time_limit_s=time_limit_s,
             policy=gate.plan_policy(pipeline),
-            measured=_measured_sizes(platform_file, pipeline.name),
+            measured=_measured_sizes(workspace, pipeline.name),
         )
     finally:
         gate.close()
@@ -99,24 +98,23 @@ def plan_command(
     step bigger than its team's quota), 7 over budget (unless --allow-over-budget).
     """
     goal = parse_objective(objective)
-    platform_file, platform_model, pipeline_model = load_files(pipeline, platform)
+    workspace, pipeline_model = load_files(pipeline, platform, state_url)
     result = make_plan(
-        platform_file,
-        platform_model,
+        workspace,
         pipeline_model,
         objective=goal,
         explain=explain,
         time_limit_s=time_limit,
     )
     comparison = (
-        _compare(platform_file, platform_model, with_sizes(pipeline_model, result.sizes), goal, time_limit)
+        _compare(workspace, with_sizes(pipeline_model, result.sizes), goal, time_limit)
         if with_compare
         else None
     )
-    lines = plan_budgets(platform_file, platform_model, pipeline_model, result, state_url)
+    lines = plan_budgets(workspace, pipeline_model, result)
     if as_json:
         payload = result.to_json()
-        if platform_model.budgets is not None:
+        if workspace.platform.budgets is not None:
             payload["budgets"] = [line.to_json() for line in lines]
             payload["over_budget"] = any(line.over for line in lines)
         if comparison is not None:
@@ -127,18 +125,12 @@ def plan_command(
         if comparison is not None:
             render_comparison(console(), comparison)
         render_budgets(console(), lines)
-    enforce_budgets(
-        lines,
-        allow_over_budget=allow_over_budget,
-        platform_file=platform_file,
-        explicit_url=state_url,
-        what=f"plan {pipeline}",
-    )
+    enforce_budgets(lines, allow_over_budget=allow_over_budget, workspace=workspace, what=f"plan {pipeline}")
 
 
-def _measured_sizes(platform_file: Path, pipeline: str) -> dict[str, MeasuredSize]:
+def _measured_sizes(workspace: Workspace, pipeline: str) -> dict[str, MeasuredSize]:
     """The last measured output sizes of ``pipeline``, when its state exists; planning creates none."""
-    db, _shown = open_existing(platform_file, os.environ.get(STATE_URL_ENV))
+    db, _shown = open_existing(workspace, os.environ.get(STATE_URL_ENV))  # not --state-url: as before
     if db is None:
         return {}
     try:
@@ -148,16 +140,18 @@ def _measured_sizes(platform_file: Path, pipeline: str) -> dict[str, MeasuredSiz
 
 
 def _compare(
-    platform_file: Path, platform: Platform, pipeline: Pipeline, objective: Objective, time_limit_s: float
+    workspace: Workspace, pipeline: Pipeline, objective: Objective, time_limit_s: float
 ) -> Comparison:
     """The same planner restricted to each provider, region and SkyPilot's model (``--compare``).
 
     ``pipeline`` carries the output sizes the plan used (measured where the declared ones were far
     off), so the comparison's Stratus row is the plan just shown.
     """
-    catalog = Catalog.load(state_dir(platform_file) / "catalog")
-    gate = policy_gate(platform, platform_file.parent)
+    platform = workspace.platform
+    gate = policy_gate(platform, workspace.platform_file.parent)
     try:
-        return compare(pipeline, platform, catalog, objective, time_limit_s, gate.plan_policy(pipeline))
+        return compare(
+            pipeline, platform, workspace.catalog, objective, time_limit_s, gate.plan_policy(pipeline)
+        )
     finally:
         gate.close()

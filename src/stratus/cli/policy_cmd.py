@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from stratus.cli.inputs import JSON, PLATFORM_HERE
+from stratus.cli.inputs import JSON, PLATFORM_HERE, workspace_here
 from stratus.cli.output import console, print_json
-from stratus.config import load_platform, policy_path, resolve_platform_path
+from stratus.config import policy_path
 from stratus.config.source import read_yaml
 from stratus.errors import ConfigError, PolicyError
 from stratus.policy.loader import engine_for, merge_data, read_modules
@@ -44,8 +44,8 @@ def eval_command(
     """
     if decision is not None and decision not in DECISIONS:
         raise typer.BadParameter(f"{decision!r} is not a decision; expected one of {', '.join(DECISIONS)}")
-    platform_file = resolve_platform_path(platform)
-    model = load_platform(platform_file)
+    workspace = workspace_here(platform)
+    platform_file, model = workspace.platform_file, workspace.platform
     if model.policies is None:
         raise ConfigError("the platform file has no `policies:` to evaluate", file=str(platform_file))
     doc = read_yaml(input_file).data

@@ -29,21 +29,19 @@ import typer
 from rich.markup import escape
 
 from stratus.cli.audit_cmd import actor
-from stratus.cli.inputs import JSON, PLATFORM_HERE
+from stratus.cli.inputs import JSON, PLATFORM_HERE, workspace_here
 from stratus.cli.output import console, print_json
-from stratus.cli.serve_cmd import holder_opener, serving_folder
-from stratus.config import Platform, load_platform, resolve_platform_path
+from stratus.config import Platform
 from stratus.errors import ConfigError, ServingError
 from stratus.policy import policy_gate
 from stratus.processes import is_running
-from stratus.registry import ModelRef, ModelVersionInfo, Promotion, Registry, check_alias
-from stratus.runner.context import open_stores
+from stratus.registry import ModelRef, ModelVersionInfo, Promotion, check_alias
 from stratus.serving.control import submit, wait_answer
 from stratus.serving.deployment import SUPERVISOR_MARKER
 from stratus.serving.deployments import Listed, require_deployment
 from stratus.serving.roller import DEFAULT_MAX_ERROR_RATE, DEFAULT_WATCH_S, RollPlan
 from stratus.serving.source import RegistryAccess, check_sites, resolve_model, stage_model
-from stratus.state import Repository, open_database, state_dir, state_url
+from stratus.workspace import Workspace
 
 __all__ = ["promote_command"]
 
@@ -112,18 +110,15 @@ def promote_command(
     targets = list(dict.fromkeys([*deploy_sites, *_site_list(copy_to, "--copy-to")]))
     if name is not None and not deploy_sites:
         raise ConfigError("--name chooses the deployment to roll: add --deploy SITES", field="--name")
-    platform_file = None if (tracking_uri and not targets) else resolve_platform_path(platform)
-    if platform_file is not None and tracking_uri is None:
-        registry_block = load_platform(platform_file).registry
-        tracking_uri = registry_block.tracking_uri if registry_block else None
-    registry = Registry.open(tracking_uri, state_dir(platform_file or Path("stratus.yaml")))
+    workspace = None if (tracking_uri and not targets) else workspace_here(platform)
+    registry = (workspace or Workspace(Path("stratus.yaml"))).registry(tracking_uri)
     ref = ModelRef.of(model, from_alias if from_alias is not None else version)
     info = registry.version(ref)
     rolled: dict[str, Any] | None = None
     if targets:
-        assert platform_file is not None
-        chosen = _deployment(platform_file, name, deploy_sites) if deploy_sites else None
-        paths, description = _copy(platform_file, tracking_uri, info, targets, chosen)
+        assert workspace is not None
+        chosen = _deployment(workspace, name, deploy_sites) if deploy_sites else None
+        paths, description = _copy(workspace, tracking_uri, info, targets, chosen)
         if chosen is not None:
             plan = RollPlan(
                 tuple(deploy_sites),
@@ -163,9 +158,9 @@ def _check_known(platform: Platform, platform_file: Path, sites: list[str]) -> N
             )
 
 
-def _deployment(platform_file: Path, name: str | None, sites: list[str]) -> Listed:
+def _deployment(workspace: Workspace, name: str | None, sites: list[str]) -> Listed:
     """The running deployment to roll; refused (before any byte moves) when it cannot be rolled."""
-    chosen = require_deployment(serving_folder(platform_file), name)
+    chosen = require_deployment(workspace.serve_dir, name)
     deployment = chosen.deployment
     missing = [site for site in sites if site not in deployment.site_names]
     if missing:
@@ -185,7 +180,7 @@ def _deployment(platform_file: Path, name: str | None, sites: list[str]) -> List
 
 
 def _copy(
-    platform_file: Path,
+    workspace: Workspace,
     tracking_uri: str | None,
     info: ModelVersionInfo,
     targets: list[str],
@@ -193,26 +188,20 @@ def _copy(
 ) -> tuple[dict[str, Path], str]:
     """The version's bytes into every target site's store (hash-checked, residency and policy checked
     first); a local copy per site, read back from that site's store, and where the bytes came from."""
-    platform = load_platform(platform_file)
-    _check_known(platform, platform_file, targets)
-    base_dir = platform_file.resolve().parent
-    root = serving_folder(platform_file)
-    repo = Repository(open_database(state_url(platform_file)))
-    access = RegistryAccess(
-        tracking_uri,
-        state_dir(platform_file),
-        root / "models" / "registry",
-        holder_opener(platform, base_dir),
-    )
+    platform = workspace.platform
+    _check_known(platform, workspace.platform_file, targets)
+    root = workspace.serve_dir
+    repo = workspace.repository
+    access = RegistryAccess.of(workspace, tracking_uri)
     source = resolve_model(info.uri, repo, chosen.deployment.model if chosen else None, access)
-    stores = dict(open_stores(platform, base_dir, targets))
-    gate = policy_gate(platform, platform_file.parent)
+    stores = dict(workspace.stores(targets))
+    gate = policy_gate(platform, workspace.platform_file.parent)
     try:
         check_sites(source, stores, gate)
     finally:
         gate.close()
     cache = (chosen.folder if chosen is not None else root / "promoted") / "models"
-    return stage_model(source, stores, repo, cache, holder_opener(platform, base_dir)), source.description
+    return stage_model(source, stores, repo, cache, workspace.store), source.description
 
 
 def _roll(chosen: Listed, plan: RollPlan, info: ModelVersionInfo, alias: str, timeout_s: float) -> Any:

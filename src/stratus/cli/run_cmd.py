@@ -61,27 +61,23 @@ def run_command(
     3 infeasible, 7 over budget.
     """
     goal = parse_objective(objective)
-    platform_file, platform_model, model = load_files(pipeline, platform)
+    workspace, model = load_files(pipeline, platform, state_url)
+    platform_model = workspace.platform
     steps = [f"dataset:{name}" for name in model.datasets if model.datasets[name].make] + list(model.steps)
     out = stderr() if as_json else console()
     lines: list[BudgetLine] = []
     if resume is None and (platform_model.budgets is not None or platform_model.quotas):
         # Before anything is created or started: the same plan `stratus plan` shows, against the budgets.
-        planned = make_plan(platform_file, platform_model, model, objective=goal)
-        lines = plan_budgets(platform_file, platform_model, model, planned, state_url)
+        planned = make_plan(workspace, model, objective=goal)
+        lines = plan_budgets(workspace, model, planned)
         render_budgets(out, lines)
         enforce_budgets(
-            lines,
-            allow_over_budget=allow_over_budget,
-            platform_file=platform_file,
-            explicit_url=state_url,
-            what=f"run {pipeline}",
+            lines, allow_over_budget=allow_over_budget, workspace=workspace, what=f"run {pipeline}"
         )
     with Progress(out, steps) as progress:
         report = run_file(
             pipeline,
-            platform_file,
-            state_url_override=state_url,
+            workspace,
             resume=resume,
             objective=goal,
             on_event=progress,

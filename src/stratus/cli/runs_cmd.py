@@ -21,14 +21,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stratus.cli.inputs import JSON, PLATFORM_HERE
+from stratus.cli.inputs import JSON, PLATFORM_HERE, workspace_here
 from stratus.cli.output import console, print_json
-from stratus.config.locate import resolve_platform_path
 from stratus.errors import ConfigError, StratusError
 from stratus.ledger.money import format_usd, from_micros
 from stratus.redact import display_url
 from stratus.runs_view import RunDetail, RunSummary, RunsView, follow_logs, open_view
-from stratus.state.location import STATE_FILENAME, STATE_URL_ENV, state_dir
+from stratus.state.location import STATE_URL_ENV
 
 __all__ = ["app"]
 
@@ -53,7 +52,7 @@ CANCEL_WAIT_S = 60.0
 def _view(platform: Path | None, state_url: str | None) -> Iterator[RunsView | None]:
     """The state database's view; None when the default SQLite file does not exist (no run yet)."""
     if state_url is None:
-        state_url = f"sqlite:///{state_dir(resolve_platform_path(platform)) / STATE_FILENAME}"
+        state_url = f"sqlite:///{workspace_here(platform).state_file}"
     view = open_view(state_url)
     try:
         yield view
@@ -63,7 +62,7 @@ def _view(platform: Path | None, state_url: str | None) -> Iterator[RunsView | N
 
 
 def _no_runs(platform: Path | None, state_url: str | None) -> str:
-    where = display_url(state_url) if state_url else f"beside {resolve_platform_path(platform)}"
+    where = display_url(state_url) if state_url else f"beside {workspace_here(platform).platform_file}"
     return f"no runs yet {'in ' if state_url else ''}{where}; start one with: stratus run PIPELINE"
 
 
@@ -176,8 +175,6 @@ def cancel_command(
     """
     from stratus.cli.audit_cmd import actor
     from stratus.runner.runlock import runner_alive
-    from stratus.state import Repository, open_database
-    from stratus.state import state_url as url_for
 
     with _view(platform, state_url) as view:
         if view is None:
@@ -186,7 +183,7 @@ def cancel_command(
         if summary.status != "running":
             console().print(f"run {run} has already ended ({summary.status}); nothing to cancel")
             return
-        repo = Repository(open_database(url_for(resolve_platform_path(platform), state_url)))
+        repo = workspace_here(platform, state_url).repository
         reason = f"cancelled by {actor()}"
         here = summary.runner is not None and summary.runner.split(":")[0] == socket.gethostname()
         if here and not runner_alive(summary.runner):

@@ -19,9 +19,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stratus.cli.inputs import JSON, PLATFORM_HERE
+from stratus.cli.inputs import DEPLOYMENT, JSON, PLATFORM_HERE, workspace_here
 from stratus.cli.output import console, print_json, stderr
-from stratus.config import resolve_platform_path
 from stratus.errors import ServingError
 from stratus.processes import stop_process
 from stratus.serving.deployment import SUPERVISOR_MARKER, Deployment, load_deployment
@@ -35,12 +34,9 @@ from stratus.serving.operator import (
     parse_weights,
     save_operator_state,
 )
-from stratus.state import state_dir
 
 __all__ = [
-    "NAME",
     "drain_command",
-    "serving_folder",
     "status_command",
     "stop_command",
     "undrain_command",
@@ -50,18 +46,9 @@ __all__ = [
 # `serve status` exits 0 when every process is up, 1 when nothing runs, 3 when some are up and some not.
 EXIT_DEGRADED = 3
 
-NAME = typer.Option(
-    None, "--name", help="The deployment (its model's name, or its --name). Default: the only one."
-)
-
-
-def serving_folder(platform_file: Path) -> Path:
-    """Where a platform's deployments live: each in ``NAME/`` with its record, logs and staged models."""
-    return state_dir(platform_file) / "serve"
-
 
 def _deployment(platform: Path | None, name: str | None) -> Deployment | None:
-    chosen = choose_deployment(serving_folder(resolve_platform_path(platform)), name)
+    chosen = choose_deployment(workspace_here(platform).serve_dir, name)
     return chosen.deployment if chosen is not None else None
 
 
@@ -69,7 +56,7 @@ def _deployment(platform: Path | None, name: str | None) -> Deployment | None:
 
 
 def status_command(
-    name: str | None = NAME, platform: Path | None = PLATFORM_HERE, as_json: bool = JSON
+    name: str | None = DEPLOYMENT, platform: Path | None = PLATFORM_HERE, as_json: bool = JSON
 ) -> None:
     """Every process of the deployment (running or dead) and each site as each gateway sees it.
 
@@ -198,9 +185,9 @@ def _coloured(state: str) -> str:
 # -- stop -----------------------------------------------------------------------------------------------
 
 
-def stop_command(name: str | None = NAME, platform: Path | None = PLATFORM_HERE) -> None:
+def stop_command(name: str | None = DEPLOYMENT, platform: Path | None = PLATFORM_HERE) -> None:
     """Stop the deployment: its supervisor, then whatever is left (also when the supervisor is gone)."""
-    chosen = choose_deployment(serving_folder(resolve_platform_path(platform)), name)
+    chosen = choose_deployment(workspace_here(platform).serve_dir, name)
     if chosen is None:
         console().print("no deployment is running")
         return
@@ -227,7 +214,7 @@ def stop_command(name: str | None = NAME, platform: Path | None = PLATFORM_HERE)
 
 def drain_command(
     site: str = typer.Argument(..., help="The site to take out of rotation.", show_default=False),
-    name: str | None = NAME,
+    name: str | None = DEPLOYMENT,
     platform: Path | None = PLATFORM_HERE,
 ) -> None:
     """Take SITE out of rotation on every gateway (requests in flight finish; health checks continue)."""
@@ -242,7 +229,7 @@ def drain_command(
 
 def undrain_command(
     site: str = typer.Argument(..., help="The site to put back in rotation.", show_default=False),
-    name: str | None = NAME,
+    name: str | None = DEPLOYMENT,
     platform: Path | None = PLATFORM_HERE,
 ) -> None:
     """Put SITE back in rotation on every gateway (it serves again once its health checks pass)."""
@@ -258,7 +245,7 @@ def weights_command(
     weights: str = typer.Argument(
         ..., help="SITE=WEIGHT pairs, e.g. a=3,b=1 (sites not named keep theirs).", show_default=False
     ),
-    name: str | None = NAME,
+    name: str | None = DEPLOYMENT,
     platform: Path | None = PLATFORM_HERE,
 ) -> None:
     """Set the sites' weights for the `weighted` policy on every gateway: a=3,b=1 sends 3 in 4 to a."""
@@ -282,7 +269,7 @@ def weights_command(
 
 
 def _require(platform: Path | None, name: str | None) -> Deployment:
-    return require_deployment(serving_folder(resolve_platform_path(platform)), name).deployment
+    return require_deployment(workspace_here(platform).serve_dir, name).deployment
 
 
 def _post(deployment: Deployment, url: str, path: str) -> None:

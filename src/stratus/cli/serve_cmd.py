@@ -24,12 +24,11 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from stratus.catalog import Catalog, Offering
+from stratus.catalog import Offering
 from stratus.cli import serve_admin_cmd, serve_scale_cmd
-from stratus.cli.inputs import JSON, PLATFORM_HERE
+from stratus.cli.inputs import JSON, PLATFORM_HERE, workspace_here
 from stratus.cli.output import console, print_json
-from stratus.cli.serve_admin_cmd import serving_folder
-from stratus.config import Platform, load_platform, resolve_platform_path
+from stratus.config import Platform
 from stratus.config.names import check_safe_name
 from stratus.errors import ConfigError, ServingError
 from stratus.limits import name_problem
@@ -37,7 +36,6 @@ from stratus.planner import site_offerings
 from stratus.policy import policy_gate
 from stratus.private_files import private_dir
 from stratus.processes import spawn, stop_process
-from stratus.runner.context import open_stores
 from stratus.serving.deployment import SUPERVISOR_MARKER, Deployment, load_deployment
 from stratus.serving.deployments import deployment_folder, list_deployments
 from stratus.serving.fleet import (
@@ -52,17 +50,15 @@ from stratus.serving.fleet import (
 from stratus.serving.fleet_state import process_states
 from stratus.serving.source import (
     RegistryAccess,
-    StoreOpener,
     check_sites,
     resolve_model,
     stage_model,
 )
 from stratus.serving.worker import ControlWorker
-from stratus.state import Repository, open_database, state_dir, state_url
-from stratus.storage import SiteStore
 from stratus.units import format_usd
+from stratus.workspace import Workspace
 
-__all__ = ["app", "holder_opener", "serving_folder"]
+__all__ = ["app"]
 
 
 class _DefaultToStart(TyperGroup):
@@ -167,22 +163,16 @@ def start_command(
         )
     if name is not None:
         check_safe_name(name, "--name")
-    platform_file = resolve_platform_path(platform)
-    model_platform = load_platform(platform_file)
+    workspace = workspace_here(platform)
+    platform_file, model_platform = workspace.platform_file, workspace.platform
     site_list = _check_sites(sites, model_platform, platform_file)
-    root = serving_folder(platform_file)
-    repo = Repository(open_database(state_url(platform_file)))
-    base_dir = platform_file.resolve().parent
-    registry = RegistryAccess(
-        model_platform.registry.tracking_uri if model_platform.registry else None,
-        state_dir(platform_file),
-        root / "models" / "registry",
-        holder_opener(model_platform, base_dir),  # the registry's copy lost: any site holding the bytes
-    )
+    root = workspace.serve_dir
+    repo = workspace.repository
+    registry = RegistryAccess.of(workspace)
     source = resolve_model(model, repo, name, registry)
     deployment_name = name or check_safe_name(source.name, "--name")
     folder = deployment_folder(root, deployment_name)
-    stores = dict(open_stores(model_platform, base_dir, site_list))
+    stores = dict(workspace.stores(site_list))
     gate = policy_gate(model_platform, platform_file.parent)
     try:
         check_sites(source, stores, gate)
@@ -202,8 +192,8 @@ def start_command(
     if detach:
         _start_detached(model, site_list, deployment_name, platform_file, folder, fleet_options, as_json)
         return
-    paths = stage_model(source, stores, repo, folder / "models", holder_opener(model_platform, base_dir))
-    machines = _serving_machines(model_platform, site_list, platform_file)
+    paths = stage_model(source, stores, repo, folder / "models", workspace.store)
+    machines = _serving_machines(workspace, site_list)
     costs = {site: float(o.price_per_hour_usd) for site, o in machines.items()}
     fleet = Fleet(
         source.name,
@@ -264,15 +254,6 @@ def _refuse_if_running(root: Path, name: str) -> dict[int, str]:
     return ports
 
 
-def holder_opener(platform: Platform, base_dir: Path) -> StoreOpener:
-    """Opens the store of a site that holds the model but does not serve it (only when it is needed)."""
-
-    def open_holder(site: str) -> SiteStore | None:
-        return open_stores(platform, base_dir, [site])[site] if site in platform.sites else None
-
-    return open_holder
-
-
 def _check_sites(text: str, platform: Platform, platform_file: Path) -> list[str]:
     names = [s.strip() for s in text.split(",") if s.strip()]
     if not names:
@@ -297,13 +278,13 @@ def _check_sites(text: str, platform: Platform, platform_file: Path) -> list[str
     return names
 
 
-def _serving_machines(platform: Platform, sites: list[str], platform_file: Path) -> dict[str, Offering]:
+def _serving_machines(workspace: Workspace, sites: list[str]) -> dict[str, Offering]:
     """Each site's cheapest on-demand CPU machine with at least 2 vCPUs and 4 GB: what the `cost` policy
     ranks by. The machine may have more vCPUs than 2 (the catalog's smallest fitting one); tables name
     its real vCPUs. A site with no fitting offering is absent (its price counts as 0)."""
-    catalog = Catalog.load(state_dir(platform_file) / "catalog")
+    platform = workspace.platform
     offerings = site_offerings(
-        platform.model_copy(update={"sites": {s: platform.sites[s] for s in sites}}), catalog
+        platform.model_copy(update={"sites": {s: platform.sites[s] for s in sites}}), workspace.catalog
     )
     machines: dict[str, Offering] = {}
     for site in sites:

@@ -14,10 +14,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stratus.cli.inputs import JSON, PLATFORM_HERE
+from stratus.cli.inputs import JSON, PLATFORM_HERE, workspace_here
 from stratus.cli.output import console, print_json, stderr
-from stratus.cli.serve_admin_cmd import serving_folder
-from stratus.config import resolve_platform_path
 from stratus.errors import ConfigError, ServingError
 from stratus.processes import is_running
 from stratus.serving.control import submit, wait_answer
@@ -31,7 +29,7 @@ __all__ = ["ls_command", "scale_command"]
 
 def ls_command(platform: Path | None = PLATFORM_HERE, as_json: bool = JSON) -> None:
     """Every deployment of this platform: name, model, sites and their replicas, gateways, port, state."""
-    listed = list_deployments(serving_folder(resolve_platform_path(platform)))
+    listed = list_deployments(workspace_here(platform).serve_dir)
     rows = [_summary(item.deployment) for item in listed]
     if as_json:
         print_json({"deployments": rows})
@@ -88,7 +86,7 @@ def scale_command(
     as_json: bool = JSON,
 ) -> None:
     """Run REPLICAS model servers for SITE, live: new ones serve once ready; removed ones drain first."""
-    chosen = require_deployment(serving_folder(resolve_platform_path(platform)), name)
+    chosen = require_deployment(workspace_here(platform).serve_dir, name)
     deployment = chosen.deployment
     if site not in deployment.site_names:
         raise ConfigError(

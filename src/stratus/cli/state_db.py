@@ -6,37 +6,34 @@ when the default SQLite file beside the platform file does not exist, there is n
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from stratus.errors import ConfigError, StratusError
 from stratus.redact import display_url
-from stratus.state import STATE_URL_ENV, Database, default_url, open_database, state_dir
+from stratus.state import STATE_URL_ENV, Database, default_url, open_database
+from stratus.workspace import Workspace
 
 __all__ = ["open_existing"]
 
 
-def open_existing(platform: Path, state_url: str | None) -> tuple[Database | None, str]:
+def open_existing(workspace: Workspace, state_url: str | None) -> tuple[Database | None, str]:
     """The state database and how to name it; None when the default SQLite file does not exist yet.
 
-    ``state_url`` (a flag, else ``$STRATUS_STATE_URL`` as the flag's envvar) wins over the file beside
-    ``platform``; a malformed URL is a ConfigError naming the flag.
+    ``state_url`` (a flag, else ``$STRATUS_STATE_URL`` as the flag's envvar) wins over the workspace's
+    own file; a malformed URL is a ConfigError naming the flag.
     """
     if state_url is None:
-        if not platform.is_file():
+        if not workspace.platform_file.is_file():
             raise ConfigError(
-                f"no platform file at {platform}; run this in the platform's folder, "
+                f"no platform file at {workspace.platform_file}; run this in the platform's folder, "
                 "or pass --platform FILE or --state-url URL",
                 field="--platform",
             )
-        folder = state_dir(platform)
-        if not folder.is_dir():
+        folder = workspace.state_dir
+        if not workspace.state_file.is_file():
             return None, str(folder)
         state_url = default_url(folder)
-        if not Path(make_url(state_url).database or "").is_file():
-            return None, str(folder)
     shown = display_url(state_url)
     try:
         make_url(state_url)

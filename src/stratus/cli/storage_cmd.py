@@ -12,17 +12,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from stratus.catalog import Catalog
-from stratus.cli.inputs import JSON, PLATFORM_HERE
+from stratus.cli.inputs import JSON, PLATFORM_HERE, workspace_here
 from stratus.cli.output import console, print_json, stderr
-from stratus.config import load_platform, resolve_platform_path
 from stratus.errors import ConfigError
 from stratus.policy import policy_gate
-from stratus.runner.context import SiteStores, open_stores
 from stratus.runner.replicas import ArtifactState, RepairLedger, inventory, repair_all, sweep_all, verify_all
 from stratus.runner.retrieve import Found, Retrieved, fetch_artifact, find_artifact
-from stratus.state import Repository, open_database, state_dir, state_url
 from stratus.storage import DEFAULT_PROBE_TIMEOUT_S
+from stratus.workspace import Workspace
 
 __all__ = ["app"]
 
@@ -65,8 +62,8 @@ def ls_command(
     as_json: bool = JSON,
 ) -> None:
     """List artifacts and where each replica is, as last recorded (nothing is read from the stores)."""
-    repo, _ = _open(platform, site, state_url_option)
-    _show("ls", inventory(repo, site), as_json, {})
+    workspace = _open(platform, site, state_url_option)
+    _show("ls", inventory(workspace.repository, site), as_json, {})
 
 
 @app.command("verify")
@@ -168,7 +165,8 @@ def _retrieve(
     *,
     refuse_dirs: bool = False,
 ) -> tuple[Found, Retrieved]:
-    repo, stores = _open(platform, site, url)
+    workspace = _open(platform, site, url)
+    repo, stores = workspace.repository, workspace.stores()  # each opened only if a replica needs it
     found = find_artifact(repo, artifact, run)
     if found.is_dir and refuse_dirs:
         raise ConfigError(
@@ -192,15 +190,15 @@ def _check(
     as_json: bool,
     timeout_s: float,
 ) -> None:
-    repo, stores = _open(platform, site, url)
+    workspace = _open(platform, site, url)
+    repo, stores = workspace.repository, workspace.stores()  # each opened only if a replica needs it
     down: dict[str, str] = {}
     if action == "verify":
         states = verify_all(repo, stores, site, timeout_s=timeout_s, down=down)
     else:
-        platform_file = resolve_platform_path(platform)
-        model = load_platform(platform_file)
-        ledger = RepairLedger.for_platform(model, Catalog.load(state_dir(platform_file) / "catalog"))
-        gate = policy_gate(model, platform_file.parent)
+        model = workspace.platform
+        ledger = RepairLedger.for_platform(model, workspace.catalog)
+        gate = policy_gate(model, workspace.platform_file.parent)
         try:
             states = repair_all(
                 repo, stores, site, timeout_s=timeout_s, ledger=ledger, down=down, policy=gate
@@ -214,13 +212,13 @@ def _check(
         sys.exit(EXIT_UNREACHABLE)
 
 
-def _open(platform: Path | None, site: str | None, url: str | None) -> tuple[Repository, SiteStores]:
-    platform_file = resolve_platform_path(platform)
-    model = load_platform(platform_file)
+def _open(platform: Path | None, site: str | None, url: str | None) -> Workspace:
+    """The workspace, its platform parsed and ``--site`` checked against it, before the database opens."""
+    workspace = workspace_here(platform, url)
+    model = workspace.platform
     if site is not None and site not in model.sites:
         raise ConfigError(f"unknown site {site!r}; the platform's sites are: {', '.join(model.sites)}")
-    stores = open_stores(model, platform_file.resolve().parent)  # each opened only if a replica needs it
-    return Repository(open_database(state_url(platform_file, url))), stores
+    return workspace
 
 
 def _show(

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import typer
 
-from stratus.cli.inputs import PLATFORM_HERE
+from stratus.cli.inputs import PLATFORM_HERE, workspace_here
 from stratus.cli.output import console, stderr
-from stratus.config import resolve_platform_path
 from stratus.errors import ConfigError
 
 __all__ = ["DEFAULT_PORT", "ui_command"]
@@ -48,9 +47,9 @@ def ui_command(
     from stratus.ui import Dashboard, create_app  # heavy: only this command needs it
     from stratus.ui.app import LOOPBACK_HOSTS
 
-    platform_file = resolve_platform_path(platform)
+    workspace = workspace_here(platform, state_url)
     loopback = _is_loopback(host)
-    dashboard = Dashboard.open(platform_file, state_url)
+    dashboard = Dashboard.open(workspace)
     dashboard.probe_sites = probe_sites
     app = create_app(dashboard, allowed_hosts=LOOPBACK_HOSTS if loopback else ("*",))
     listener = _bind(host, port)
@@ -58,9 +57,8 @@ def ui_command(
     url = f"http://{shown_host}:{listener.getsockname()[1]}"
     if not loopback:
         stderr().print(f"warning: listening on {host}: anyone who can reach it sees this platform's runs")
-    console().print(
-        f"Stratus dashboard for {platform_file}: {url}  (Ctrl-C stops it)", soft_wrap=True, markup=False
-    )
+    shown = f"Stratus dashboard for {workspace.platform_file}: {url}  (Ctrl-C stops it)"
+    console().print(shown, soft_wrap=True, markup=False)
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))

@@ -34,18 +34,27 @@ def plan(
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     policy: CandidatePolicy | None = None,
     measured: Mapping[str, Measurement] | None = None,
+    problem: Problem | None = None,
 ) -> Plan:
     """Place every step on a site and offering, optimally for ``objective``; pure, no I/O beyond the catalog.
 
     ``policy`` may deny candidates (see :func:`build_problem`). ``measured`` (``"step.output"`` → the
     last measured size) replaces declared sizes that are far off (:mod:`stratus.planner.sizes`); the
-    plan's ``sizes`` say which was used. Raises InfeasibleError (with per-step, per-site reasons) when no
-    placement satisfies the constraints.
+    plan's ``sizes`` say which was used. ``problem``: the one :func:`build_problem` built from these
+    same arguments, ``pipeline`` at the sizes :func:`choose_sizes` picks, for a caller that also reads
+    its candidates (the runner's placer) and so need not have it built twice. Raises InfeasibleError
+    (with per-step, per-site reasons) when no placement satisfies the constraints.
     """
     catalog = catalog or Catalog.bundled()
     sizes = choose_sizes(pipeline, measured or {})
     pipeline = with_sizes(pipeline, sizes)
-    problem = build_problem(pipeline, platform, catalog, objective, policy)
+    if problem is None:
+        problem = build_problem(pipeline, platform, catalog, objective, policy)
+    elif (problem.pipeline, problem.objective) != (pipeline.name, objective):
+        raise ValueError(
+            f"the problem was built for {problem.pipeline!r} ({problem.objective}), "
+            f"not {pipeline.name!r} ({objective})"
+        )
     assignment, solver, gap, pruned = solve_pruned(problem, time_limit_s)
     result = evaluate(problem, assignment)
     alternatives = _alternatives(problem, assignment, result) if explain else ()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,10 +21,10 @@ from stratus.runner.dataplane import DataPlane
 from stratus.runner.events import EventSink, RunEvent
 from stratus.runner.incidents import Incidents
 from stratus.runner.placement import Placer
+from stratus.site_stores import SiteStores
 from stratus.state import Repository
-from stratus.storage import SiteStore, Timeouts, open_store
 
-__all__ = ["Faults", "RetryPolicy", "RunContext", "SiteStores", "Sites", "open_sites", "open_stores"]
+__all__ = ["Faults", "RetryPolicy", "RunContext", "Sites", "open_sites"]
 
 
 @dataclass(frozen=True)
@@ -56,60 +56,9 @@ class Sites:
     slots: dict[str, int]
 
 
-class SiteStores(Mapping[str, SiteStore]):
-    """The sites' stores by name, each opened the first time it is used.
-
-    A command touches only the stores it needs, so a site it never uses (one whose SDK is missing, whose
-    credentials are wrong, whose endpoint is down) can never fail it. Membership and iteration are by
-    name and open nothing; a store that fails to open raises StorageError naming its site where it is
-    used, and is tried again on the next use. Safe to share between the runner's threads.
-    """
-
-    def __init__(self, platform: Platform, base_dir: Path, names: Iterable[str] | None = None) -> None:
-        self._sites = dict(platform.sites) if names is None else {n: platform.sites[n] for n in names}
-        self._base_dir = base_dir
-        self._open: dict[str, SiteStore] = {}
-        self._lock = threading.Lock()
-
-    def __getitem__(self, name: str) -> SiteStore:
-        site = self._sites[name]  # KeyError for a site the platform does not have
-        with self._lock:
-            if name not in self._open:
-                self._open[name] = open_store(
-                    name,
-                    site.storage,
-                    site.storage_options,
-                    base_dir=self._base_dir,
-                    jurisdiction=site.jurisdiction,
-                    timeouts=Timeouts(**site.storage_timeouts.model_dump()),
-                )
-            return self._open[name]
-
-    def put(self, name: str, store: SiteStore) -> None:
-        """Use ``store`` for ``name`` from now on (the runner swaps in one that refuses at once for a site
-        that is down for the rest of the run)."""
-        with self._lock:
-            self._open[name] = store
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._sites
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._sites)
-
-    def __len__(self) -> int:
-        return len(self._sites)
-
-
-def open_stores(platform: Platform, base_dir: Path, names: Iterable[str] | None = None) -> SiteStores:
-    """The named sites' stores (all by default), each opened on first use; relative ``file://`` roots
-    resolve against ``base_dir``."""
-    return SiteStores(platform, base_dir, names)
-
-
 def open_sites(platform: Platform, base_dir: Path) -> Sites:
     """Every site's store (opened lazily) and executor."""
-    stores = open_stores(platform, base_dir)
+    stores = SiteStores(platform, base_dir)
     executors = {name: executor_for(name, site) for name, site in platform.sites.items()}
     default = os.cpu_count() or 1
     slots = {

@@ -17,13 +17,17 @@ from stratus.errors import InfeasibleError
 from stratus.planner import Measurement, Placement, Plan, Problem, build_problem, plan
 from stratus.planner.candidates import CandidatePolicy
 from stratus.planner.plan import Objective
+from stratus.planner.sizes import choose_sizes, with_sizes
 
-__all__ = ["Placer", "Pricing"]
+__all__ = ["PlacementPrice", "Placer"]
 
 
 @dataclass(frozen=True)
-class Pricing:
-    """What a placement pays per hour, its on-demand list price, and its accelerator (for the ledger)."""
+class PlacementPrice:
+    """What a placement pays per hour, its on-demand list price, and its accelerator (for the ledger).
+
+    Not the planner's ``Pricing`` (how a machine is bought: on-demand, spot, reserved).
+    """
 
     price_per_hour_usd: Decimal
     list_price_per_hour_usd: Decimal
@@ -50,7 +54,10 @@ class Placer:
         self.policy = policy  # every (re-)plan puts its candidates to the platform's policies
         self.excluded: dict[str, dict[str, str]] = {}  # step → site → why
         self.down: dict[str, str] = {}  # site → why: excluded for every step from now on
-        self.problem: Problem = build_problem(pipeline, platform, catalog, objective, policy)
+        # Built here so an infeasible pipeline fails before a run starts, and kept for the first plan,
+        # which asks for exactly this problem unless sites were lost or steps finished meanwhile.
+        self._built_for = self._constrained({})
+        self.problem: Problem = self._build(self._built_for)
 
     def exclude(self, step: str, site: str, why: str) -> None:
         """Never place ``step`` at ``site`` again in this run."""
@@ -76,6 +83,28 @@ class Placer:
         return self._solve({})
 
     def _solve(self, pinned: dict[str, str]) -> Plan:
+        pipeline = self._constrained(pinned)
+        if pipeline != self._built_for:  # one build per (re-)plan; none when nothing changed
+            self.problem = self._build(pipeline)
+            self._built_for = pipeline
+        return plan(
+            pipeline,
+            self.platform,
+            self.catalog,
+            objective=self.objective,
+            policy=self.policy,
+            measured=self.measured,
+            problem=self.problem,
+        )
+
+    def _build(self, pipeline: Pipeline) -> Problem:
+        """The problem :func:`plan` would build: ``pipeline`` at the sizes it prices (measured ones where
+        the declared sizes are far off)."""
+        sized = with_sizes(pipeline, choose_sizes(pipeline, self.measured))
+        return build_problem(sized, self.platform, self.catalog, self.objective, self.policy)
+
+    def _constrained(self, pinned: dict[str, str]) -> Pipeline:
+        """The pipeline with each step's ``constraints.sites`` narrowed to what it may still use."""
         steps: dict[str, Step] = {}
         for name, step in self.pipeline.steps.items():
             allowed = list(step.constraints.sites or self.platform.sites)
@@ -94,16 +123,7 @@ class Placer:
                     )
             constraints = step.constraints.model_copy(update={"sites": allowed})
             steps[name] = step.model_copy(update={"constraints": constraints})
-        pipeline = self.pipeline.model_copy(update={"steps": steps})
-        self.problem = build_problem(pipeline, self.platform, self.catalog, self.objective, self.policy)
-        return plan(
-            pipeline,
-            self.platform,
-            self.catalog,
-            objective=self.objective,
-            policy=self.policy,
-            measured=self.measured,
-        )
+        return self.pipeline.model_copy(update={"steps": steps})
 
     def _lost(self, step: str) -> dict[str, str]:
         """The sites ``step`` may no longer use in this run, and why: its own exclusions, then sites down."""
@@ -111,7 +131,7 @@ class Placer:
         lost.update(self.excluded.get(step, {}))
         return lost
 
-    def pricing(self, placement: Placement) -> Pricing:
+    def pricing(self, placement: Placement) -> PlacementPrice:
         """The paid and list hourly price of a placement, from the candidates the planner chose among."""
         list_price = placement.price_per_hour_usd
         accelerator: str | None = None
@@ -122,7 +142,7 @@ class Placer:
                 list_price = candidate.offering.price_per_hour_usd
                 accelerator = str(candidate.offering.accelerator) if candidate.offering.accelerator else None
                 break
-        return Pricing(placement.price_per_hour_usd, list_price, accelerator)
+        return PlacementPrice(placement.price_per_hour_usd, list_price, accelerator)
 
     def offering(self, step: str, site: str, name: str) -> Offering | None:
         """The offering ``name`` a step's candidates at ``site`` use (None: not among them)."""

@@ -18,7 +18,7 @@ from typing import ParamSpec
 
 from stratus.budget import check_quotas
 from stratus.catalog import Catalog
-from stratus.config import Pipeline, Platform, load_pipeline, load_platform, resolve_platform_path
+from stratus.config import Pipeline, Platform
 from stratus.errors import ConfigError, RunError, StratusError
 from stratus.planner import artifact_residency
 from stratus.planner.plan import Objective
@@ -42,11 +42,9 @@ from stratus.state import (
     Repository,
     RunStatus,
     last_output_sizes,
-    open_database,
-    state_dir,
-    state_url,
 )
 from stratus.units import format_usd
+from stratus.workspace import Workspace
 
 __all__ = ["new_run_id", "run", "run_file"]
 
@@ -271,7 +269,7 @@ def _check_resumable(repo: Repository, pipeline: Pipeline, resume: str) -> None:
 
 def run_file(
     pipeline_file: Path | str,
-    platform_file: Path | str | None = None,
+    workspace: Workspace | Path | str | None = None,
     *,
     state_url_override: str | None = None,
     resume: str | None = None,
@@ -281,31 +279,37 @@ def run_file(
     retry: RetryPolicy | None = None,
     repair: bool = True,
 ) -> RunReport:
-    """Run a pipeline file: the platform defaults to ``stratus.yaml`` beside it, state to ``.stratus/``.
+    """Run a pipeline file in ``workspace``: by default the one of ``stratus.yaml`` beside the pipeline
+    (``$STRATUS_PLATFORM`` first), with state in its ``.stratus/``. A path names the platform file.
 
     Step modules are imported from the pipeline's folder; relative ``file://`` storage roots and the
-    state folder are beside the platform file, exactly as ``stratus run`` resolves them.
+    state folder are beside the platform file, exactly as ``stratus run`` resolves them. A Workspace
+    that already parsed the files (``stratus run`` checks budgets first) is not made to parse them again.
     """
     pipeline_path = Path(pipeline_file)
     if not pipeline_path.is_file():
         raise ConfigError("pipeline file not found; check the path", file=str(pipeline_path))
-    platform_path = resolve_platform_path(Path(platform_file) if platform_file else None, pipeline_path)
-    platform = load_platform(platform_path)
-    pipeline = load_pipeline(pipeline_path, platform)
-    folder = state_dir(platform_path)
+    if isinstance(workspace, Workspace):
+        if state_url_override is not None:
+            raise ValueError("a Workspace carries its own state URL: build it with state_url=...")
+    else:
+        found = Path(workspace) if workspace else None
+        workspace = Workspace.find(found, pipeline_path, state_url=state_url_override)
+    platform = workspace.platform
+    pipeline = workspace.pipeline(pipeline_path)
     return run(
         pipeline,
         platform,
-        db=open_database(state_url(platform_path, state_url_override)),
+        db=workspace.database,
         pipeline_dir=pipeline_path.resolve().parent,
-        platform_dir=platform_path.resolve().parent,
-        runs_dir=folder / "runs",
-        catalog=Catalog.load(folder / "catalog"),
+        platform_dir=workspace.base_dir,
+        runs_dir=workspace.runs_dir,
+        catalog=workspace.catalog,
         resume=resume,
         objective=objective,
         on_event=on_event,
         faults=faults,
         retry=retry,
         repair=repair,
-        files={"pipeline": str(pipeline_path.resolve()), "platform": str(platform_path.resolve())},
+        files={"pipeline": str(pipeline_path.resolve()), "platform": str(workspace.platform_file.resolve())},
     )

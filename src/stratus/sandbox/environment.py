@@ -32,6 +32,8 @@ from stratus.sandbox.servers import (
     start_server,
     stop_server,
 )
+from stratus.state.location import STATE_DIRNAME
+from stratus.workspace import Workspace
 
 __all__ = [
     "SITES",
@@ -111,11 +113,13 @@ class SandboxStatus:
 
 def state_path(platform_out: Path) -> Path:
     """``.stratus/sandbox/state.json`` beside the platform file."""
-    return platform_out.resolve().parent / ".stratus" / "sandbox" / "state.json"
+    return Workspace(platform_out).sandbox_dir / "state.json"
 
 
-#: Where the sandbox's Vault token is kept, relative to the platform file (owner-only).
-TOKEN_FILE = ".stratus/sandbox/openbao-token"
+_TOKEN_NAME = "openbao-token"
+#: Where the sandbox's Vault token is kept, relative to the platform file (owner-only): the written
+#: platform file refers to it by this path.
+TOKEN_FILE = f"{STATE_DIRNAME}/sandbox/{_TOKEN_NAME}"
 
 
 def _platform_document(
@@ -245,7 +249,7 @@ def sandbox_up(
         if not inline_allowed():  # keys go to OpenBao; the platform file holds vault: references
             bao = start_openbao(folder)
             extra["openbao"] = bao.to_json()
-            token = platform_out.resolve().parent / TOKEN_FILE
+            token = Workspace(platform_out).sandbox_dir / _TOKEN_NAME
             token.parent.mkdir(parents=True, exist_ok=True)
             write_private(token, bao.root_token.encode())
         save_servers(state_path(platform_out), servers, extra)

@@ -32,6 +32,7 @@ from stratus.storage import (
     strictest,
 )
 from stratus.storage.transfer import IntegrityError
+from stratus.workspace import Workspace
 
 __all__ = ["ModelSource", "RegistryAccess", "StoreOpener", "check_sites", "resolve_model", "stage_model"]
 
@@ -72,6 +73,13 @@ class RegistryAccess:
     state_dir: Path
     cache: Path
     open_store: StoreOpener | None = None
+
+    @classmethod
+    def of(cls, workspace: Workspace, tracking_uri: str | None = None) -> RegistryAccess:
+        """The workspace's registry (``tracking_uri``, else its platform's, else the embedded one), its
+        download cache, and every site of its platform as a holder to read a lost copy back from."""
+        uri = tracking_uri if tracking_uri is not None else workspace.tracking_uri
+        return cls(uri, workspace.state_dir, workspace.registry_cache_dir, workspace.store)
 
 
 def resolve_model(

@@ -25,8 +25,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from stratus.config import Platform, load_platform
-from stratus.state import Database, open_database, state_url
+from stratus.config import Platform
+from stratus.state import Database
 from stratus.ui.queries.cost import DIMENSIONS, budget_views, spend_over_time
 from stratus.ui.queries.graph import read_graph
 from stratus.ui.queries.logs import read_log
@@ -44,6 +44,7 @@ from stratus.ui.views.charts import planned_vs_actual, stacked_spend
 from stratus.ui.views.colours import STATUS_COLOURS, SitePalette, status_colour
 from stratus.ui.views.dag import build_dag
 from stratus.ui.views.format import duration, human_bytes, timestamp, usd
+from stratus.workspace import Workspace
 
 __all__ = ["LOOPBACK_HOSTS", "Dashboard", "create_app"]
 
@@ -71,19 +72,27 @@ _SECURITY_HEADERS = [
 class Dashboard:
     """What every page reads: the platform, its state database, and the serving rate tracker."""
 
-    platform_file: Path
-    platform: Platform
+    workspace: Workspace
     db: Database
     palette: SitePalette
     tracker: RateTracker = field(default_factory=RateTracker)
     probe_sites: bool = True
 
     @classmethod
-    def open(cls, platform_file: Path, explicit_state_url: str | None = None) -> Dashboard:
+    def open(cls, workspace: Workspace) -> Dashboard:
         """Load the platform file and open its state database (ConfigError naming the file if it is bad)."""
-        platform = load_platform(platform_file)
-        db = open_database(state_url(platform_file, explicit_state_url))
-        return cls(platform_file, platform, db, SitePalette(list(platform.sites)))
+        platform = workspace.platform
+        return cls(workspace, workspace.database, SitePalette(list(platform.sites)))
+
+    @property
+    def platform_file(self) -> Path:
+        """The platform file the dashboard shows."""
+        return self.workspace.platform_file
+
+    @property
+    def platform(self) -> Platform:
+        """The parsed platform (loaded once, when the dashboard opened)."""
+        return self.workspace.platform
 
 
 class _SecurityHeaders:
@@ -191,10 +200,9 @@ def create_app(dashboard: Dashboard, *, allowed_hosts: tuple[str, ...] = LOOPBAC
         )
 
     def sites_page(request: Request) -> Response:
-        deployments = deployment_views(dashboard.platform_file, None)  # endpoints only: no scrape
+        deployments = deployment_views(dashboard.workspace, None)  # endpoints only: no scrape
         sites = site_views(
-            dashboard.platform,
-            dashboard.platform_file.resolve().parent,
+            dashboard.workspace,
             serving_endpoints(deployments),
             probe=dashboard.probe_sites,
         )
@@ -220,13 +228,13 @@ def create_app(dashboard: Dashboard, *, allowed_hosts: tuple[str, ...] = LOOPBAC
         )
 
     def serving_page(request: Request) -> Response:
-        deployments = deployment_views(dashboard.platform_file, dashboard.tracker)
+        deployments = deployment_views(dashboard.workspace, dashboard.tracker)
         return page("serving.html", {"nav": "serving", "deployments": deployments})
 
     def models_page(request: Request) -> Response:
         return page(
             "models.html",
-            {"nav": "models", "registry": registry_view(dashboard.platform, dashboard.platform_file)},
+            {"nav": "models", "registry": registry_view(dashboard.workspace)},
         )
 
     def home(request: Request) -> Response:

@@ -6,12 +6,10 @@ MLflow is imported only when this runs (the registry opens lazily), so the other
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from stratus.config import Platform
 from stratus.errors import StratusError
-from stratus.registry import ModelDetails, Registry
-from stratus.state import state_dir
+from stratus.registry import ModelDetails
+from stratus.workspace import Workspace
 
 __all__ = ["RegistryView", "registry_view"]
 
@@ -25,11 +23,11 @@ class RegistryView:
     problem: str | None = None
 
 
-def registry_view(platform: Platform, platform_file: Path) -> RegistryView:
+def registry_view(workspace: Workspace) -> RegistryView:
     """The platform's registry (its ``registry.tracking_uri``, else the embedded store beside the file)."""
-    tracking_uri = platform.registry.tracking_uri if platform.registry else None
+    tracking_uri = workspace.tracking_uri
     try:
-        registry = Registry.open(tracking_uri, state_dir(platform_file))
+        registry = workspace.registry()
     except StratusError as exc:
         return RegistryView(tracking_uri or "(embedded)", (), str(exc))
     try:

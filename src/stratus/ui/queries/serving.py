@@ -14,12 +14,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from stratus.errors import StratusError
 from stratus.serving.deployments import list_deployments
 from stratus.serving.fleet_state import fleet_state, process_states
-from stratus.state import state_dir
+from stratus.workspace import Workspace
 
 __all__ = [
     "METRICS_TIMEOUT_S",
@@ -119,13 +118,8 @@ class RateTracker:
         return count / elapsed if elapsed > 0 else None
 
 
-def serving_folder(platform_file: Path) -> Path:
-    """Where the platform's deployments keep their records (``.stratus/serve``, as `stratus serve` writes)."""
-    return state_dir(platform_file) / "serve"
-
-
 def deployment_views(
-    platform_file: Path,
+    workspace: Workspace,
     tracker: RateTracker | None,
     timeout_s: float = METRICS_TIMEOUT_S,
 ) -> list[DeploymentView]:
@@ -134,7 +128,7 @@ def deployment_views(
     Without a ``tracker`` no gateway is asked (the processes alone, e.g. for the sites page's endpoints).
     """
     views = []
-    for listed in list_deployments(serving_folder(platform_file)):
+    for listed in list_deployments(workspace.serve_dir):
         deployment = listed.deployment
         states = process_states(deployment)
         alive = {s.name for s in states if s.role == "gateway" and s.running}

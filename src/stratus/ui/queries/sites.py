@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from stratus.config import Platform
 from stratus.errors import StorageError
 from stratus.redact import display_url, redact
-from stratus.runner.context import open_stores
 from stratus.storage import SiteStore, probe_all
+from stratus.workspace import Workspace
 
 __all__ = ["PROBE_TIMEOUT_S", "SiteView", "site_views"]
 
@@ -41,15 +39,16 @@ class SiteView:
 
 
 def site_views(
-    platform: Platform,
-    base_dir: Path,
+    workspace: Workspace,
     endpoints: Mapping[str, Sequence[str]] | None = None,
     *,
     probe: bool = True,
     timeout_s: float = PROBE_TIMEOUT_S,
 ) -> list[SiteView]:
-    """Every site of ``platform`` in file order; ``endpoints`` (site → URLs) from the serving records."""
-    stores = open_stores(platform, base_dir)
+    """Every site of the workspace's platform in file order; ``endpoints`` (site → URLs) from the serving
+    records."""
+    platform = workspace.platform
+    stores = workspace.stores()
     opened: list[SiteStore] = []
     failed: dict[str, str] = {}
     if probe:
