@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from stratus.config.locate import resolve_platform_path
 from stratus.site_stores import SiteStores
-from stratus.state.location import STATE_FILENAME, state_dir, state_url
+from stratus.state.location import Layout, state_url
 
 if TYPE_CHECKING:  # each loads pydantic, SQLAlchemy, the catalog or MLflow: only commands that use them pay
     from stratus.catalog import Catalog
@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # each loads pydantic, SQLAlchemy, the catalog or MLflow: onl
 __all__ = ["Workspace"]
 
 
-class Workspace:
+class Workspace(Layout):
     """``platform_file`` and the ``.stratus/`` folder beside it; ``state_url`` overrides the database.
 
     Nothing is read or created until asked for: a Workspace for a file that does not exist is fine
@@ -46,7 +46,7 @@ class Workspace:
     """
 
     def __init__(self, platform_file: Path, *, state_url: str | None = None) -> None:
-        self.platform_file = platform_file
+        super().__init__(platform_file)
         self.explicit_state_url = state_url  # a --state-url flag; $STRATUS_STATE_URL is read when needed
         self._pipelines: dict[Path, Pipeline] = {}
 
@@ -60,48 +60,6 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.platform_file)!r})"
-
-    # -- the folder layout -------------------------------------------------------------------------
-
-    @property
-    def base_dir(self) -> Path:
-        """The platform file's folder: relative ``file://`` roots and policy files resolve against it."""
-        return self.platform_file.resolve().parent
-
-    @property
-    def state_dir(self) -> Path:
-        """``.stratus/`` beside the platform file (not created here)."""
-        return state_dir(self.platform_file)
-
-    @property
-    def state_file(self) -> Path:
-        """The default SQLite state database, ``.stratus/state.db`` (used unless a URL names another)."""
-        return self.state_dir / STATE_FILENAME
-
-    @property
-    def runs_dir(self) -> Path:
-        """``.stratus/runs/``: a fresh folder per run, step and attempt."""
-        return self.state_dir / "runs"
-
-    @property
-    def catalog_dir(self) -> Path:
-        """``.stratus/catalog/``: imported catalogs, which replace the bundled tables they name."""
-        return self.state_dir / "catalog"
-
-    @property
-    def serve_dir(self) -> Path:
-        """``.stratus/serve/``: each deployment's record, logs and staged models in ``NAME/``."""
-        return self.state_dir / "serve"
-
-    @property
-    def registry_cache_dir(self) -> Path:
-        """Where models downloaded from the registry (to serve or promote them) are kept."""
-        return self.serve_dir / "models" / "registry"
-
-    @property
-    def sandbox_dir(self) -> Path:
-        """``.stratus/sandbox/``: the local sandbox's state file, token and data folders."""
-        return self.state_dir / "sandbox"
 
     # -- what is loaded from it, on first use ------------------------------------------------------
 

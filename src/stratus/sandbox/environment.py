@@ -32,8 +32,7 @@ from stratus.sandbox.servers import (
     start_server,
     stop_server,
 )
-from stratus.state.location import STATE_DIRNAME
-from stratus.workspace import Workspace
+from stratus.state.location import STATE_DIRNAME, Layout
 
 __all__ = [
     "SITES",
@@ -113,7 +112,7 @@ class SandboxStatus:
 
 def state_path(platform_out: Path) -> Path:
     """``.stratus/sandbox/state.json`` beside the platform file."""
-    return Workspace(platform_out).sandbox_dir / "state.json"
+    return Layout(platform_out).sandbox_dir / "state.json"
 
 
 _TOKEN_NAME = "openbao-token"
@@ -249,7 +248,7 @@ def sandbox_up(
         if not inline_allowed():  # keys go to OpenBao; the platform file holds vault: references
             bao = start_openbao(folder)
             extra["openbao"] = bao.to_json()
-            token = Workspace(platform_out).sandbox_dir / _TOKEN_NAME
+            token = Layout(platform_out).sandbox_dir / _TOKEN_NAME
             token.parent.mkdir(parents=True, exist_ok=True)
             write_private(token, bao.root_token.encode())
         save_servers(state_path(platform_out), servers, extra)

@@ -9,7 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["STATE_DIRNAME", "STATE_FILENAME", "STATE_URL_ENV", "default_url", "state_dir", "state_url"]
+__all__ = [
+    "STATE_DIRNAME",
+    "STATE_FILENAME",
+    "STATE_URL_ENV",
+    "Layout",
+    "default_url",
+    "state_dir",
+    "state_url",
+]
 
 STATE_DIRNAME = ".stratus"
 STATE_FILENAME = "state.db"
@@ -30,3 +38,54 @@ def state_dir(platform_file: Path) -> Path:
 def state_url(platform_file: Path, explicit: str | None = None) -> str:
     """``explicit``, else ``$STRATUS_STATE_URL``, else the SQLite file in :func:`state_dir`."""
     return explicit or os.environ.get(STATE_URL_ENV) or default_url(state_dir(platform_file))
+
+
+class Layout:
+    """The folders of ``.stratus/`` beside ``platform_file``, in one place (nothing created here).
+
+    :class:`stratus.workspace.Workspace` adds what is loaded from them; code below it in the layers
+    (the sandbox) needs only the paths.
+    """
+
+    def __init__(self, platform_file: Path) -> None:
+        self.platform_file = platform_file
+
+    @property
+    def base_dir(self) -> Path:
+        """The platform file's folder: relative ``file://`` roots and policy files resolve against it."""
+        return self.platform_file.resolve().parent
+
+    @property
+    def state_dir(self) -> Path:
+        """``.stratus/`` beside the platform file (not created here)."""
+        return state_dir(self.platform_file)
+
+    @property
+    def state_file(self) -> Path:
+        """The default SQLite state database, ``.stratus/state.db`` (used unless a URL names another)."""
+        return self.state_dir / STATE_FILENAME
+
+    @property
+    def runs_dir(self) -> Path:
+        """``.stratus/runs/``: a fresh folder per run, step and attempt."""
+        return self.state_dir / "runs"
+
+    @property
+    def catalog_dir(self) -> Path:
+        """``.stratus/catalog/``: imported catalogs, which replace the bundled tables they name."""
+        return self.state_dir / "catalog"
+
+    @property
+    def serve_dir(self) -> Path:
+        """``.stratus/serve/``: each deployment's record, logs and staged models in ``NAME/``."""
+        return self.state_dir / "serve"
+
+    @property
+    def registry_cache_dir(self) -> Path:
+        """Where models downloaded from the registry (to serve or promote them) are kept."""
+        return self.serve_dir / "models" / "registry"
+
+    @property
+    def sandbox_dir(self) -> Path:
+        """``.stratus/sandbox/``: the local sandbox's state file, token and data folders."""
+        return self.state_dir / "sandbox"
