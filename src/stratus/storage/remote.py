@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from stratus.storage.backend import Backend, MiB, Upload, _OrderedUpload
+from stratus.storage.s3native import NativeS3
 
 __all__ = ["FsspecBackend", "S3Backend"]
 
@@ -51,13 +52,18 @@ class _S3Upload(Upload):
 
 
 class S3Backend(Backend):
-    """S3 and S3-compatible services through s3fs's async client (credentials, retries, error mapping)."""
+    """S3 and S3-compatible services through s3fs's async client (credentials, retries, error mapping).
+
+    With ``native`` (see :mod:`.s3native`) the per-object requests — HEAD, GET, PUT, DELETE, LIST — go
+    through obstore instead, at a quarter of the client CPU per request; the rest stays on s3fs.
+    """
 
     part_size = 16 * MiB
     window = 4  # measured here: 16 MiB × 4 was as fast as 8 × 8 or 32 × 4, with 64 MiB in flight
 
-    def __init__(self, fs: Any) -> None:
+    def __init__(self, fs: Any, native: NativeS3 | None = None) -> None:
         self.fs = fs
+        self.native = native
         endpoint = (
             getattr(fs, "endpoint_url", None)
             or (getattr(fs, "client_kwargs", None) or {}).get("endpoint_url")
@@ -76,6 +82,8 @@ class S3Backend(Backend):
         return await self.fs._call_s3(method, **kwargs)
 
     async def size(self, key: str) -> int | None:
+        if self.native is not None:
+            return await self.native.size(key)
         try:
             out = await self._call("head_object", **self._split(key))
         except FileNotFoundError:
@@ -85,6 +93,8 @@ class S3Backend(Backend):
     async def read(self, key: str, start: int, end: int) -> bytes:
         if end <= start:
             return b""
+        if self.native is not None:
+            return await self.native.read(key, start, end)
         out = await self._call("get_object", Range=f"bytes={start}-{end - 1}", **self._split(key))
         body = out["Body"]
         try:
@@ -98,7 +108,10 @@ class S3Backend(Backend):
         return stream
 
     async def put(self, key: str, data: bytes) -> None:
-        await self._call("put_object", Body=data, **self._split(key))
+        if self.native is not None:
+            await self.native.put(key, data)
+        else:
+            await self._call("put_object", Body=data, **self._split(key))
 
     async def start_upload(self, key: str) -> Upload:
         where = self._split(key)
@@ -106,9 +119,14 @@ class S3Backend(Backend):
         return _S3Upload(self.fs, where["Bucket"], where["Key"], out["UploadId"])
 
     async def delete(self, key: str) -> None:
-        await self._call("delete_object", **self._split(key))
+        if self.native is not None:
+            await self.native.delete(key)
+        else:
+            await self._call("delete_object", **self._split(key))
 
     async def list(self, prefix: str) -> list[tuple[str, int]]:
+        if self.native is not None:
+            return await self.native.list(prefix)
         where = self._split(prefix.rstrip("/") + "/")
         found: list[tuple[str, int]] = []
         token: dict[str, str] = {}
