@@ -128,8 +128,12 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# Files run in collection order (--no-loadscope-reorder): xdist otherwise sorts them by test count, which
+# put the slowest files (one to three long tests each: promote, the DR drill, Ray, federated) last, where
+# one worker ran them one after another while the other sat idle; in collection order they come first
+# and the many short unit files even out the end.
 test: lint typecheck $(AZURITE) $(CHROMIUM)
-	$(BIN)/pytest -n 2 --dist loadfile --durations=30
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=30
 
 bench: $(STAMP) bench-replication bench-serving bench-training bench-dr bench-policy bench-engines
 	$(BIN)/python -m bench.planner

@@ -121,7 +121,10 @@ class Trial:
         started = time.perf_counter()
         thread = threading.Thread(target=write, daemon=True)
         thread.start()
-        time.sleep(delay)
+        # A write that ends before the drawn moment is killed right after it (the case the wait would
+        # have made, with less idle time); the delay recorded is when the kill really came.
+        thread.join(timeout=delay)
+        delay = time.perf_counter() - started
         stop_server(self.servers[victim], hard=True)
         thread.join(timeout=300)
         write_s = time.perf_counter() - started

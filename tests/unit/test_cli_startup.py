@@ -52,6 +52,21 @@ def test_no_heavy_library_is_imported(args: list[str], tmp_path: Path) -> None:
     assert sorted(m for m in modules if m.split(".")[0] in HEAVY or m in HEAVY) == []
 
 
+#: What only `serve start` needs (it plans, opens stores, reads the registry); the rest of the serve group
+#: (status, stop, ls, drain, scale) runs many times in every serving test and drill.
+SERVE_START_ONLY = ("stratus.runner", "stratus.planner", "stratus.policy", "stratus.registry", "scipy",
+                    "numpy", "mlflow", "onnxruntime", "fsspec")  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [["serve", "ls", "--json"], ["serve", "stop"]])
+def test_serve_admin_commands_do_not_load_what_only_start_needs(args: list[str], tmp_path: Path) -> None:
+    (tmp_path / "stratus.yaml").write_text("sites: {}\n", encoding="utf-8")
+    modules = imported(args, tmp_path)
+    assert "stratus.cli.serve_admin_cmd" in modules  # the measurement saw the serve group load
+    loaded = sorted(m for m in modules if any(m == h or m.startswith(f"{h}.") for h in SERVE_START_ONLY))
+    assert loaded == []
+
+
 def test_help_lists_every_command_without_loading_them() -> None:
     result = CliRunner().invoke(app, ["--help"], terminal_width=200)
     assert result.exit_code == 0, result.output

@@ -47,3 +47,24 @@ def test_every_table_is_created_whatever_was_imported(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "state.db") as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"runs", "step_runs", "run_cancels", "locks", "ledger", "audit"} <= tables
+
+
+def test_the_step_worker_imports_neither_pydantic_nor_the_executors() -> None:
+    """Every step starts a fresh ``python -m stratus.executors.worker``: it needs only the step API."""
+    out = _fresh(
+        "import sys\n"
+        "import stratus.executors.worker\n"
+        "heavy = ('pydantic', 'yaml', 'sqlalchemy', 'stratus.config', 'stratus.executors.base',\n"
+        "         'stratus.executors.local', 'stratus.executors.ray_jobs', 'stratus.executors.registry')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    assert out == "[]"
+
+
+def test_the_executors_package_still_offers_every_name() -> None:
+    out = _fresh(
+        "import stratus.executors as e\n"
+        "from stratus.executors import LocalExecutor, executor_for\n"
+        "print(LocalExecutor.__module__, executor_for.__module__, sorted(set(e.__all__) - set(dir(e))))"
+    )
+    assert out == "stratus.executors.local stratus.executors.registry []"

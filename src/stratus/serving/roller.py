@@ -11,9 +11,10 @@ Rolled back (the old servers undrained, the new ones drained, removed and stoppe
 every site rolled before it) when a new server does not become ready, a gateway does not pass it, it
 dies or turns unhealthy, or more than ``max_error_rate`` of the attempts sent to it fail. A client
 never sees the difference: the old servers keep running, drained, until every site has passed; only
-then are they drained of their last requests, removed from the gateways and stopped (SIGTERM: they
-serve their ``--drain-s``). An attempt that fails on the new version is retried by the gateway on
-another site, so even a failing new version costs no client request while other sites serve.
+then are they drained of their last requests, removed from the gateways and stopped, every site's at
+once (SIGTERM: they serve their ``--drain-s``). An attempt that fails on the new version is retried by
+the gateway on another site, so even a failing new version costs no client request while other sites
+serve.
 """
 
 from __future__ import annotations
@@ -133,8 +134,7 @@ def roll_sites(fleet: Fleet, plan: RollPlan) -> dict[str, Any]:
                 f"site {site}: {exc.detail}. Rolled back: {back} serve the version they served before",
                 status=exc.status,
             ) from None
-    for roll in done:
-        _retire(fleet, deployment, roll, plan, notes)
+    _retire(fleet, deployment, done, plan, notes)
     with fleet.lock:
         deployment.source = plan.source or deployment.source
         fleet.write_gateway_config()
@@ -321,17 +321,26 @@ def _present(url: str, token: str, name: str) -> bool:
         return False
 
 
-def _retire(fleet: Fleet, deployment: Deployment, roll: _SiteRoll, plan: RollPlan, notes: list[str]) -> None:
-    """Every site passed: the old servers finish their requests, leave the gateways, and stop."""
+def _retire(
+    fleet: Fleet, deployment: Deployment, rolls: list[_SiteRoll], plan: RollPlan, notes: list[str]
+) -> None:
+    """Every site passed: the old servers finish their requests, leave the gateways, and stop.
+
+    All sites' old servers at once: each serves its ``--drain-s`` after SIGTERM, and stopping them site
+    by site made a roll wait that long once per site.
+    """
     token = deployment.admin_token
-    wait_idle(list(deployment.gateways), token, [s.name for s in roll.old], notes)
+    old = [server for roll in rolls for server in roll.old]
+    wait_idle(list(deployment.gateways), token, [s.name for s in old], notes)
     with fleet.lock:
-        fleet.model_paths[roll.site] = plan.paths[roll.site]
-        fleet.model_versions[roll.site] = plan.version
-        fleet.unsupervised.difference_update(s.name for s in roll.new)  # in service: restarted if they die
-        fleet.unsupervised.update(s.name for s in roll.old)
+        for roll in rolls:
+            fleet.model_paths[roll.site] = plan.paths[roll.site]
+            fleet.model_versions[roll.site] = plan.version
+            # In service: restarted if they die.
+            fleet.unsupervised.difference_update(s.name for s in roll.new)
+        fleet.unsupervised.update(s.name for s in old)
         fleet.write_gateway_config()  # a gateway restarted from now on has only the new servers
     for gateway in deployment.gateways:
-        for server in roll.old:
+        for server in old:
             on_gateway(fleet, gateway, notes, f"remove {server.name}", _remover(token, server.name))
-    stop_servers(fleet, deployment, roll.old)
+    stop_servers(fleet, deployment, old)
