@@ -9,6 +9,7 @@ the LP relaxation close to the optimum (at 50 steps over 74 regions it is the op
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,12 +19,22 @@ from scipy.sparse import coo_array, csc_array
 from stratus.errors import PlanError
 from stratus.planner import highs
 from stratus.planner.bound import lower_bound
+from stratus.planner.dualbound import safe_dual_bound
 from stratus.planner.evaluate import duration, evaluate
 from stratus.planner.factor import Factored, factor_rates
+from stratus.planner.local import improve
 from stratus.planner.problem import Flow, Problem
 from stratus.planner.terms import Terms, dataset_rates
 
-__all__ = ["MAX_MILP_VARIABLES", "estimated_variables", "relaxation_bound", "solve_milp"]
+__all__ = [
+    "MAX_LP_VARIABLES",
+    "MAX_MILP_VARIABLES",
+    "estimated_variables",
+    "lp_bound",
+    "method",
+    "relaxation_bound",
+    "solve_milp",
+]
 
 INF = float("inf")
 # Past this many variables HiGHS's root LP does not finish in the planner's 60 s on the bench machine
@@ -32,6 +43,26 @@ INF = float("inf")
 MAX_MILP_VARIABLES = 400_000
 # Share of the time limit kept for the decomposition's bound when HiGHS stops before proving.
 BOUND_SHARE = 0.1
+# Past this many variables the MILP's root LP (dual simplex) did not finish in 60 s (200-step DAG over 74
+# regions: 148,651 variables, 65 s for the LP alone), so the plan is the improved warm start with the LP
+# relaxation's bound from PDLP (``dualbound``), which took 23-62 s on that LP depending on load.
+MAX_LP_VARIABLES = 100_000
+# A plan within this relative distance of a proven bound is proven optimal (float noise in the sums).
+PROVEN_TOLERANCE = 1e-9
+# Share of the time limit the local search (``local.improve``) may take to improve the warm start;
+# past ``MAX_MILP_VARIABLES``, where the decomposition's bound converges in seconds, it gets half.
+LOCAL_SHARE = 0.15
+LOCAL_SHARE_WITHOUT_MILP = 0.5
+
+
+@dataclass(frozen=True)
+class _Arrays:
+    cost: npt.NDArray[np.float64]
+    integer: npt.NDArray[np.int_]
+    upper: npt.NDArray[np.float64]
+    matrix: csc_array
+    row_lb: npt.NDArray[np.float64]
+    row_ub: npt.NDArray[np.float64]
 
 
 @dataclass
@@ -62,6 +93,19 @@ class _Model:
         self.row_lb.append(lb)
         self.row_ub.append(ub)
 
+    def arrays(self) -> _Arrays:
+        """The model as the arrays HiGHS takes."""
+        n = len(self.cost)
+        matrix = csc_array(coo_array((self.val, (self.row, self.col)), shape=(len(self.row_lb), n)))
+        return _Arrays(
+            np.array(self.cost),
+            np.array(self.integer),
+            np.array(self.upper),
+            matrix,
+            np.array(self.row_lb),
+            np.array(self.row_ub),
+        )
+
     def solve(
         self,
         objective: list[float],
@@ -70,16 +114,8 @@ class _Model:
         presolve: bool = True,
     ) -> tuple[npt.NDArray[np.float64], float | None]:
         """Values of every variable, and None when HiGHS proved them optimal, else its proven lower bound."""
-        n = len(self.cost)
-        matrix = csc_array(coo_array((self.val, (self.row, self.col)), shape=(len(self.row_lb), n)))
-        arrays = (
-            np.array(objective),
-            np.array(self.integer),
-            np.array(self.upper),
-            matrix,
-            np.array(self.row_lb),
-            np.array(self.row_ub),
-        )
+        a = self.arrays()
+        arrays = (np.array(objective), a.integer, a.upper, a.matrix, a.row_lb, a.row_ub)
         result = highs.run_highs(*arrays, time_limit, start, presolve)
         if result.status == "Infeasible" and presolve:
             # HiGHS's presolve has called a feasible model infeasible (scipy 1.17's HiGHS did, on the time
@@ -106,10 +142,19 @@ def solve_milp(
     proven lower bound; None when no useful bound was proven yet. Callers never mistake one for another.
     """
     priced_start = problem.objective == "cost" and start is not None
-    if priced_start and estimated_variables(problem, terms) > MAX_MILP_VARIABLES:
+    chosen = method(problem, terms) if priced_start else "milp-highs"
+    if chosen == "forest-dp-bound":
         assert start is not None
         return _bounded_start(problem, terms, start, time_limit)
-    highs_limit = time_limit * (1 - BOUND_SHARE) if priced_start else time_limit
+    began = time.monotonic()
+    if priced_start:
+        assert start is not None
+        start = improve(problem, terms, start, time_limit * LOCAL_SHARE)
+    if chosen == "lp-bound":
+        assert start is not None
+        return _lp_bounded_start(problem, terms, start, time_limit - (time.monotonic() - began))
+    highs_limit = time_limit - (time.monotonic() - began)
+    highs_limit -= time_limit * BOUND_SHARE if priced_start else 0.0
     model, x = _cost_model(problem, terms)
     n = len(problem.steps)
     warm = None if start is None else {x[i][site]: 1.0 for i, site in enumerate(start) if site in x[i]}
@@ -159,6 +204,16 @@ def _cost_model(problem: Problem, terms: Terms) -> tuple[_Model, list[dict[int, 
     return model, x
 
 
+def method(problem: Problem, terms: Terms) -> str:
+    """How ``solve_milp`` handles a cost problem given a start, by its estimated size: ``milp-highs``
+    (HiGHS's branch and bound), ``lp-bound`` (the improved start, bounded by the LP relaxation) or
+    ``forest-dp-bound`` (the improved start, bounded by the decomposition)."""
+    size = estimated_variables(problem, terms)
+    if size > MAX_MILP_VARIABLES:
+        return "forest-dp-bound"
+    return "lp-bound" if size > MAX_LP_VARIABLES else "milp-highs"
+
+
 def relaxation_bound(problem: Problem, terms: Terms, time_limit: float = 60.0) -> float:
     """The cost MILP's LP relaxation (every binary allowed fractional): a proven lower bound, and how
     tight the formulation is (at or near the optimum, branch and bound has little left to do)."""
@@ -197,10 +252,12 @@ def _factors(problem: Problem, terms: Terms) -> dict[tuple[int, ...], Factored]:
 def _bounded_start(
     problem: Problem, terms: Terms, start: list[int], time_limit: float
 ) -> tuple[list[int], float | None]:
-    """For a model too large for HiGHS in the time: the start, or a cheaper plan the decomposition met,
-    with the decomposition's proven bound."""
+    """For a model too large for HiGHS in the time: the start improved by local search, or a cheaper plan
+    the decomposition met, with the decomposition's proven bound."""
+    began = time.monotonic()
+    start = improve(problem, terms, start, time_limit * LOCAL_SHARE_WITHOUT_MILP)
     cost = float(evaluate(problem, start).total_cost_usd)
-    found = lower_bound(problem, terms, cost, time_limit)
+    found = lower_bound(problem, terms, cost, time_limit - (time.monotonic() - began))
     best, best_cost = start, cost
     for candidate in found.plans:
         price = float(evaluate(problem, candidate).total_cost_usd)
@@ -209,11 +266,38 @@ def _bounded_start(
     return best, _gap(best_cost, found.bound)
 
 
+def _lp_bounded_start(
+    problem: Problem, terms: Terms, start: list[int], time_limit: float
+) -> tuple[list[int], float | None]:
+    """For a model whose MILP root would not finish: the (improved) start with the LP relaxation's proven
+    bound, or the decomposition's when PDLP does not reach its tolerance in the time."""
+    began = time.monotonic()
+    cost = float(evaluate(problem, start).total_cost_usd)
+    bound = lp_bound(problem, terms, time_limit)
+    if bound is None:  # the LP's bound was tighter wherever measured; the decomposition is the fallback
+        left = max(time_limit - (time.monotonic() - began), time_limit * BOUND_SHARE)
+        bound = lower_bound(problem, terms, cost, left).bound
+    return start, _gap(cost, bound)
+
+
+def lp_bound(problem: Problem, terms: Terms, time_limit: float = 60.0) -> float | None:
+    """A proven lower bound from the cost MILP's LP relaxation, solved by PDLP to a loose tolerance and
+    made safe by weak duality (``dualbound``); None when PDLP stops without prices."""
+    model, _x = _cost_model(problem, terms)
+    a = model.arrays()
+    outcome = highs.run_lp(a.cost, a.upper, a.matrix, a.row_lb, a.row_ub, time_limit)
+    if outcome.row_prices is None:
+        return None
+    return safe_dual_bound(a.cost, a.upper, a.matrix, a.row_lb, a.row_ub, outcome.row_prices)
+
+
 def _gap(cost: float, bound: float) -> float | None:
     """Proven relative gap of a plan costing ``cost``; None when the bound says nothing useful."""
     if bound <= 0 or cost <= 0:
         return None
-    return max(0.0, (cost - bound) / cost)
+    if cost - bound <= PROVEN_TOLERANCE * cost:
+        return 0.0  # the bound meets the plan: proven optimal, to HiGHS's own tolerance
+    return (cost - bound) / cost
 
 
 def _needs(model: _Model, flow: Flow, x: list[dict[int, int]]) -> dict[int, int]:
