@@ -17,7 +17,7 @@ from stratus.errors import InfeasibleError
 from stratus.planner import Problem, build_problem, evaluate, milp
 from stratus.planner.bound import lower_bound
 from stratus.planner.dualbound import safe_dual_bound
-from stratus.planner.milp import lp_bound, relaxation_bound, solve_milp
+from stratus.planner.milp import lp_relaxation, relaxation_bound, solve_milp
 from stratus.planner.terms import split_terms
 from stratus.planner.warm import forest_start
 from tests.unit.planner_instances import pipelines, platforms
@@ -94,9 +94,10 @@ def test_the_pdlp_bound_never_exceeds_the_optimum(instance: tuple[Platform, Pipe
     problem = _problem(instance)
     if problem is None:
         return
-    bound = lp_bound(problem, split_terms(problem))
-    assert bound is not None
-    assert bound <= _optimum(problem) + SLACK
+    relaxed = lp_relaxation(problem, split_terms(problem))
+    assert relaxed is not None
+    assert relaxed.bound <= _optimum(problem) + SLACK
+    assert all(site in problem.candidates[i] for i, site in enumerate(relaxed.rounded))
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,8 +122,11 @@ def test_the_lp_bounded_route_reports_a_gap_the_optimum_respects(instance: tuple
 
 def test_the_lp_bound_of_a_25_step_dag_over_every_region_is_its_optimum(dag25: Problem) -> None:
     # PDLP stops at a tolerance, but weak duality turns its row prices into a proven bound: here the
-    # optimum itself, to a millionth of a dollar.
-    assert lp_bound(dag25, split_terms(dag25)) == pytest.approx(18.2897, abs=1e-4)
+    # optimum itself; and the LP's solution, rounded, is an optimal plan.
+    relaxed = lp_relaxation(dag25, split_terms(dag25))
+    assert relaxed is not None
+    assert relaxed.bound == pytest.approx(18.2897, abs=1e-4)
+    assert float(evaluate(dag25, relaxed.rounded).total_cost_usd) == pytest.approx(18.2897, abs=1e-4)
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])

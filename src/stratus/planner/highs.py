@@ -57,10 +57,11 @@ class HighsOutcome:
 
 @dataclass(frozen=True)
 class LpOutcome:
-    """The LP solver's status and its row prices (None when it stopped without any)."""
+    """The LP solver's status, its row prices and column values (None when it stopped without them)."""
 
     status: str
     row_prices: npt.NDArray[np.float64] | None
+    values: npt.NDArray[np.float64] | None
 
 
 def _quiet_highs() -> highspy.Highs:
@@ -174,10 +175,14 @@ def run_lp(
     solver.passModel(_lp(cost, np.zeros(len(cost), dtype=np.int_), upper, matrix, row_lower, row_upper))
     solver.run()
     status = solver.getModelStatus()
-    prices = None
-    if status == highspy.HighsModelStatus.kOptimal:  # PDLP stopped early returns no usable prices
-        prices = np.asarray(solver.getSolution().row_dual, dtype=np.float64)
-    return LpOutcome(status=solver.modelStatusToString(status), row_prices=prices)
+    if status != highspy.HighsModelStatus.kOptimal:  # PDLP stopped early returns no usable prices
+        return LpOutcome(status=solver.modelStatusToString(status), row_prices=None, values=None)
+    solution = solver.getSolution()
+    return LpOutcome(
+        status=solver.modelStatusToString(status),
+        row_prices=np.asarray(solution.row_dual, dtype=np.float64),
+        values=np.asarray(solution.col_value, dtype=np.float64),
+    )
 
 
 def _configured(options: dict[str, bool | int | float | str], time_limit_s: float) -> highspy.Highs:
