@@ -169,9 +169,12 @@ def run_lp(
     row_lower: npt.NDArray[np.float64],
     row_upper: npt.NDArray[np.float64],
     time_limit_s: float,
+    kkt_tolerance: float | None = None,
 ) -> LpOutcome:
-    """Solve the continuous LP with ``LP_OPTIONS``; its row prices, when it reached its tolerances."""
-    solver = _configured(LP_OPTIONS, time_limit_s)
+    """Solve the continuous LP with ``LP_OPTIONS`` (and ``kkt_tolerance`` for every feasibility and
+    optimality measure, when given); its row prices, when it reached its tolerances."""
+    options = LP_OPTIONS if kkt_tolerance is None else {**LP_OPTIONS, "kkt_tolerance": kkt_tolerance}
+    solver = _configured(options, time_limit_s)
     solver.passModel(_lp(cost, np.zeros(len(cost), dtype=np.int_), upper, matrix, row_lower, row_upper))
     solver.run()
     status = solver.getModelStatus()

@@ -38,25 +38,28 @@ __all__ = [
 ]
 
 INF = float("inf")
-# Past this many variables HiGHS's root LP does not finish in the planner's 60 s on the bench machine
-# (1000-step layered DAG over 74 regions: about 750,000), so the plan is the warm start with the dual
-# decomposition's proven bound (``bound``) instead of a MILP that returns no bound at 2+ GB.
-MAX_MILP_VARIABLES = 400_000
-# Share of the time limit kept for the decomposition's bound when HiGHS stops before proving.
+# Sizes are ``estimated_variables``, counted without building the model. Past MAX_MILP_VARIABLES HiGHS's
+# root LP (dual simplex) did not finish in 60 s (200-step layered DAG over 74 regions: 148,651 variables,
+# 65 s for the LP alone), so there is no branch and bound: the plan is the LP's rounded solution or the
+# improved warm start, with the LP relaxation's bound from PDLP (``dualbound``; 4.5 s on that LP).
+MAX_MILP_VARIABLES = 100_000
+# Past this PDLP runs to a loose tolerance (1000 steps, about 750,000 estimated: 17 s at kkt 1e-2, bound
+# 0.06% below the LP's optimum, against 45 s at 1e-3 and 54 s at the default).
+LOOSE_LP_VARIABLES = 400_000
+LOOSE_KKT_TOLERANCE = 1e-2
+# Past this no LP is built (the 1000-step LP peaked at 1.3 GB with the problem): the improved warm start
+# gets the dual decomposition's proven bound (``bound``) instead.
+MAX_LP_VARIABLES = 1_000_000
+# Shares of the time limit: the LP relaxation before branch and bound (``LP_SHARE``) or without it
+# (``LP_SHARE_WITHOUT_MILP``); the local search (``local.improve``) on a start; the decomposition's bound
+# when nothing better was proven (``BOUND_SHARE``); local search before the decomposition alone.
+LP_SHARE = 0.5
+LP_SHARE_WITHOUT_MILP = 0.7
+LOCAL_SHARE = 0.15
 BOUND_SHARE = 0.1
-# Past this many variables the MILP's root LP (dual simplex) did not finish in 60 s (200-step DAG over 74
-# regions: 148,651 variables, 65 s for the LP alone), so the plan is the improved warm start with the LP
-# relaxation's bound from PDLP (``dualbound``), which took 23-62 s on that LP depending on load.
-MAX_LP_VARIABLES = 100_000
+LOCAL_SHARE_WITHOUT_LP = 0.5
 # A plan within this relative distance of a proven bound is proven optimal (float noise in the sums).
 PROVEN_TOLERANCE = 1e-9
-# Share of the time limit the local search (``local.improve``) may take to improve the warm start;
-# past ``MAX_MILP_VARIABLES``, where the decomposition's bound converges in seconds, it gets half.
-LOCAL_SHARE = 0.15
-# Share of the time limit the LP relaxation may take before a MILP small enough for branch and bound
-# (it proved the 50-step DAG in 2 s when its rounded solution met its bound; else HiGHS takes over).
-LP_SHARE = 0.5
-LOCAL_SHARE_WITHOUT_MILP = 0.5
 
 
 @dataclass(frozen=True)
@@ -154,9 +157,8 @@ def solve_milp(
     relaxed_bound: float | None = None
     if priced_start:
         assert start is not None
-        start = improve(problem, terms, start, time_limit * LOCAL_SHARE)
-        lp_share = 1 - LOCAL_SHARE if chosen == "lp-bound" else LP_SHARE
-        start, relaxed_bound = _lp_rounded(problem, terms, start, time_limit * lp_share, began)
+        lp_share = LP_SHARE if chosen == "milp-highs" else LP_SHARE_WITHOUT_MILP
+        start, relaxed_bound = _lp_rounded(problem, terms, start, time_limit, lp_share)
         cost = float(evaluate(problem, start).total_cost_usd)
         if relaxed_bound is not None and _gap(cost, relaxed_bound) == 0.0:
             return start, 0.0  # the LP's rounded solution meets its bound: optimal, no branching needed
@@ -224,12 +226,13 @@ def _cost_model(problem: Problem, terms: Terms) -> tuple[_Model, list[dict[int, 
 
 def method(problem: Problem, terms: Terms) -> str:
     """How ``solve_milp`` handles a cost problem given a start, by its estimated size: ``milp-highs``
-    (HiGHS's branch and bound), ``lp-bound`` (the improved start, bounded by the LP relaxation) or
-    ``forest-dp-bound`` (the improved start, bounded by the decomposition)."""
+    (the LP relaxation, then HiGHS's branch and bound unless the LP proved the plan), ``lp-bound`` (the
+    best of the LP's rounded solution and the start, bounded by the LP) or ``forest-dp-bound`` (the
+    improved start, bounded by the decomposition)."""
     size = estimated_variables(problem, terms)
-    if size > MAX_MILP_VARIABLES:
+    if size > MAX_LP_VARIABLES:
         return "forest-dp-bound"
-    return "lp-bound" if size > MAX_LP_VARIABLES else "milp-highs"
+    return "lp-bound" if size > MAX_MILP_VARIABLES else "milp-highs"
 
 
 def relaxation_bound(problem: Problem, terms: Terms, time_limit: float = 60.0) -> float:
@@ -273,7 +276,7 @@ def _bounded_start(
     """For a model too large for HiGHS in the time: the start improved by local search, or a cheaper plan
     the decomposition met, with the decomposition's proven bound."""
     began = time.monotonic()
-    start = improve(problem, terms, start, time_limit * LOCAL_SHARE_WITHOUT_MILP)
+    start = improve(problem, terms, start, time_limit * LOCAL_SHARE_WITHOUT_LP)
     cost = float(evaluate(problem, start).total_cost_usd)
     found = lower_bound(problem, terms, cost, time_limit - (time.monotonic() - began))
     best, best_cost = start, cost
@@ -285,17 +288,20 @@ def _bounded_start(
 
 
 def _lp_rounded(
-    problem: Problem, terms: Terms, start: list[int], time_limit: float, began: float
+    problem: Problem, terms: Terms, start: list[int], time_limit: float, lp_share: float
 ) -> tuple[list[int], float | None]:
-    """The LP relaxation's proven bound (None when PDLP does not finish in ``time_limit`` from ``began``)
-    and the cheaper of ``start`` and the LP's solution rounded and improved by local search."""
-    relaxed = lp_relaxation(problem, terms, max(time_limit - (time.monotonic() - began), 0.0))
+    """The LP relaxation's proven bound and the cheaper of ``start`` and the LP's solution rounded, both
+    improved by local search; when PDLP does not finish in its share of the time, no bound and ``start``
+    improved."""
+    loose = estimated_variables(problem, terms) > LOOSE_LP_VARIABLES
+    relaxed = lp_relaxation(problem, terms, time_limit * lp_share, LOOSE_KKT_TOLERANCE if loose else None)
     if relaxed is None:
-        return start, None
-    rounded = improve(problem, terms, relaxed.rounded, time_limit * LOCAL_SHARE)
-    if evaluate(problem, rounded).total_cost_usd < evaluate(problem, start).total_cost_usd:
-        start = rounded
-    return start, relaxed.bound
+        return improve(problem, terms, start, time_limit * LOCAL_SHARE), None
+    if relaxed.rounded != start:
+        rounded = improve(problem, terms, relaxed.rounded, time_limit * LOCAL_SHARE)
+        if evaluate(problem, rounded).total_cost_usd < evaluate(problem, start).total_cost_usd:
+            return rounded, relaxed.bound
+    return improve(problem, terms, start, time_limit * LOCAL_SHARE), relaxed.bound
 
 
 @dataclass(frozen=True)
@@ -306,14 +312,18 @@ class LpRelaxation:
     rounded: list[int]
 
 
-def lp_relaxation(problem: Problem, terms: Terms, time_limit: float = 60.0) -> LpRelaxation | None:
+def lp_relaxation(
+    problem: Problem, terms: Terms, time_limit: float = 60.0, kkt_tolerance: float | None = None
+) -> LpRelaxation | None:
     """Solve the LP relaxation with HiGHS's PDLP; its row prices become a proven bound by weak duality
     (``dualbound``) however loose PDLP's tolerance. None when PDLP stops without a solution. On the
     200-step DAG over 74 regions 197 of 200 steps are integral in the LP, and the rounded plan costs the
     bound: proven optimal."""
+    began = time.monotonic()
     model, x = _cost_model(problem, terms)
     a = model.arrays()
-    outcome = highs.run_lp(a.cost, a.upper, a.matrix, a.row_lb, a.row_ub, time_limit)
+    limit = max(time_limit - (time.monotonic() - began), 0.0)  # building the model counts too
+    outcome = highs.run_lp(a.cost, a.upper, a.matrix, a.row_lb, a.row_ub, limit, kkt_tolerance)
     if outcome.row_prices is None or outcome.values is None:
         return None
     values = outcome.values
