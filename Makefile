@@ -7,7 +7,7 @@ STAMP := $(VENV)/.stratus-installed
 # Playwright (the dashboard's browser tests) drives Debian's chromium and must never fetch a browser.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: demo demo-federated demo-dr demo-k8s-render demo-governance demo-scale test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr bench-policy bench-engines clean demo-export demo-promote
+.PHONY: demo demo-federated demo-dr demo-k8s-render demo-governance demo-scale test lint typecheck unit bench bench-replication bench-serving bench-training bench-dr bench-policy bench-engines bench-planner clean demo-export demo-promote
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -135,8 +135,16 @@ unit: $(STAMP)
 test: lint typecheck $(AZURITE) $(CHROMIUM)
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=30
 
-bench: $(STAMP) bench-replication bench-serving bench-training bench-dr bench-policy bench-engines
-	$(BIN)/python -m bench.planner
+bench: $(STAMP) bench-replication bench-serving bench-training bench-dr bench-policy bench-engines bench-planner
+
+# The planner against SkyPilot 0.14.1's optimizer, live, in the same run (about 15 minutes). SkyPilot is
+# installed into its own venv under .stratus/bench-peers/ (never ours: its pins clash with our extras).
+SKY_VENV := .stratus/bench-peers/skypilot-0.14.1
+$(SKY_VENV)/bin/python:
+	$(PYTHON) -m venv $(SKY_VENV)
+	$(SKY_VENV)/bin/python -m pip install --quiet 'skypilot==0.14.1'
+bench-planner: $(STAMP) $(SKY_VENV)/bin/python
+	STRATUS_BENCH_SKY_PYTHON=$(SKY_VENV)/bin/python $(BIN)/python -m bench.planner
 
 # Stratus's copies against rclone's between two SeaweedFS servers on loopback (about 5 minutes).
 bench-replication: $(STAMP)

@@ -89,15 +89,16 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     stats: list[dict[str, Any]] = []
-    run_highs = planner_highs.run_highs
+    run_highs, run_lp = planner_highs.run_highs, planner_highs.run_lp
     planner_highs.run_highs = _observed_milp(run_highs, stats, args.model_only)
+    planner_highs.run_lp = _observed_lp(run_lp, args.model_only)
     try:
         (assignment, solver, gap), solve_s = _best_of(args.repeats, lambda: solve(problem, args.time_limit))
     except _ModelOnlyError:
         emit("model_only", peak_mb=peak_mb())
         return
     finally:
-        planner_highs.run_highs = run_highs
+        planner_highs.run_highs, planner_highs.run_lp = run_highs, run_lp
     result = evaluate(problem, assignment)
     emit(
         "solved",
@@ -157,6 +158,33 @@ def _observed_milp(original: Callable[..., Any], stats: list[dict[str, Any]], mo
         stats.append(record)
         if len(stats) == 1:
             emit("milp_solved", **record)
+        return result
+
+    return observed
+
+
+def _observed_lp(original: Callable[..., Any], model_only: bool) -> Any:
+    """Report the LP relaxation's size and PDLP's time and status (the first call of a case only)."""
+    calls: list[bool] = []
+
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        cost, _upper, matrix = args[:3]
+        if model_only:
+            emit("lp_model", vars=len(cost), rows=int(matrix.shape[0]), nonzeros=int(matrix.nnz))
+            raise _ModelOnlyError
+        begun = time.perf_counter()
+        result = original(*args, **kwargs)
+        if not calls:
+            calls.append(True)
+            emit(
+                "lp_solved",
+                vars=len(cost),
+                rows=int(matrix.shape[0]),
+                nonzeros=int(matrix.nnz),
+                lp_s=time.perf_counter() - begun,
+                message=result.status,
+                priced=result.row_prices is not None,
+            )
         return result
 
     return observed

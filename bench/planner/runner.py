@@ -42,6 +42,7 @@ class CaseResult:
     cost_usd: Decimal | None = None
     peak_mb: float | None = None
     milp: dict[str, Any] = field(default_factory=dict)  # vars, binaries, rows, nonzeros, highs_s, nodes
+    lp: dict[str, Any] = field(default_factory=dict)  # vars, rows, nonzeros, lp_s, message, priced
     check: dict[str, Any] = field(default_factory=dict)  # milp_cost_usd, milp_s, equal
 
 
@@ -135,6 +136,8 @@ def _apply(result: CaseResult, event: dict[str, Any]) -> None:
     elif kind == "milp_solved":
         keys = ("status", "message", "nodes", "gap", "objective", "bound")
         result.milp.update({k: event.get(k) for k in keys})
+    elif kind in ("lp_model", "lp_solved"):
+        result.lp.update({k: v for k, v in event.items() if k != "event"})
     elif kind == "solved":
         result.solver = event["solver"]
         result.gap = event.get("gap")

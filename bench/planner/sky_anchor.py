@@ -1,8 +1,9 @@
 """The SkyPilot anchor: the same instance through SkyPilot 0.14.1's optimizer, live, in its own venv.
 
-SkyPilot is never installed into our venv. When ``/tmp/skyvenv`` (or ``$STRATUS_BENCH_SKY_PYTHON``)
-has it, ``sky_harness.py`` runs there in a subprocess with a scratch ``HOME`` holding our bundled
-catalog CSVs; otherwise the anchor is skipped with a note and the quoted figures stand.
+SkyPilot is never installed into our venv: ``make bench-planner`` installs it into
+``.stratus/bench-peers/skypilot-0.14.1`` and names that Python in ``$STRATUS_BENCH_SKY_PYTHON``
+(``/tmp/skyvenv`` is tried when the variable is unset). When SkyPilot is there, ``sky_harness.py``
+runs there in a subprocess with a scratch ``HOME`` holding our bundled catalog CSVs; otherwise the anchor is skipped with a note and the quoted figures stand.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from stratus.catalog import Catalog
 from stratus.config import Pipeline, Platform
 from stratus.errors import InfeasibleError
-from stratus.planner import Evaluation, Problem, build_problem, evaluate, plan, solve
+from stratus.planner import Evaluation, Problem, build_problem, evaluate, milp, plan, solve
 from stratus.planner.milp import solve_milp
 from stratus.planner.prune import prune_dominated
 from stratus.planner.terms import split_terms
@@ -332,3 +332,10 @@ def test_a_warm_start_highs_misreports_is_solved_again_from_scratch() -> None:
     assert (solver, gap) == ("milp-highs", 0.0)
     assert evaluate(problem, assignment).total_cost_usd == Decimal("1.900")
     assert min(e.total_cost_usd for e in _all_evaluations(problem)) == Decimal("1.900")
+    # The LP relaxation now runs first and may prove the plan alone; with no time for it, HiGHS gets the
+    # warm start as before, and must still not be trusted blindly.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(milp, "LP_SHARE", 0.0)
+        assignment, solver, gap = solve(problem)
+    assert (solver, gap) == ("milp-highs", 0.0)
+    assert evaluate(problem, assignment).total_cost_usd == Decimal("1.900")

@@ -9,6 +9,7 @@ the LP relaxation close to the optimum (at 50 steps over 74 regions it is the op
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,20 +19,57 @@ from scipy.sparse import coo_array, csc_array
 from stratus.errors import PlanError
 from stratus.planner import highs
 from stratus.planner.bound import lower_bound
+from stratus.planner.dualbound import safe_dual_bound
 from stratus.planner.evaluate import duration, evaluate
 from stratus.planner.factor import Factored, factor_rates
+from stratus.planner.local import improve
 from stratus.planner.problem import Flow, Problem
 from stratus.planner.terms import Terms, dataset_rates
 
-__all__ = ["MAX_MILP_VARIABLES", "estimated_variables", "relaxation_bound", "solve_milp"]
+__all__ = [
+    "MAX_LP_VARIABLES",
+    "MAX_MILP_VARIABLES",
+    "LpRelaxation",
+    "estimated_variables",
+    "lp_relaxation",
+    "method",
+    "relaxation_bound",
+    "solve_milp",
+]
 
 INF = float("inf")
-# Past this many variables HiGHS's root LP does not finish in the planner's 60 s on the bench machine
-# (1000-step layered DAG over 74 regions: about 750,000), so the plan is the warm start with the dual
-# decomposition's proven bound (``bound``) instead of a MILP that returns no bound at 2+ GB.
-MAX_MILP_VARIABLES = 400_000
-# Share of the time limit kept for the decomposition's bound when HiGHS stops before proving.
+# Sizes are ``estimated_variables``, counted without building the model. Past MAX_MILP_VARIABLES HiGHS's
+# root LP (dual simplex) did not finish in 60 s (200-step layered DAG over 74 regions: 148,651 variables,
+# 65 s for the LP alone), so there is no branch and bound: the plan is the LP's rounded solution or the
+# improved warm start, with the LP relaxation's bound from PDLP (``dualbound``; 4.5 s on that LP).
+MAX_MILP_VARIABLES = 100_000
+# Past this PDLP runs to a loose tolerance (1000 steps, about 750,000 estimated: 17 s at kkt 1e-2, bound
+# 0.06% below the LP's optimum, against 45 s at 1e-3 and 54 s at the default).
+LOOSE_LP_VARIABLES = 400_000
+LOOSE_KKT_TOLERANCE = 1e-2
+# Past this no LP is built (the 1000-step LP peaked at 1.3 GB with the problem): the improved warm start
+# gets the dual decomposition's proven bound (``bound``) instead.
+MAX_LP_VARIABLES = 1_000_000
+# Shares of the time limit: the LP relaxation before branch and bound (``LP_SHARE``) or without it
+# (``LP_SHARE_WITHOUT_MILP``); the local search (``local.improve``) on a start; the decomposition's bound
+# when nothing better was proven (``BOUND_SHARE``); local search before the decomposition alone.
+LP_SHARE = 0.5
+LP_SHARE_WITHOUT_MILP = 0.7
+LOCAL_SHARE = 0.15
 BOUND_SHARE = 0.1
+LOCAL_SHARE_WITHOUT_LP = 0.5
+# A plan within this relative distance of a proven bound is proven optimal (float noise in the sums).
+PROVEN_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class _Arrays:
+    cost: npt.NDArray[np.float64]
+    integer: npt.NDArray[np.int_]
+    upper: npt.NDArray[np.float64]
+    matrix: csc_array
+    row_lb: npt.NDArray[np.float64]
+    row_ub: npt.NDArray[np.float64]
 
 
 @dataclass
@@ -62,6 +100,19 @@ class _Model:
         self.row_lb.append(lb)
         self.row_ub.append(ub)
 
+    def arrays(self) -> _Arrays:
+        """The model as the arrays HiGHS takes."""
+        n = len(self.cost)
+        matrix = csc_array(coo_array((self.val, (self.row, self.col)), shape=(len(self.row_lb), n)))
+        return _Arrays(
+            np.array(self.cost),
+            np.array(self.integer),
+            np.array(self.upper),
+            matrix,
+            np.array(self.row_lb),
+            np.array(self.row_ub),
+        )
+
     def solve(
         self,
         objective: list[float],
@@ -70,16 +121,8 @@ class _Model:
         presolve: bool = True,
     ) -> tuple[npt.NDArray[np.float64], float | None]:
         """Values of every variable, and None when HiGHS proved them optimal, else its proven lower bound."""
-        n = len(self.cost)
-        matrix = csc_array(coo_array((self.val, (self.row, self.col)), shape=(len(self.row_lb), n)))
-        arrays = (
-            np.array(objective),
-            np.array(self.integer),
-            np.array(self.upper),
-            matrix,
-            np.array(self.row_lb),
-            np.array(self.row_ub),
-        )
+        a = self.arrays()
+        arrays = (np.array(objective), a.integer, a.upper, a.matrix, a.row_lb, a.row_ub)
         result = highs.run_highs(*arrays, time_limit, start, presolve)
         if result.status == "Infeasible" and presolve:
             # HiGHS's presolve has called a feasible model infeasible (scipy 1.17's HiGHS did, on the time
@@ -106,10 +149,26 @@ def solve_milp(
     proven lower bound; None when no useful bound was proven yet. Callers never mistake one for another.
     """
     priced_start = problem.objective == "cost" and start is not None
-    if priced_start and estimated_variables(problem, terms) > MAX_MILP_VARIABLES:
+    chosen = method(problem, terms) if priced_start else "milp-highs"
+    if chosen == "forest-dp-bound":
         assert start is not None
         return _bounded_start(problem, terms, start, time_limit)
-    highs_limit = time_limit * (1 - BOUND_SHARE) if priced_start else time_limit
+    began = time.monotonic()
+    relaxed_bound: float | None = None
+    if priced_start:
+        assert start is not None
+        lp_share = LP_SHARE if chosen == "milp-highs" else LP_SHARE_WITHOUT_MILP
+        start, relaxed_bound = _lp_rounded(problem, terms, start, time_limit, lp_share)
+        cost = float(evaluate(problem, start).total_cost_usd)
+        if relaxed_bound is not None and _gap(cost, relaxed_bound) == 0.0:
+            return start, 0.0  # the LP's rounded solution meets its bound: optimal, no branching needed
+        if chosen == "lp-bound":
+            if relaxed_bound is None:  # PDLP ran out of time: the decomposition's bound instead
+                left = max(time_limit - (time.monotonic() - began), time_limit * BOUND_SHARE)
+                relaxed_bound = lower_bound(problem, terms, cost, left).bound
+            return start, _gap(cost, relaxed_bound)
+    highs_limit = time_limit - (time.monotonic() - began)
+    highs_limit -= time_limit * BOUND_SHARE if priced_start and relaxed_bound is None else 0.0
     model, x = _cost_model(problem, terms)
     n = len(problem.steps)
     warm = None if start is None else {x[i][site]: 1.0 for i, site in enumerate(start) if site in x[i]}
@@ -138,9 +197,15 @@ def solve_milp(
     # tight yet; the plan's true price is what ``evaluate`` says.
     cost = float(evaluate(problem, assignment).total_cost_usd)
     if priced_start:
+        assert start is not None
+        start_cost = float(evaluate(problem, start).total_cost_usd)
+        if start_cost < cost:
+            assignment, cost = start, start_cost
         # HiGHS stopped before proving; its bound may be weak or none (the root LP unfinished), and the
-        # dual decomposition's is proven too: keep the better of the two.
-        bound = max(bound, lower_bound(problem, terms, cost, time_limit * BOUND_SHARE).bound)
+        # LP's or the dual decomposition's is proven too: keep the better.
+        if relaxed_bound is None:
+            relaxed_bound = lower_bound(problem, terms, cost, time_limit * BOUND_SHARE).bound
+        bound = max(bound, relaxed_bound)
     return assignment, _gap(cost, bound)
 
 
@@ -157,6 +222,17 @@ def _cost_model(problem: Problem, terms: Terms) -> tuple[_Model, list[dict[int, 
     for flow in terms.shared_datasets:
         _add_shared_dataset(model, problem, flow, x)
     return model, x
+
+
+def method(problem: Problem, terms: Terms) -> str:
+    """How ``solve_milp`` handles a cost problem given a start, by its estimated size: ``milp-highs``
+    (the LP relaxation, then HiGHS's branch and bound unless the LP proved the plan), ``lp-bound`` (the
+    best of the LP's rounded solution and the start, bounded by the LP) or ``forest-dp-bound`` (the
+    improved start, bounded by the decomposition)."""
+    size = estimated_variables(problem, terms)
+    if size > MAX_LP_VARIABLES:
+        return "forest-dp-bound"
+    return "lp-bound" if size > MAX_MILP_VARIABLES else "milp-highs"
 
 
 def relaxation_bound(problem: Problem, terms: Terms, time_limit: float = 60.0) -> float:
@@ -197,10 +273,12 @@ def _factors(problem: Problem, terms: Terms) -> dict[tuple[int, ...], Factored]:
 def _bounded_start(
     problem: Problem, terms: Terms, start: list[int], time_limit: float
 ) -> tuple[list[int], float | None]:
-    """For a model too large for HiGHS in the time: the start, or a cheaper plan the decomposition met,
-    with the decomposition's proven bound."""
+    """For a model too large for HiGHS in the time: the start improved by local search, or a cheaper plan
+    the decomposition met, with the decomposition's proven bound."""
+    began = time.monotonic()
+    start = improve(problem, terms, start, time_limit * LOCAL_SHARE_WITHOUT_LP)
     cost = float(evaluate(problem, start).total_cost_usd)
-    found = lower_bound(problem, terms, cost, time_limit)
+    found = lower_bound(problem, terms, cost, time_limit - (time.monotonic() - began))
     best, best_cost = start, cost
     for candidate in found.plans:
         price = float(evaluate(problem, candidate).total_cost_usd)
@@ -209,11 +287,58 @@ def _bounded_start(
     return best, _gap(best_cost, found.bound)
 
 
+def _lp_rounded(
+    problem: Problem, terms: Terms, start: list[int], time_limit: float, lp_share: float
+) -> tuple[list[int], float | None]:
+    """The LP relaxation's proven bound and the cheaper of ``start`` and the LP's solution rounded, both
+    improved by local search; when PDLP does not finish in its share of the time, no bound and ``start``
+    improved."""
+    loose = estimated_variables(problem, terms) > LOOSE_LP_VARIABLES
+    relaxed = lp_relaxation(problem, terms, time_limit * lp_share, LOOSE_KKT_TOLERANCE if loose else None)
+    if relaxed is None:
+        return improve(problem, terms, start, time_limit * LOCAL_SHARE), None
+    if relaxed.rounded != start:
+        rounded = improve(problem, terms, relaxed.rounded, time_limit * LOCAL_SHARE)
+        if evaluate(problem, rounded).total_cost_usd < evaluate(problem, start).total_cost_usd:
+            return rounded, relaxed.bound
+    return improve(problem, terms, start, time_limit * LOCAL_SHARE), relaxed.bound
+
+
+@dataclass(frozen=True)
+class LpRelaxation:
+    """The cost MILP's LP relaxation: a proven lower bound, and each step at its largest LP value's site."""
+
+    bound: float
+    rounded: list[int]
+
+
+def lp_relaxation(
+    problem: Problem, terms: Terms, time_limit: float = 60.0, kkt_tolerance: float | None = None
+) -> LpRelaxation | None:
+    """Solve the LP relaxation with HiGHS's PDLP; its row prices become a proven bound by weak duality
+    (``dualbound``) however loose PDLP's tolerance. None when PDLP stops without a solution. On the
+    200-step DAG over 74 regions 197 of 200 steps are integral in the LP, and the rounded plan costs the
+    bound: proven optimal."""
+    began = time.monotonic()
+    model, x = _cost_model(problem, terms)
+    a = model.arrays()
+    limit = max(time_limit - (time.monotonic() - began), 0.0)  # building the model counts too
+    outcome = highs.run_lp(a.cost, a.upper, a.matrix, a.row_lb, a.row_ub, limit, kkt_tolerance)
+    if outcome.row_prices is None or outcome.values is None:
+        return None
+    values = outcome.values
+    bound = safe_dual_bound(a.cost, a.upper, a.matrix, a.row_lb, a.row_ub, outcome.row_prices)
+    rounded = [max(x[i], key=lambda site: values[x[i][site]]) for i in range(len(problem.steps))]
+    return LpRelaxation(bound=bound, rounded=rounded)
+
+
 def _gap(cost: float, bound: float) -> float | None:
     """Proven relative gap of a plan costing ``cost``; None when the bound says nothing useful."""
     if bound <= 0 or cost <= 0:
         return None
-    return max(0.0, (cost - bound) / cost)
+    if cost - bound <= PROVEN_TOLERANCE * cost:
+        return 0.0  # the bound meets the plan: proven optimal, to HiGHS's own tolerance
+    return (cost - bound) / cost
 
 
 def _needs(model: _Model, flow: Flow, x: list[dict[int, int]]) -> dict[int, int]:

@@ -8,7 +8,7 @@ from stratus.catalog import Catalog
 from stratus.config import Pipeline, Platform
 from stratus.planner.candidates import CandidatePolicy
 from stratus.planner.evaluate import Evaluation, evaluate
-from stratus.planner.milp import MAX_MILP_VARIABLES, estimated_variables, solve_milp
+from stratus.planner.milp import method, solve_milp
 from stratus.planner.plan import Alternative, Objective, Plan, Rejection
 from stratus.planner.problem import Problem, build_problem
 from stratus.planner.prune import prune_dominated
@@ -104,8 +104,8 @@ def solve_pruned(
         return solve_tree(reduced, terms), "tree-dp", 0.0, pruned.reasons
     start = forest_start(reduced, terms) if problem.objective == "cost" else None
     assignment, gap = solve_milp(reduced, terms, time_limit_s, start)
-    too_big = start is not None and estimated_variables(reduced, terms) > MAX_MILP_VARIABLES
-    return assignment, "forest-dp-bound" if too_big else "milp-highs", gap, pruned.reasons
+    solver = method(reduced, terms) if start is not None else "milp-highs"
+    return assignment, solver, gap, pruned.reasons
 
 
 def _alternatives(problem: Problem, assignment: list[int], chosen: Evaluation) -> tuple[Alternative, ...]:
