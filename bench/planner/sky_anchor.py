@@ -3,7 +3,8 @@
 SkyPilot is never installed into our venv: ``make bench-planner`` installs it into
 ``.stratus/bench-peers/skypilot-0.14.1`` and names that Python in ``$STRATUS_BENCH_SKY_PYTHON``
 (``/tmp/skyvenv`` is tried when the variable is unset). When SkyPilot is there, ``sky_harness.py``
-runs there in a subprocess with a scratch ``HOME`` holding our bundled catalog CSVs; otherwise the anchor is skipped with a note and the quoted figures stand.
+runs there in a subprocess with a scratch ``HOME`` holding our bundled catalog CSVs; otherwise the
+anchor is skipped with a note and the quoted figures stand.
 """
 
 from __future__ import annotations
