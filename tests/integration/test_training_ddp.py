@@ -37,7 +37,10 @@ def _ok(ranks: list[Any]) -> list[dict[str, Any]]:
 
 
 def test_both_modes_start_from_rank0_and_end_identical(tmp_path: Path) -> None:
-    records = _ok(launch(tmp_path, {"modes": ["sync", "lowcomm"], "steps": STEPS, "sync_every": 8}))
+    """lowcomm with its blocking schedule, identical after every sync; test_training_lowcomm covers the
+    overlapped one (the default)."""
+    params = {"modes": ["sync", "lowcomm"], "steps": STEPS, "sync_every": 8, "overlap": False}
+    records = _ok(launch(tmp_path, params))
     for mode in ("sync", "lowcomm"):
         r0, r1 = records[0][mode], records[1][mode]
         assert r0["before"] != r1["before"]  # each rank drew its own weights ...
