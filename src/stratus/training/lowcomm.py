@@ -11,8 +11,13 @@ Which to use
     local``, averaged — and every rank applies the same outer optimizer to the shared global parameters
     (SGD with Nesterov momentum 0.9 and lr 0.7, as in DiLoCo, Douillard et al. 2023). One exchange per K
     steps cuts communication K-fold, so use it between sites tens of milliseconds apart. ``outer_lr=1``
-    with ``outer_momentum=0`` is plain periodic parameter averaging (local SGD). The ranks' models differ
-    between syncs and are identical after each one; the last step always syncs.
+    with ``outer_momentum=0`` is plain periodic parameter averaging (local SGD). The last step always
+    syncs, and every rank ends on the same model. By default each exchange runs while the next K steps
+    compute and reaches the global parameters one outer step late, each rank starting the next window
+    from its own eager estimate of that update, and pseudo-gradients cross the link as bfloat16;
+    ``overlap=False`` waits for every exchange (the ranks are then identical after each one) and
+    ``pseudo_gradient_dtype="float32"`` sends exact values. :mod:`stratus.training.outer` describes the
+    schedule and why accuracy holds.
 
 Both modes start from rank 0's parameters (DDP broadcasts them; lowcomm does the same), run with world
 size 1 without a process group, and return :class:`TrainStats` for this rank. Distributed failures (a
