@@ -321,7 +321,9 @@ def render(rep: Report) -> str:
     params = parameter_count(rep)
     libs = ", ".join(f"{n} {version(n)}" for n in ("torch", "flwr"))
     ks = ", ".join(str(k) for k in rep.sync_every)
-    title = "## Training: 1 rank, sync DDP and low-communication across a delayed link; Flower"
+    title = "## Training: 1 rank, sync DDP and low-communication across a delayed link" + (
+        "; Flower" if rep.flower or rep.flower_skipped else ""
+    )
     repeats = (
         "One run per case."
         if rep.repeats == 1
