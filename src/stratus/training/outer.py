@@ -55,6 +55,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.utils import parameters_to_vector
 
+from stratus.training.ddp import first_line
+
 __all__ = ["WIRE_DTYPES", "OuterStep", "WireDtype", "ring_bytes", "wire_dtype"]
 
 WireDtype = Literal["float32", "bfloat16"]
@@ -85,7 +87,12 @@ class _Exchange:
     def finish(self, world_size: int) -> tuple[Tensor, Tensor | None]:
         """Wait for the all-reduces; the ranks' mean pseudo-gradient and buffers, in float32."""
         for work in self.works:
-            work.wait()
+            try:
+                work.wait()
+            except RuntimeError as exc:
+                # An async work's error names neither gloo nor a collective ("Application timeout
+                # caused pair closure"): say what failed, as a DistError train() reports as one.
+                raise dist.DistError(f"the outer step's all-reduce failed: {first_line(exc)}") from exc
         mean = self.pseudo_gradient.to(torch.float32) / world_size
         return mean, None if self.buffers is None else self.buffers / world_size
 
