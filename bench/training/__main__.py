@@ -68,7 +68,8 @@ def _show(result: CaseResult) -> None:
     if result.ok:
         print(
             f"  {result.label}: {result.steps_per_s:,.1f} steps/s, loss {result.final_loss:.4f}, "
-            f"AUC {result.auc:.4f}, wall {result.wall_s:.1f} s",
+            f"AUC {result.auc:.4f}, {result.syncs} exchanges, {(result.bytes_estimate or 0) / 1e6:.2f} MB "
+            f"sent (estimate), {sum(result.link_bytes) / 1e6:.2f} MB on the link, wall {result.wall_s:.1f} s",
             flush=True,
         )
     else:
@@ -120,6 +121,8 @@ def main() -> None:
 
     started = time.monotonic()
     load_before = os.getloadavg()
+    print(f"load average (1, 5, 15 min) at the start: {', '.join(f'{x:.2f}' for x in load_before)}")
+    run_loads: list[float] = []  # 1-minute load average as each run of the compared cases starts
     wan_reason = wan_unavailable_reason()
     work = Path(tempfile.mkdtemp(prefix="stratus-bench-training-"))
     settings = Settings(
@@ -158,7 +161,11 @@ def main() -> None:
         # The cases the target compares are repeated, each run's lowcomm right after its sync at 0 ms, so
         # a pair sees the same load from the machine's other users; the rest run once.
         for rep in range(args.repeats):
-            print(f"DDP, the compared cases, run {rep + 1} of {args.repeats}", flush=True)
+            run_loads.append(os.getloadavg()[0])
+            print(
+                f"DDP, the compared cases, run {rep + 1} of {args.repeats}, load {run_loads[-1]:.2f}",
+                flush=True,
+            )
             folder = work / f"run{rep}"
             result = run_single(folder, dataset.features, settings)
             cases["1 rank"].append(result)
@@ -216,6 +223,7 @@ def main() -> None:
         flower_skipped=flower_skipped,
         load_before=load_before,
         load_after=os.getloadavg(),
+        run_loads=run_loads,
         wan_reason=wan_reason,
         gpu_note=GPU_NOTE,
         elapsed_s=time.monotonic() - started,

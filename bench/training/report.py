@@ -31,6 +31,11 @@ __all__ = [
     "verdicts",
 ]
 
+LOWCOMM_SCHEDULE = (
+    "**overlapped** (each all-reduce runs during the next K steps and reaches the shared parameters "
+    "one outer step late; each rank starts the next window from its own look-ahead, "
+    "`stratus.training.outer`) and **bfloat16 pseudo-gradients** on the wire (float32 before this run)"
+)
 LOOPBACK = "sync, loopback"  # the reference row: two ranks in one namespace, no forwarder
 TARGET_RTT_MS = 40.0  # the issue's "40 ms link delay", read as round-trip time
 TARGET_RATIO = 0.70  # lowcomm at 40 ms keeps at least this share of sync DDP's steps/s at 0 ms ...
@@ -51,6 +56,7 @@ class Report:
     flower_skipped: dict[str, str]
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
+    run_loads: Sequence[float]  # 1-minute load average as each run of the compared cases started
     wan_reason: str | None
     gpu_note: str
     elapsed_s: float
@@ -151,9 +157,10 @@ def _ddp_table(rep: Report) -> list[str]:
     lines = [
         "| ranks | mode | K | link RTT | steps/s per rank (median) | runs | final loss | test ROC-AUC "
         "| syncs | MB sent per rank (train() estimate) | MB on the link, rank 0 / rank 1 (eth0 tx) "
-        "| wall s |",
-        "|--:|---|--:|---|--:|---|--:|--:|--:|--:|--:|--:|",
+        "| kB per exchange: estimate / on the link | wall s |",
+        "|--:|---|--:|---|--:|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
+    n_params = parameter_count(rep)
     for runs in rep.cases.values():
         first = runs[0]
         ok = [r for r in runs if r.ok]
@@ -164,7 +171,7 @@ def _ddp_table(rep: Report) -> list[str]:
         head = f"| {first.ranks} | {mode} | {first.sync_every or '—'} | {link} "
         if not ok:
             error = (first.error or "no result").replace("|", "/")
-            lines.append(f"{head}| failed: {error[:400]} |||||||")
+            lines.append(f"{head}| failed: {error[:400]} ||||||||")
             continue
         rate = median_rate(ok)
         assert rate is not None
@@ -182,11 +189,31 @@ def _ddp_table(rep: Report) -> list[str]:
         lines.append(
             f"{head}| {rate:,.1f} | {runs_cell} | {_same([r.final_loss for r in ok], 4)} "
             f"| {_same([r.auc for r in ok], 4)} | {syncs} | {_mb(sample.bytes_estimate or 0)} | {on_link} "
-            f"| {statistics.median(r.wall_s or 0.0 for r in ok):.1f} |"
+            f"| {_per_exchange(sample, n_params)} | {statistics.median(r.wall_s or 0.0 for r in ok):.1f} |"
         )
     for label, why in rep.skipped.items():
-        lines.append(f"| 2 | {label} | | | skipped: {why} |||||||")
+        lines.append(f"| 2 | {label} | | | skipped: {why} ||||||||")
     return lines
+
+
+def parameter_count(rep: Report) -> int:
+    """FraudMLP's parameters: two hidden layers of ``hidden`` and one logit."""
+    hidden = rep.settings.hidden
+    return (rep.dataset.n_features + 1) * hidden + (hidden + 1) * hidden + hidden + 1
+
+
+def _per_exchange(case: CaseResult, n_params: int) -> str:
+    """kB one rank sends per exchange (a sync step's gradients, a lowcomm outer step's pseudo-gradient).
+
+    train()'s estimate is the initial broadcast of the float32 parameters plus one all-reduce per
+    exchange, so the difference divided by the exchanges is the estimate's share of one. On the link:
+    eth0's bytes over the exchanges, everything else (rendezvous, broadcast, barrier) included.
+    """
+    if case.ranks < 2 or not case.syncs or case.bytes_estimate is None:
+        return "—"
+    estimate = (case.bytes_estimate - 4 * n_params) / case.syncs
+    link = f"{case.link_bytes[0] / case.syncs / 1e3:.1f}" if case.link_bytes else "—"
+    return f"{estimate / 1e3:.1f} / {link}"
 
 
 def _link_lines(rep: Report) -> list[str]:
@@ -291,10 +318,12 @@ def render(rep: Report) -> str:
     """The section's markdown."""
     s, d = rep.settings, rep.dataset
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    params = (d.n_features + 1) * s.hidden + (s.hidden + 1) * s.hidden + s.hidden + 1
+    params = parameter_count(rep)
     libs = ", ".join(f"{n} {version(n)}" for n in ("torch", "flwr"))
     ks = ", ".join(str(k) for k in rep.sync_every)
-    title = "## Training: 1 rank, sync DDP and low-communication across a delayed link; Flower"
+    title = "## Training: 1 rank, sync DDP and low-communication across a delayed link" + (
+        "; Flower" if rep.flower or rep.flower_skipped else ""
+    )
     repeats = (
         "One run per case."
         if rep.repeats == 1
@@ -305,6 +334,11 @@ def render(rep: Report) -> str:
         "noise hardly moves it; lowcomm at 0 and 20 ms is CPU-bound, so its single run is only indicative."
     )
     load = f"load average (1 min) {rep.load_before[0]:.2f} at the start, {rep.load_after[0]:.2f} at the end"
+    if rep.run_loads:
+        load += (
+            f"; as each run of the compared cases started: {', '.join(f'{x:.1f}' for x in rep.run_loads)}, "
+            f"median {statistics.median(rep.run_loads):.1f}"
+        )
     lines = [
         f"{title} ({now}{', --quick' if rep.quick else ''})",
         "",
@@ -317,7 +351,8 @@ def render(rep: Report) -> str:
         f"- Training: the demo's `fraud_torch:train_distributed` step run by the step worker "
         f"(`FraudMLP`, hidden {s.hidden}, {params:,} parameters), batch {s.batch_size} per rank, AdamW lr "
         f"{s.lr:g}, **{s.steps} steps in every case** (the same data and seed). lowcomm: DiLoCo-style outer "
-        f"SGD (Nesterov, lr 0.7, momentum 0.9), one all-reduce every K = {ks} steps.",
+        f"SGD (Nesterov, lr 0.7, momentum 0.9), one all-reduce every K = {ks} steps, with `train()`'s "
+        f"defaults, which the demo's step uses: {LOWCOMM_SCHEDULE}.",
         '- Link: the issue\'s "20 ms and 40 ms link delay" is read as **round-trip time**: '
         "`DelayedNetwork(2, one_way_delay_ms=10 / 20)`. Each rank runs in its own network namespace, also "
         "at 0 ms, so every 2-rank case takes the same path (rank 0's link address as coordinator, gloo on "
@@ -332,7 +367,9 @@ def render(rep: Report) -> str:
         "(imports, data load, rendezvous, evaluation, model file).",
         "- Bytes: `train()`'s estimate of what a rank sends in collectives (ring all-reduce: 2·(N−1)/N of "
         "the tensor each time, plus the initial broadcast), and what each namespace's `eth0` actually sent "
-        "(all frames: TCP/IP headers, rendezvous, barriers and the final loss included).",
+        "(all frames: TCP/IP headers, rendezvous, barriers and the final loss included). Per exchange "
+        "(one step of sync, one outer step of lowcomm): the estimate less the initial broadcast, and "
+        "rank 0's `eth0` bytes, each divided by the exchanges (the latter with everything else in it).",
         f"- GPU: {rep.gpu_note}",
     ]
     if rep.wan_reason:

@@ -98,7 +98,10 @@ def test_two_ranks_in_separate_namespaces_train_over_the_delayed_link(tmp_path: 
     with DelayedNetwork(hosts=2, one_way_delay_ms=DELAY_MS) as net:
         assert [h.address for h in net.hosts] == ["10.77.0.1", "10.77.0.2"]
         ranks = _launch_in(
-            net, tmp_path, {"modes": ["sync", "lowcomm"], "steps": STEPS, "sync_every": SYNC_EVERY}
+            net,
+            tmp_path,
+            # lowcomm's blocking schedule, identical after every sync (test_training_lowcomm: overlap)
+            {"modes": ["sync", "lowcomm"], "steps": STEPS, "sync_every": SYNC_EVERY, "overlap": False},
         )
         codes = [r.wait(WAIT_S) for r in ranks]
         assert codes == [0, 0], "\n\n".join(r.log_text()[-3000:] for r in ranks)

@@ -205,6 +205,8 @@ def _train_tiny(ctx: StepContext, cluster: Cluster | None, mode: str) -> dict[st
         mode=mode,
         steps=int(ctx.params["steps"][mode]),
         sync_every=int(ctx.params.get("sync_every", 8)),
+        overlap=bool(ctx.params.get("overlap", True)),
+        pseudo_gradient_dtype=ctx.params.get("pseudo_gradient_dtype", "bfloat16"),
         lr=0.01,
         cluster=cluster,
         on_step=on_step,

@@ -11,8 +11,13 @@ Which to use
     local``, averaged — and every rank applies the same outer optimizer to the shared global parameters
     (SGD with Nesterov momentum 0.9 and lr 0.7, as in DiLoCo, Douillard et al. 2023). One exchange per K
     steps cuts communication K-fold, so use it between sites tens of milliseconds apart. ``outer_lr=1``
-    with ``outer_momentum=0`` is plain periodic parameter averaging (local SGD). The ranks' models differ
-    between syncs and are identical after each one; the last step always syncs.
+    with ``outer_momentum=0`` is plain periodic parameter averaging (local SGD). The last step always
+    syncs, and every rank ends on the same model. By default each exchange runs while the next K steps
+    compute and reaches the global parameters one outer step late, each rank starting the next window
+    from its own eager estimate of that update, and pseudo-gradients cross the link as bfloat16;
+    ``overlap=False`` waits for every exchange (the ranks are then identical after each one) and
+    ``pseudo_gradient_dtype="float32"`` sends exact values. :mod:`stratus.training.outer` describes the
+    schedule and why accuracy holds.
 
 Both modes start from rank 0's parameters (DDP broadcasts them; lowcomm does the same), run with world
 size 1 without a process group, and return :class:`TrainStats` for this rank. Distributed failures (a
@@ -32,10 +37,10 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.nn.utils import parameters_to_vector
 
 from stratus.training.cluster import Cluster, DistributedError
 from stratus.training.ddp import first_line
+from stratus.training.outer import OuterStep, WireDtype, ring_bytes, wire_dtype
 
 __all__ = ["Mode", "TrainStats", "train"]
 
@@ -49,12 +54,15 @@ _LOSS_WINDOW = 16  # final_loss averages the last steps: one batch's loss is too
 
 @dataclass(frozen=True)
 class TrainStats:
-    """What one rank's training did; ``bytes_communicated_estimate`` is what this rank sent (see train)."""
+    """What one rank's training did; ``bytes_communicated_estimate`` is what this rank sent (see train),
+    ``bytes_per_sync`` what it sends per exchange: one step's gradients (sync) or one outer step's
+    pseudo-gradient and buffers (lowcomm); 0 with one rank."""
 
     steps: int
     seconds: float
     steps_per_s: float
     bytes_communicated_estimate: int
+    bytes_per_sync: int
     final_loss: float
     syncs: int
     world_size: int
@@ -72,6 +80,8 @@ def train(
     inner: Literal["adamw", "sgd"] = "adamw",
     outer_lr: float = 0.7,
     outer_momentum: float = 0.9,
+    overlap: bool = True,
+    pseudo_gradient_dtype: WireDtype = "bfloat16",
     cluster: Cluster | None = None,
     on_step: StepHook | None = None,
 ) -> TrainStats:
@@ -79,8 +89,10 @@ def train(
 
     Runs inside :func:`~stratus.training.ddp.process_group` when the world is larger than one (the size
     comes from the initialised group); ``cluster`` only names this rank in errors. ``sync_every`` is K
-    for ``lowcomm`` and ignored by ``sync``. ``on_step(step, synced)`` is called after every step, with
-    ``synced`` true when the ranks' parameters are identical at that point.
+    for ``lowcomm`` and ignored by ``sync``, like ``overlap`` (run each exchange during the next window,
+    applying it one outer step late) and ``pseudo_gradient_dtype`` (``bfloat16`` or ``float32`` on the
+    wire). ``on_step(step, synced)`` is called after every step, with ``synced`` true when the ranks'
+    parameters are identical at that point.
 
     ``bytes_communicated_estimate`` counts the bytes this rank sends in ring all-reduces (2·(N−1)/N of
     the tensor per all-reduce) and the initial broadcast, not rendezvous or barriers.
@@ -89,6 +101,7 @@ def train(
         raise ValueError(f"mode must be 'sync' or 'lowcomm', got {mode!r}")
     if steps < 1 or sync_every < 1:
         raise ValueError(f"steps and sync_every must be at least 1, got {steps} and {sync_every}")
+    wire_dtype(pseudo_gradient_dtype)  # a typo fails here, before any rank waits on a collective
     world_size = dist.get_world_size() if dist.is_initialized() else 1
     if cluster is not None and cluster.world_size != world_size:
         raise DistributedError(
@@ -96,9 +109,18 @@ def train(
             "process_group(cluster) so the ranks can reach each other"
         )
     try:
-        return _Trainer(
-            model, loss_fn, mode, sync_every, world_size, lr, inner, outer_lr, outer_momentum
-        ).run(iter(batches_for_rank), steps, on_step)
+        trainer = _Trainer(model, loss_fn, mode, sync_every, world_size, lr, inner)
+        if mode == "lowcomm":
+            trainer.outer = OuterStep(
+                model,
+                trainer.params,
+                world_size,
+                lr=outer_lr,
+                momentum=outer_momentum,
+                overlap=overlap,
+                dtype=pseudo_gradient_dtype,
+            )
+        return trainer.run(iter(batches_for_rank), steps, on_step)
     except RuntimeError as exc:
         if world_size == 1 or not _is_communication_error(exc):
             raise
@@ -122,8 +144,6 @@ class _Trainer:
         world_size: int,
         lr: float,
         inner: Literal["adamw", "sgd"],
-        outer_lr: float,
-        outer_momentum: float,
     ) -> None:
         self.model, self.loss_fn, self.mode, self.world_size = model, loss_fn, mode, world_size
         self.sync_every = 1 if mode == "sync" else sync_every
@@ -133,7 +153,6 @@ class _Trainer:
         self.device = self.params[0].device
         self.param_bytes = sum(p.numel() * p.element_size() for p in self.params)
         self.sent_bytes = 0.0
-        self.syncs = 0
         self.forward: nn.Module = model
         if world_size > 1 and mode == "sync":
             device_ids = [self.device.index] if self.device.type == "cuda" else None
@@ -142,13 +161,7 @@ class _Trainer:
         elif world_size > 1:
             self._broadcast_from_rank0()
         self.optimizer = _inner_optimizer(inner, self.params, lr)
-        # lowcomm: the shared global copy the outer optimizer steps; identical on every rank.
-        self.global_params = [p.detach().clone() for p in self.params] if mode == "lowcomm" else []
-        self.outer: torch.optim.Optimizer | None = None
-        if mode == "lowcomm":
-            self.outer = torch.optim.SGD(
-                self.global_params, lr=outer_lr, momentum=outer_momentum, nesterov=outer_momentum > 0
-            )
+        self.outer: OuterStep | None = None  # lowcomm: set by train() once rank 0's weights are here
 
     def run(self, batches: Iterator[Batch], steps: int, on_step: StepHook | None) -> TrainStats:
         self.model.train()
@@ -167,13 +180,11 @@ class _Trainer:
             torch.autograd.backward(loss)  # sync mode: DDP all-reduces gradient buckets here
             self.optimizer.step()
             recent.append(loss.detach())
-            if self.mode == "sync":
-                self.sent_bytes += self._ring_bytes(self.param_bytes)
+            if self.outer is None:
                 synced = True
             else:
-                synced = (step + 1) % self.sync_every == 0 or step + 1 == steps
-                if synced:
-                    self._outer_step()
+                window_ends = (step + 1) % self.sync_every == 0 or step + 1 == steps
+                synced = window_ends and self.outer.sync(final=step + 1 == steps)
             if on_step is not None:
                 on_step(step, synced)
         final_loss = torch.stack(list(recent)).mean()
@@ -181,45 +192,22 @@ class _Trainer:
             dist.all_reduce(final_loss)
             final_loss /= self.world_size
         seconds = time.perf_counter() - started
+        if self.outer is None:  # sync: DDP all-reduced every step's gradients
+            per_sync = 0.0 if self.world_size == 1 else ring_bytes(self.world_size, self.param_bytes)
+            syncs, sent = steps, self.sent_bytes + steps * per_sync
+        else:
+            per_sync, syncs = self.outer.bytes_per_sync, self.outer.syncs
+            sent = self.sent_bytes + self.outer.sent_bytes
         return TrainStats(
             steps=steps,
             seconds=seconds,
             steps_per_s=steps / seconds if seconds > 0 else float("inf"),
-            bytes_communicated_estimate=int(self.sent_bytes),
+            bytes_communicated_estimate=int(sent),
+            bytes_per_sync=int(per_sync),
             final_loss=float(final_loss),
-            syncs=steps if self.mode == "sync" else self.syncs,
+            syncs=syncs,
             world_size=self.world_size,
         )
-
-    @torch.no_grad()
-    def _outer_step(self) -> None:
-        """Average the pseudo-gradient (global − local) over ranks, step the outer optimizer, adopt it.
-
-        One flat all-reduce instead of one per tensor: across a WAN each collective pays the RTT.
-        """
-        assert self.outer is not None
-        delta = parameters_to_vector(self.global_params) - parameters_to_vector(self.params)
-        if self.world_size > 1:
-            dist.all_reduce(delta)
-            delta /= self.world_size
-            self.sent_bytes += self._ring_bytes(self.param_bytes)
-            self._average_buffers()
-        offset = 0
-        for g in self.global_params:
-            g.grad = delta[offset : offset + g.numel()].view_as(g)
-            offset += g.numel()
-        self.outer.step()
-        for p, g in zip(self.params, self.global_params, strict=True):
-            p.copy_(g)
-        self.syncs += 1
-
-    def _average_buffers(self) -> None:
-        """Running statistics (batch norm) drift apart like parameters; average them at each sync too."""
-        for buffer in self.model.buffers():
-            if buffer.is_floating_point():
-                dist.all_reduce(buffer)
-                buffer /= self.world_size
-                self.sent_bytes += self._ring_bytes(buffer.numel() * buffer.element_size())
 
     @torch.no_grad()
     def _broadcast_from_rank0(self) -> None:
@@ -227,9 +215,6 @@ class _Trainer:
         for tensor in [*self.model.parameters(), *self.model.buffers()]:
             dist.broadcast(tensor, src=0)
             self.sent_bytes += tensor.numel() * tensor.element_size()
-
-    def _ring_bytes(self, size: int) -> float:
-        return 2 * (self.world_size - 1) / self.world_size * size
 
 
 def _inner_optimizer(
