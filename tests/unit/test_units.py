@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
 from stratus.cli.serve_cmd import _serving_machines
-from stratus.config import load_platform
 from stratus.serving.deployment import SiteProcess
 from stratus.units import (
     bytes_from_gb,
@@ -17,6 +17,7 @@ from stratus.units import (
     quantity_in,
     usd_fixed,
 )
+from stratus.workspace import Workspace
 
 
 def test_bytes_and_gigabytes() -> None:
@@ -50,9 +51,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_serving_prices_the_cheapest_fitting_machine_and_keeps_its_real_vcpus(tmp_path: Path) -> None:
-    platform_file = REPO / "examples" / "fraud-detection" / "stratus.yaml"
-    platform = load_platform(platform_file)
-    machines = _serving_machines(platform, ["aws-us-east", "gcp-eu-west"], tmp_path / "stratus.yaml")
+    # A copy of the example's platform file, so its folder has no imported catalog: the bundled one prices.
+    platform_file = tmp_path / "stratus.yaml"
+    shutil.copyfile(REPO / "examples" / "fraud-detection" / "stratus.yaml", platform_file)
+    machines = _serving_machines(Workspace(platform_file), ["aws-us-east", "gcp-eu-west"])
     for site, offering in machines.items():
         assert offering.vcpus >= 2, site
         assert offering.memory_gb >= 4, site
