@@ -198,3 +198,25 @@ def test_a_replica_that_cannot_be_written_fails_the_step_with_a_storage_error_na
     assert "verified replicas: cheap" in report.error
     repo = repo_of(world)
     assert repo.names(report.run_id).keys() == {"dataset:numbers"}  # square was never acknowledged
+
+
+def test_a_dataset_whose_make_raises_fails_once_with_its_error_and_is_not_retried(tmp_path: Path) -> None:
+    # A dataset's make: runs through the same attempt lifecycle as a step: the user's exception ends
+    # the attempt as failed (never left running), with its duration and exit code, and is not retried.
+    marker = tmp_path / "failures"
+    spec = pipeline()
+    spec["datasets"]["numbers"]["make"] = "flow_steps:flaky"
+    spec["datasets"]["numbers"]["params"] = {"marker": str(marker), "fail_times": 5}
+    world = write_world(tmp_path, pipeline_spec=spec)
+    report, _ = run(world)
+    assert not report.succeeded
+    assert (report.error or "").startswith(
+        "making dataset 'numbers' with flow_steps:flaky failed in its own code, so it was not retried: "
+        "raised RuntimeError: flaky failure 1"
+    ), report.error
+    assert marker.read_text() == "1"  # one attempt: the user's code is not retried
+    made = [a for a in repo_of(world).attempts(report.run_id) if "numbers" in a.step]
+    assert [(a.status, a.attempt) for a in made] == [("failed", 1)]
+    assert made[0].duration_s is not None
+    assert made[0].exit_code not in (None, 0)
+    assert "flaky failure 1" in (made[0].error or "")

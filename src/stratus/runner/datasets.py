@@ -82,7 +82,8 @@ def _still_held(ctx: RunContext, sha256: str, site: str) -> bool:
 
 def _make(ctx: RunContext, name: str, spec: DatasetSpec) -> str:
     """Run the dataset's ``make:`` at its site (an attempt of step ``dataset:NAME``, not billed), up to
-    :data:`MAKE_ATTEMPTS` times; the sha256 of what it made, published at the site and its replicas."""
+    :data:`MAKE_ATTEMPTS` times for infrastructure failures and once when its own code raised (as for a
+    step); the sha256 of what it made, published at the site and its replicas."""
     ref = f"dataset:{name}"
     assert spec.make is not None
     site = ctx.platform.sites[spec.site]
@@ -122,4 +123,9 @@ def _make(ctx: RunContext, name: str, spec: DatasetSpec) -> str:
         ctx.emit(RunEvent("step", error, step=ref, state="failed", site=spec.site, attempt=attempt))
         if outcome.kind == "refused":  # residency or policy: the same make would be refused again
             raise RunError(f"making dataset {name!r} with {spec.make} was refused: {error}")
+        if outcome.error_class == "user":  # the make function's own error: a rerun would raise it again
+            raise RunError(
+                f"making dataset {name!r} with {spec.make} failed in its own code, so it was not retried: "
+                f"{error}"
+            )
     raise RunError(f"making dataset {name!r} with {spec.make} failed {MAKE_ATTEMPTS} times: {error}")
