@@ -131,13 +131,13 @@ def _best_of(repeats: int, run: Callable[[], T]) -> tuple[T, float]:
 
 def _observed_milp(original: Callable[..., Any], stats: list[dict[str, Any]], model_only: bool) -> Any:
     def observed(*args: Any, **kwargs: Any) -> Any:
-        cost, integer, _upper, matrix = args[:4]
+        model = args[0]
         size = {
-            "vars": len(cost),
-            "binaries": int(np.sum(integer)),
-            "rows": int(matrix.shape[0]),
-            "nonzeros": int(matrix.nnz),
-            "warm_start": bool(args[7] if len(args) > 7 else kwargs.get("start")),
+            "vars": len(model.cost),
+            "binaries": int(np.sum(model.integer)),
+            "rows": int(model.matrix.shape[0]),
+            "nonzeros": int(model.matrix.nnz),
+            "warm_start": bool(args[2] if len(args) > 2 else kwargs.get("start")),
         }
         if not stats:
             emit("milp_model", **size)
@@ -168,7 +168,7 @@ def _observed_lp(original: Callable[..., Any], model_only: bool) -> Any:
     calls: list[bool] = []
 
     def observed(*args: Any, **kwargs: Any) -> Any:
-        cost, _upper, matrix = args[:3]
+        cost, matrix = args[0].cost, args[0].matrix
         if model_only:
             emit("lp_model", vars=len(cost), rows=int(matrix.shape[0]), nonzeros=int(matrix.nnz))
             raise _ModelOnlyError

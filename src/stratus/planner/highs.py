@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import highspy
 import numpy as np
 import numpy.typing as npt
 from scipy.sparse import csc_array
 
-__all__ = ["HIGHS_OPTIONS", "LP_OPTIONS", "HighsOutcome", "LpOutcome", "run_highs", "run_lp"]
+__all__ = ["HIGHS_OPTIONS", "LP_OPTIONS", "HighsOutcome", "LpOutcome", "SparseModel", "run_highs", "run_lp"]
 
 #: Exact (mip_rel_gap 0), single-threaded (the planner runs beside other work; the 2-core bench machine
 #: gains nothing from more), quiet. Measured on bench/planner's DAGs only against SciPy's HiGHS and with
@@ -42,6 +42,23 @@ LP_OPTIONS: dict[str, bool | int | float | str] = {
 
 _banner_lock = threading.Lock()
 _banner_done = False
+
+
+@dataclass(frozen=True)
+class SparseModel:
+    """Minimise ``cost @ x`` subject to ``row_lower <= matrix @ x <= row_upper`` and ``0 <= x <= upper``;
+    ``integer`` marks the integer columns (ignored by :func:`run_lp`)."""
+
+    cost: npt.NDArray[np.float64]
+    integer: npt.NDArray[np.int_]
+    upper: npt.NDArray[np.float64]
+    matrix: csc_array
+    row_lower: npt.NDArray[np.float64]
+    row_upper: npt.NDArray[np.float64]
+
+    def with_cost(self, cost: npt.NDArray[np.float64]) -> SparseModel:
+        """The same constraints under another objective (the time objective's two solves)."""
+        return replace(self, cost=cost)
 
 
 @dataclass(frozen=True)
@@ -86,62 +103,39 @@ def _quiet_highs() -> highspy.Highs:
 
 
 def run_highs(
-    cost: npt.NDArray[np.float64],
-    integer: npt.NDArray[np.int_],
-    upper: npt.NDArray[np.float64],
-    matrix: csc_array,
-    row_lower: npt.NDArray[np.float64],
-    row_upper: npt.NDArray[np.float64],
-    time_limit_s: float,
-    start: dict[int, float] | None = None,
-    presolve: bool = True,
+    model: SparseModel, time_limit_s: float, start: dict[int, float] | None = None, presolve: bool = True
 ) -> HighsOutcome:
-    """Minimise ``cost @ x`` subject to the rows and bounds, ``x >= 0``; ``start`` may set the integer
-    variables of a known feasible point (HiGHS completes the rest).
+    """Solve ``model`` as a MILP; ``start`` may set the integer variables of a known feasible point (HiGHS
+    completes the rest).
 
     highspy 1.16 given a partial start can answer "Optimal" with the start's values beside another
     point's objective (found by hypothesis: a 3-step plan returned at $1.91 "proven" at $1.90). An
     outcome whose values do not price at its objective, or break a row, is not trusted: the model is
     solved again from scratch.
     """
-    outcome = _run_once(cost, integer, upper, matrix, row_lower, row_upper, time_limit_s, start, presolve)
-    if start and not _self_consistent(outcome, cost, matrix, row_lower, row_upper):
-        outcome = _run_once(cost, integer, upper, matrix, row_lower, row_upper, time_limit_s, None, presolve)
+    outcome = _run_once(model, time_limit_s, start, presolve)
+    if start and not _self_consistent(outcome, model):
+        outcome = _run_once(model, time_limit_s, None, presolve)
     return outcome
 
 
-def _self_consistent(
-    outcome: HighsOutcome,
-    cost: npt.NDArray[np.float64],
-    matrix: csc_array,
-    row_lower: npt.NDArray[np.float64],
-    row_upper: npt.NDArray[np.float64],
-) -> bool:
+def _self_consistent(outcome: HighsOutcome, model: SparseModel) -> bool:
     """Whether the values price at the reported objective and meet every row (to HiGHS's tolerances)."""
     if outcome.x is None or outcome.objective is None:
         return True
     tolerance = 1e-6 * max(1.0, abs(outcome.objective))
-    if abs(float(cost @ outcome.x) - outcome.objective) > tolerance:
+    if abs(float(model.cost @ outcome.x) - outcome.objective) > tolerance:
         return False
-    activity = matrix @ outcome.x
-    return bool(np.all(activity >= row_lower - 1e-6) and np.all(activity <= row_upper + 1e-6))
+    activity = model.matrix @ outcome.x
+    return bool(np.all(activity >= model.row_lower - 1e-6) and np.all(activity <= model.row_upper + 1e-6))
 
 
 def _run_once(
-    cost: npt.NDArray[np.float64],
-    integer: npt.NDArray[np.int_],
-    upper: npt.NDArray[np.float64],
-    matrix: csc_array,
-    row_lower: npt.NDArray[np.float64],
-    row_upper: npt.NDArray[np.float64],
-    time_limit_s: float,
-    start: dict[int, float] | None,
-    presolve: bool,
+    model: SparseModel, time_limit_s: float, start: dict[int, float] | None, presolve: bool
 ) -> HighsOutcome:
     solver = _configured(HIGHS_OPTIONS, time_limit_s)
     solver.setOptionValue("presolve", "on" if presolve else "off")
-    lp = _lp(cost, integer, upper, matrix, row_lower, row_upper)
-    solver.passModel(lp)
+    solver.passModel(_lp(model, integer=True))
     if start:
         index = np.fromiter(start.keys(), dtype=np.int32, count=len(start))
         values = np.fromiter(start.values(), dtype=np.float64, count=len(start))
@@ -163,20 +157,12 @@ def _run_once(
     )
 
 
-def run_lp(
-    cost: npt.NDArray[np.float64],
-    upper: npt.NDArray[np.float64],
-    matrix: csc_array,
-    row_lower: npt.NDArray[np.float64],
-    row_upper: npt.NDArray[np.float64],
-    time_limit_s: float,
-    kkt_tolerance: float | None = None,
-) -> LpOutcome:
-    """Solve the continuous LP with ``LP_OPTIONS`` (and ``kkt_tolerance`` for every feasibility and
-    optimality measure, when given); its row prices, when it reached its tolerances."""
+def run_lp(model: SparseModel, time_limit_s: float, kkt_tolerance: float | None = None) -> LpOutcome:
+    """Solve ``model``'s continuous relaxation with ``LP_OPTIONS`` (and ``kkt_tolerance`` for every
+    feasibility and optimality measure, when given); its row prices, when it reached its tolerances."""
     options = LP_OPTIONS if kkt_tolerance is None else {**LP_OPTIONS, "kkt_tolerance": kkt_tolerance}
     solver = _configured(options, time_limit_s)
-    solver.passModel(_lp(cost, np.zeros(len(cost), dtype=np.int_), upper, matrix, row_lower, row_upper))
+    solver.passModel(_lp(model, integer=False))
     solver.run()
     status = solver.getModelStatus()
     if status != highspy.HighsModelStatus.kOptimal:  # PDLP stopped early returns no usable prices
@@ -197,28 +183,23 @@ def _configured(options: dict[str, bool | int | float | str], time_limit_s: floa
     return solver
 
 
-def _lp(
-    cost: npt.NDArray[np.float64],
-    integer: npt.NDArray[np.int_],
-    upper: npt.NDArray[np.float64],
-    matrix: csc_array,
-    row_lower: npt.NDArray[np.float64],
-    row_upper: npt.NDArray[np.float64],
-) -> highspy.HighsLp:
+def _lp(model: SparseModel, integer: bool) -> highspy.HighsLp:
+    """``model`` in HiGHS's form; with ``integer`` False its integer marks are dropped (the relaxation)."""
     lp = highspy.HighsLp()
-    lp.num_col_ = len(cost)
-    lp.num_row_ = len(row_lower)
-    lp.col_cost_ = cost
-    lp.col_lower_ = np.zeros(len(cost))
-    lp.col_upper_ = upper
-    lp.row_lower_ = row_lower
-    lp.row_upper_ = row_upper
+    lp.num_col_ = len(model.cost)
+    lp.num_row_ = len(model.row_lower)
+    lp.col_cost_ = model.cost
+    lp.col_lower_ = np.zeros(len(model.cost))
+    lp.col_upper_ = model.upper
+    lp.row_lower_ = model.row_lower
+    lp.row_upper_ = model.row_upper
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = matrix.indptr
-    lp.a_matrix_.index_ = matrix.indices
-    lp.a_matrix_.value_ = matrix.data
-    if integer.any():
+    lp.a_matrix_.start_ = model.matrix.indptr
+    lp.a_matrix_.index_ = model.matrix.indices
+    lp.a_matrix_.value_ = model.matrix.data
+    if integer and model.integer.any():
         lp.integrality_ = [
-            highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous for flag in integer
+            highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
+            for flag in model.integer
         ]
     return lp

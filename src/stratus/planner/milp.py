@@ -62,16 +62,6 @@ LOCAL_SHARE_WITHOUT_LP = 0.5
 PROVEN_TOLERANCE = 1e-9
 
 
-@dataclass(frozen=True)
-class _Arrays:
-    cost: npt.NDArray[np.float64]
-    integer: npt.NDArray[np.int_]
-    upper: npt.NDArray[np.float64]
-    matrix: csc_array
-    row_lb: npt.NDArray[np.float64]
-    row_ub: npt.NDArray[np.float64]
-
-
 @dataclass
 class _Model:
     """A growing sparse MILP: variables with cost and bounds, and rows of linear constraints."""
@@ -100,11 +90,11 @@ class _Model:
         self.row_lb.append(lb)
         self.row_ub.append(ub)
 
-    def arrays(self) -> _Arrays:
+    def arrays(self) -> highs.SparseModel:
         """The model as the arrays HiGHS takes."""
         n = len(self.cost)
         matrix = csc_array(coo_array((self.val, (self.row, self.col)), shape=(len(self.row_lb), n)))
-        return _Arrays(
+        return highs.SparseModel(
             np.array(self.cost),
             np.array(self.integer),
             np.array(self.upper),
@@ -121,14 +111,13 @@ class _Model:
         presolve: bool = True,
     ) -> tuple[npt.NDArray[np.float64], float | None]:
         """Values of every variable, and None when HiGHS proved them optimal, else its proven lower bound."""
-        a = self.arrays()
-        arrays = (np.array(objective), a.integer, a.upper, a.matrix, a.row_lb, a.row_ub)
-        result = highs.run_highs(*arrays, time_limit, start, presolve)
+        model = self.arrays().with_cost(np.array(objective))
+        result = highs.run_highs(model, time_limit, start, presolve)
         if result.status == "Infeasible" and presolve:
             # HiGHS's presolve has called a feasible model infeasible (scipy 1.17's HiGHS did, on the time
             # objective's second solve capped at the makespan the first had just reached, on a 4-step
             # case hypothesis found). Every model here has a solution, so ask again without presolve.
-            result = highs.run_highs(*arrays, time_limit, start, presolve=False)
+            result = highs.run_highs(model, time_limit, start, presolve=False)
         if result.x is None:
             raise PlanError(
                 f"the MILP solver found no placement within {time_limit:g} s ({result.status}); "
@@ -323,11 +312,11 @@ def lp_relaxation(
     model, x = _cost_model(problem, terms)
     a = model.arrays()
     limit = max(time_limit - (time.monotonic() - began), 0.0)  # building the model counts too
-    outcome = highs.run_lp(a.cost, a.upper, a.matrix, a.row_lb, a.row_ub, limit, kkt_tolerance)
+    outcome = highs.run_lp(a, limit, kkt_tolerance)
     if outcome.row_prices is None or outcome.values is None:
         return None
     values = outcome.values
-    bound = safe_dual_bound(a.cost, a.upper, a.matrix, a.row_lb, a.row_ub, outcome.row_prices)
+    bound = safe_dual_bound(a.cost, a.upper, a.matrix, a.row_lower, a.row_upper, outcome.row_prices)
     rounded = [max(x[i], key=lambda site: values[x[i][site]]) for i in range(len(problem.steps))]
     return LpRelaxation(bound=bound, rounded=rounded)
 
